@@ -1,0 +1,75 @@
+"""Per-run accounting of calls, cache hits, tokens and dollars, and the budget cap.
+
+One Accounting object is shared by everything in a run (refine, judge, eval, rewards), so the progress bar and
+the final summary see every call. The budget check happens *before* a call is sent, against the spend so far
+plus a pessimistic estimate of that call, so a run stops cleanly without going past the cap.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+
+class BudgetExceeded(RuntimeError):
+    """Raised instead of sending a call that could take spending past the budget."""
+
+
+@dataclass
+class Accounting:
+    budget_usd: float | None = None
+    calls: int = 0
+    cache_hits: int = 0
+    failures: int = 0
+    retries: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_s: float = 0.0
+    reserved_usd: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def reserve(self, estimate_usd: float) -> None:
+        """Claim room for one call before sending it; raises BudgetExceeded if it might not fit."""
+        with self._lock:
+            if self.budget_usd is not None and self.cost_usd + self.reserved_usd + estimate_usd > self.budget_usd:
+                raise BudgetExceeded(
+                    f"budget ${self.budget_usd:.4f} reached: spent ${self.cost_usd:.4f}, in flight "
+                    f"${self.reserved_usd:.4f}, next call up to ${estimate_usd:.4f}"
+                )
+            self.reserved_usd += estimate_usd
+
+    def record_call(
+        self,
+        *,
+        reserved_usd: float,
+        prompt_tokens: int,
+        completion_tokens: int,
+        cost_usd: float,
+        latency_s: float,
+        failed: bool,
+        retries: int,
+    ) -> None:
+        with self._lock:
+            self.reserved_usd = max(0.0, self.reserved_usd - reserved_usd)
+            self.calls += 1
+            self.failures += int(failed)
+            self.retries += retries
+            self.prompt_tokens += prompt_tokens
+            self.completion_tokens += completion_tokens
+            self.cost_usd += cost_usd
+            self.latency_s += latency_s
+
+    def record_hit(self) -> None:
+        with self._lock:
+            self.cache_hits += 1
+
+    def snapshot(self) -> dict[str, float | int | None]:
+        with self._lock:
+            return {
+                k: v for k, v in self.__dict__.items() if not k.startswith("_") and k != "reserved_usd"
+            }
+
+    def postfix(self) -> str:
+        """Short text for a tqdm postfix."""
+        return f"calls={self.calls} hits={self.cache_hits} fail={self.failures} ${self.cost_usd:.4f}"

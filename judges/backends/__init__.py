@@ -1,0 +1,1 @@
+"""Model backends behind one async interface (see base.Backend)."""

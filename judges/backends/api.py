@@ -1,0 +1,253 @@
+"""API models through litellm: OpenAI GPT-4o, any litellm provider, and OpenAI-compatible servers (vLLM,
+llama.cpp) via api_base.
+
+Concurrency is bounded by a semaphore; each request is retried on 429/5xx/timeouts/connection errors with
+exponential backoff and full jitter, honouring Retry-After when the server sends one. After the last attempt the
+request ends as a Completion with `error` set (unscored downstream), never as an exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import os
+import random
+import time
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from ..accounting import Accounting, BudgetExceeded
+from ..types import Completion, Request, TokenLogprobs, Usage
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # litellm fetches a cost map at import otherwise
+
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529}
+
+
+@dataclass
+class RetryPolicy:
+    max_retries: int = 5
+    base_delay_s: float = 1.0
+    max_delay_s: float = 60.0
+    timeout_s: float = 120.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        """Full-jitter exponential backoff; a server's Retry-After is a floor, not a suggestion."""
+        backoff = random.uniform(0, min(self.max_delay_s, self.base_delay_s * (2**attempt)))
+        if retry_after is not None:
+            return min(max(retry_after, backoff), max(self.max_delay_s, retry_after))
+        return backoff
+
+
+def _status(exc: BaseException) -> int | None:
+    code = getattr(exc, "status_code", None)
+    if isinstance(code, int):
+        return code
+    response = getattr(exc, "response", None)
+    return getattr(response, "status_code", None)
+
+
+def _headers(exc: BaseException) -> dict[str, str]:
+    for attr in ("headers", "litellm_response_headers"):
+        h = getattr(exc, attr, None)
+        if h:
+            return {str(k).lower(): str(v) for k, v in dict(h).items()}
+    response = getattr(exc, "response", None)
+    h = getattr(response, "headers", None)
+    return {str(k).lower(): str(v) for k, v in dict(h).items()} if h else {}
+
+
+def retry_after_seconds(exc: BaseException) -> float | None:
+    """Seconds from a Retry-After (or retry-after-ms) header: delta-seconds or an HTTP date."""
+    h = _headers(exc)
+    if "retry-after-ms" in h:
+        try:
+            return float(h["retry-after-ms"]) / 1000.0
+        except ValueError:
+            pass
+    value = h.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def is_retryable(exc: BaseException) -> bool:
+    import litellm
+
+    if isinstance(exc, (litellm.Timeout, litellm.APIConnectionError, asyncio.TimeoutError)):
+        return True
+    if isinstance(exc, (litellm.RateLimitError, litellm.InternalServerError, litellm.ServiceUnavailableError)):
+        return True
+    status = _status(exc)
+    return status in RETRY_STATUS
+
+
+def _logprobs(choice: Any) -> list[TokenLogprobs]:
+    lp = getattr(choice, "logprobs", None)
+    content = getattr(lp, "content", None) if lp is not None else None
+    if content is None and isinstance(lp, dict):
+        content = lp.get("content")
+    out: list[TokenLogprobs] = []
+    for item in content or []:
+        get = item.get if isinstance(item, dict) else lambda k, it=item: getattr(it, k, None)
+        top = [
+            (t["token"], float(t["logprob"])) if isinstance(t, dict) else (t.token, float(t.logprob))
+            for t in (get("top_logprobs") or [])
+        ]
+        out.append(TokenLogprobs(token=get("token"), logprob=float(get("logprob")), top=top))
+    return out
+
+
+class ApiBackend:
+    """litellm-backed Backend. `model` is any litellm model string, e.g. "gpt-4o" or "hosted_vllm/meta-llama/...".
+
+    For an OpenAI-compatible server give `api_base`; a bare model name is then routed through litellm's
+    "openai/" provider so no key lookup or provider guess interferes.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        accounting: Accounting | None = None,
+        *,
+        api_base: str | None = None,
+        api_key: str | None = None,
+        concurrency: int = 16,
+        retry: RetryPolicy | None = None,
+        extra_params: dict[str, Any] | None = None,
+    ):
+        self.model = model
+        self.api_base = api_base
+        self.api_key = api_key
+        self.concurrency = concurrency
+        self.retry = retry or RetryPolicy()
+        self.accounting = accounting or Accounting()
+        self.extra_params = dict(extra_params or {})
+        self._route = model if (api_base is None or "/" in model) else f"openai/{model}"
+        self._semaphores: dict[int, asyncio.Semaphore] = {}
+        self._priced: bool | None = None
+
+    def _semaphore(self) -> asyncio.Semaphore:
+        # One per event loop: a sync caller may run several loops over the backend's lifetime.
+        loop = asyncio.get_running_loop()
+        sem = self._semaphores.get(id(loop))
+        if sem is None:
+            sem = self._semaphores[id(loop)] = asyncio.Semaphore(self.concurrency)
+        return sem
+
+    def _is_priced(self) -> bool:
+        if self._priced is None:
+            import litellm
+
+            try:
+                litellm.cost_per_token(model=self._route, prompt_tokens=1, completion_tokens=1)
+                self._priced = True
+            except Exception:  # a local server or a model missing from litellm's price map
+                self._priced = False
+        return self._priced
+
+    def estimate_cost(self, request: Request) -> float:
+        """Pessimistic dollar cost of one call (full max_tokens); 0 for models litellm has no price for."""
+        if not self._is_priced():
+            return 0.0
+        import litellm
+
+        prompt_tokens = litellm.token_counter(model=self._route, messages=request.messages)
+        p, c = litellm.cost_per_token(
+            model=self._route, prompt_tokens=prompt_tokens, completion_tokens=request.params.max_tokens
+        )
+        return float(p + c)
+
+    def _kwargs(self, request: Request) -> dict[str, Any]:
+        p = request.params
+        kw: dict[str, Any] = {
+            "model": self._route,
+            "messages": request.messages,
+            "temperature": p.temperature,
+            "top_p": p.top_p,
+            "max_tokens": p.max_tokens,
+            "timeout": self.retry.timeout_s,
+            "num_retries": 0,  # we retry ourselves, with jitter and Retry-After
+        }
+        if p.seed is not None:
+            kw["seed"] = p.seed + p.sample_index
+        if p.logprobs:
+            kw["logprobs"] = True
+            kw["top_logprobs"] = p.top_logprobs
+        if self.api_base:
+            kw["api_base"] = self.api_base
+            kw["api_key"] = self.api_key or os.environ.get("OPENAI_API_KEY") or "sk-no-key"
+        elif self.api_key:
+            kw["api_key"] = self.api_key
+        kw.update(self.extra_params)
+        return kw
+
+    async def _attempts(self, request: Request) -> Completion:
+        """Send one request, retrying what is worth retrying; the last failure becomes an error Completion."""
+        import litellm
+
+        start = time.perf_counter()
+        attempt = 0
+        while True:
+            try:
+                resp = await asyncio.wait_for(
+                    litellm.acompletion(**self._kwargs(request)), timeout=self.retry.timeout_s + 5
+                )
+                completion = self._to_completion(resp)
+                completion.attempts = attempt + 1
+                completion.latency_s = time.perf_counter() - start
+                return completion
+            except Exception as exc:  # noqa: BLE001 — every failure is recorded, none crashes the run
+                status = _status(exc)
+                error = f"{type(exc).__name__}" + (f" (HTTP {status})" if status else "") + f": {exc}"
+                if attempt >= self.retry.max_retries or not is_retryable(exc):
+                    return Completion(error=error[:2000], attempts=attempt + 1, latency_s=time.perf_counter() - start)
+                await asyncio.sleep(self.retry.delay(attempt, retry_after_seconds(exc)))
+                attempt += 1
+
+    async def _one(self, request: Request) -> Completion:
+        estimate = self.estimate_cost(request) if self.accounting.budget_usd is not None else 0.0
+        async with self._semaphore():
+            try:
+                self.accounting.reserve(estimate)
+            except BudgetExceeded as exc:  # nothing was sent; the Judge stops the run after saving the rest
+                return Completion(error=str(exc), refused=True, attempts=0)
+            completion = await self._attempts(request)
+        self.accounting.record_call(
+            reserved_usd=estimate,
+            prompt_tokens=completion.usage.prompt_tokens,
+            completion_tokens=completion.usage.completion_tokens,
+            cost_usd=completion.usage.cost_usd,
+            latency_s=completion.latency_s,
+            failed=not completion.ok,
+            retries=completion.attempts - 1,
+        )
+        return completion
+
+    def _to_completion(self, resp: Any) -> Completion:
+        import litellm
+
+        choice = resp.choices[0]
+        text = choice.message.content or ""
+        usage = getattr(resp, "usage", None)
+        prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+        completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+        try:
+            cost = float(litellm.completion_cost(completion_response=resp))
+        except Exception:  # unpriced model
+            cost = 0.0
+        return Completion(
+            text=text,
+            logprobs=_logprobs(choice),
+            usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cost_usd=cost),
+        )
+
+    async def complete(self, requests: Sequence[Request]) -> list[Completion]:
+        return list(await asyncio.gather(*(self._one(r) for r in requests)))
+
+    async def aclose(self) -> None:
+        self._semaphores.clear()

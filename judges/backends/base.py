@@ -1,0 +1,31 @@
+"""The one interface every backend implements.
+
+A backend turns Requests into Completions. It never raises for a failed call: it returns a Completion with
+`error` set (after its own retries), so one bad call cannot crash a run. A call the budget cannot cover is not
+sent and comes back with `refused=True`; the Judge saves everything else, then stops the run. Backends record
+every real call in the shared Accounting; the Judge above them handles the cache, so a backend only ever sees
+cache misses.
+
+`complete` takes a whole list at once so a backend can exploit structure across requests: the API backend runs
+them concurrently, the local backend batches them and reuses the KV cache of shared prompt prefixes.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence, runtime_checkable
+
+from ..types import Completion, Request
+
+
+@runtime_checkable
+class Backend(Protocol):
+    #: canonical model name; part of every cache key
+    model: str
+
+    async def complete(self, requests: Sequence[Request]) -> list[Completion]:
+        """One Completion per Request, same order. Failures are Completions with `error` set."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release clients, servers or model memory."""
+        ...

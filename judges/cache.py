@@ -1,0 +1,95 @@
+"""Content-addressed on-disk cache of completions, shared by every command.
+
+SQLite in WAL mode: many readers and one writer at a time across processes, and a crash mid-write leaves the
+database consistent (a transaction either landed or did not). The key hashes everything that determines the
+answer — model, sampling parameters, template version and the exact messages — so a hit is always safe to reuse.
+Only successful completions are stored: a failure is retried next time rather than remembered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+from pathlib import Path
+
+from .types import Completion, Request
+
+
+def default_cache_path() -> Path:
+    root = os.environ.get("RRD_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "rrd")
+    return Path(root) / "judge-cache.sqlite"
+
+
+def cache_key(model: str, request: Request) -> str:
+    payload = {
+        "model": model,
+        "params": request.params.to_dict(),
+        "template": request.template_version,
+        "messages": request.messages,
+    }
+    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+class CompletionCache:
+    """Thread-safe: one connection per thread. Pass `None` as path for a throwaway in-memory cache."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None):
+        self.path = str(path) if path is not None else ":memory:"
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._memory_conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+        with self._lock:
+            conn = self._conn()
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS completions (key TEXT PRIMARY KEY, model TEXT, value TEXT NOT NULL,"
+                " created REAL DEFAULT (julianday('now')))"
+            )
+            conn.commit()
+
+    def _conn(self) -> sqlite3.Connection:
+        if self.path == ":memory:":
+            if self._memory_conn is None:
+                self._memory_conn = sqlite3.connect(":memory:", check_same_thread=False)
+            return self._memory_conn
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=60.0)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=60000")
+            self._local.conn = conn
+        return conn
+
+    def get(self, model: str, request: Request) -> Completion | None:
+        key = cache_key(model, request)
+        with self._lock:
+            row = self._conn().execute("SELECT value FROM completions WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        completion = Completion.from_dict(json.loads(row[0]))
+        completion.cached = True
+        return completion
+
+    def put(self, model: str, request: Request, completion: Completion) -> None:
+        if not completion.ok:
+            return
+        value = completion.to_dict()
+        value["cached"] = False
+        key = cache_key(model, request)
+        with self._lock:
+            conn = self._conn()
+            conn.execute(
+                "INSERT OR REPLACE INTO completions (key, model, value) VALUES (?, ?, ?)",
+                (key, model, json.dumps(value, ensure_ascii=False)),
+            )
+            conn.commit()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._conn().execute("SELECT COUNT(*) FROM completions").fetchone()[0])

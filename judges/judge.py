@@ -1,0 +1,237 @@
+"""The Judge: grading criteria, pairwise judging and free-text generation over any backend, with the cache.
+
+The Judge knows nothing of rubrics or RRD: it grades plain criterion strings against a response. Every model
+call goes through `run`, which serves cache hits, sends each distinct miss once (identical requests in one
+batch — e.g. repeated completions in a GRPO group — cost one call), stores successes as soon as the batch
+returns, and stops the run with BudgetExceeded only after saving everything that was paid for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Literal, Sequence
+
+from . import templates
+from .accounting import Accounting, BudgetExceeded
+from .backends.api import ApiBackend, RetryPolicy
+from .backends.base import Backend
+from .cache import CompletionCache, cache_key, default_cache_path
+from .parsing import batch_p_yes, first_verdict_p_yes, parse_json_verdicts, parse_pairwise, parse_yes_no
+from .types import Completion, Message, PairVerdict, Request, SamplingParams, Usage, Verdict
+
+DEFAULT_JUDGE = "local:qwen2.5-coder-1.5b"
+GradingMode = Literal["single", "batch"]
+
+
+@dataclass
+class JudgeConfig:
+    """How to reach a model and how to grade with it. Every field has a CLI flag of the same name."""
+
+    model: str = DEFAULT_JUDGE
+    api_base: str | None = None
+    api_key: str | None = None
+    concurrency: int = 16
+    max_retries: int = 5
+    timeout_s: float = 120.0
+    #: "single": one criterion per call (paper-faithful); "batch": `batch_size` criteria per call, JSON list answer
+    grading_mode: GradingMode = "single"
+    batch_size: int = 8
+    #: ask for token logprobs so verdicts carry P(YES); set False for servers that do not support them
+    logprobs: bool = True
+    top_logprobs: int = 20
+    #: the paper's satisfaction judge sees only response and criterion; True also shows the user prompt
+    include_prompt: bool = False
+    verdict_max_tokens: int = 2
+    pairwise_max_tokens: int = 1024
+    cache: bool = True
+    cache_path: str | None = None
+    budget_usd: float | None = None
+    local_dtype: str = "bfloat16"
+    local_max_batch: int = 16
+
+
+def make_backend(config: JudgeConfig, accounting: Accounting) -> Backend:
+    """`local:NAME|PATH` runs in-process on transformers; any other string is a litellm model."""
+    if config.model.startswith("local:"):
+        from .backends.local import LocalBackend  # torch/transformers load only when a local model is used
+
+        return LocalBackend(
+            config.model.removeprefix("local:"),
+            accounting,
+            dtype=config.local_dtype,
+            max_batch=config.local_max_batch,
+        )
+    return ApiBackend(
+        config.model,
+        accounting,
+        api_base=config.api_base,
+        api_key=config.api_key,
+        concurrency=config.concurrency,
+        retry=RetryPolicy(max_retries=config.max_retries, timeout_s=config.timeout_s),
+    )
+
+
+@dataclass
+class GradeItem:
+    """Criteria to check against one response (the prompt is shown only with include_prompt)."""
+
+    criteria: Sequence[str]
+    response: str
+    prompt: str | None = None
+
+
+@dataclass
+class Judge:
+    config: JudgeConfig = field(default_factory=JudgeConfig)
+    backend: Backend | None = None
+    cache: CompletionCache | None = None
+    accounting: Accounting | None = None
+
+    def __post_init__(self) -> None:
+        if self.accounting is None:
+            self.accounting = Accounting(budget_usd=self.config.budget_usd)
+        if self.backend is None:
+            self.backend = make_backend(self.config, self.accounting)
+        if self.cache is None and self.config.cache:
+            self.cache = CompletionCache(self.config.cache_path or default_cache_path())
+
+    @property
+    def model(self) -> str:
+        assert self.backend is not None
+        return self.backend.model
+
+    # -- the one path to the model ------------------------------------------------------------------------
+    async def run(self, requests: Sequence[Request]) -> list[Completion]:
+        assert self.backend is not None and self.accounting is not None
+        results: list[Completion | None] = [None] * len(requests)
+        pending: dict[str, list[int]] = {}
+        for i, req in enumerate(requests):
+            hit = self.cache.get(self.model, req) if self.cache is not None else None
+            if hit is not None:
+                results[i] = hit
+                self.accounting.record_hit()
+                continue
+            key = cache_key(self.model, req)
+            if key in pending:
+                self.accounting.record_hit()  # an identical request in this batch: answered by the same call
+            pending.setdefault(key, []).append(i)
+        if pending:
+            order = list(pending.values())
+            fresh = await self.backend.complete([requests[idx[0]] for idx in order])
+            refused: Completion | None = None
+            for idx, completion in zip(order, fresh):
+                if completion.ok and self.cache is not None:
+                    self.cache.put(self.model, requests[idx[0]], completion)
+                if completion.refused:
+                    refused = completion
+                for n, i in enumerate(idx):
+                    results[i] = completion if n == 0 else replace(completion, cached=True, usage=Usage())
+            if refused is not None:
+                raise BudgetExceeded(refused.error or "budget exceeded")
+        return [r for r in results if r is not None]
+
+    # -- grading -----------------------------------------------------------------------------------------
+    def _params(self, max_tokens: int) -> SamplingParams:
+        return SamplingParams(
+            temperature=0.0,
+            max_tokens=max_tokens,
+            logprobs=self.config.logprobs,
+            top_logprobs=self.config.top_logprobs if self.config.logprobs else 0,
+        )
+
+    def _grade_requests(self, item: GradeItem) -> list[tuple[list[int], Request]]:
+        prompt = item.prompt if self.config.include_prompt else None
+        criteria = list(item.criteria)
+        if self.config.grading_mode == "single":
+            params = self._params(self.config.verdict_max_tokens)
+            return [
+                ([i], Request(templates.grade_single(c, item.response, prompt), params, templates.TEMPLATE_VERSION))
+                for i, c in enumerate(criteria)
+            ]
+        k = max(1, self.config.batch_size)
+        out = []
+        for start in range(0, len(criteria), k):
+            chunk = criteria[start : start + k]
+            params = self._params(8 * len(chunk) + 16)
+            msgs = templates.grade_batch(chunk, item.response, prompt)
+            out.append((list(range(start, start + len(chunk))), Request(msgs, params, templates.TEMPLATE_VERSION)))
+        return out
+
+    def _verdicts(self, criteria: Sequence[str], idx: list[int], completion: Completion) -> list[Verdict]:
+        usage = completion.usage
+        if not completion.ok:
+            return [
+                Verdict(criteria[i], None, raw="", reason=f"call failed: {completion.error}", usage=usage)
+                for i in idx
+            ]
+        text = completion.text
+        if self.config.grading_mode == "single":
+            met = parse_yes_no(text)
+            p = first_verdict_p_yes(completion.logprobs) if completion.logprobs else None
+            reason = None if met is not None else f"unparseable verdict: {text[:200]!r}"
+            return [Verdict(criteria[idx[0]], met, p, text, reason, usage, completion.cached)]
+        labels = parse_json_verdicts(text, len(idx))
+        if labels is None:
+            reason = f"expected a JSON list of {len(idx)} YES/NO strings, got {text[:200]!r}"
+            return [Verdict(criteria[i], None, None, text, reason, usage, completion.cached) for i in idx]
+        probs = batch_p_yes(completion.logprobs, len(idx)) if completion.logprobs else [None] * len(idx)
+        share = Usage(  # split the call's usage across its criteria so per-criterion sums stay honest
+            usage.prompt_tokens // len(idx), usage.completion_tokens // len(idx), usage.cost_usd / len(idx)
+        )
+        return [
+            Verdict(
+                criteria[i],
+                met,
+                probs[j] if met is not None else None,
+                text,
+                None if met is not None else f"entry {j + 1} is not YES/NO",
+                share,
+                completion.cached,
+            )
+            for j, (i, met) in enumerate(zip(idx, labels))
+        ]
+
+    async def grade_many(self, items: Sequence[GradeItem]) -> list[list[Verdict]]:
+        """Grade every item's criteria in one batch of calls (concurrent for APIs, prefix-batched locally)."""
+        plan: list[tuple[int, list[int], Request]] = []
+        for n, item in enumerate(items):
+            plan.extend((n, idx, req) for idx, req in self._grade_requests(item))
+        completions = await self.run([req for _, _, req in plan])
+        out: list[list[Verdict | None]] = [[None] * len(item.criteria) for item in items]
+        for (n, idx, _), completion in zip(plan, completions):
+            for i, verdict in zip(idx, self._verdicts(list(items[n].criteria), idx, completion)):
+                out[n][i] = verdict
+        return [[v for v in row if v is not None] for row in out]
+
+    async def grade(self, criteria: Sequence[str], response: str, prompt: str | None = None) -> list[Verdict]:
+        """One verdict per criterion, in order. Unscored verdicts have met=None and a reason."""
+        return (await self.grade_many([GradeItem(criteria, response, prompt)]))[0]
+
+    # -- pairwise and generation ----------------------------------------------------------------------------
+    async def pairwise_many(self, pairs: Sequence[tuple[str, str, str]]) -> list[PairVerdict]:
+        """Direct A-vs-B judgements for (prompt, response_a, response_b) triples; one game each."""
+        params = SamplingParams(temperature=0.0, max_tokens=self.config.pairwise_max_tokens)
+        reqs = [Request(templates.pairwise(p, a, b), params, templates.TEMPLATE_VERSION) for p, a, b in pairs]
+        out = []
+        for c in await self.run(reqs):
+            if not c.ok:
+                out.append(PairVerdict(None, "", f"call failed: {c.error}", c.usage, c.cached))
+                continue
+            winner = parse_pairwise(c.text)
+            reason = None if winner else f"no [[A]]/[[B]]/[[C]] verdict in {c.text[-200:]!r}"
+            out.append(PairVerdict(winner, c.text, reason, c.usage, c.cached))  # type: ignore[arg-type]
+        return out
+
+    async def pairwise(self, prompt: str, response_a: str, response_b: str) -> PairVerdict:
+        return (await self.pairwise_many([(prompt, response_a, response_b)]))[0]
+
+    async def generate_many(self, calls: Sequence[tuple[list[Message], SamplingParams]]) -> list[Completion]:
+        """Free text (rubric proposals, response sampling). Failures come back with `error` set."""
+        return await self.run([Request(m, p, "generate-v1") for m, p in calls])
+
+    async def generate(self, messages: list[Message], params: SamplingParams | None = None) -> Completion:
+        return (await self.generate_many([(messages, params or SamplingParams())]))[0]
+
+    async def aclose(self) -> None:
+        if self.backend is not None:
+            await self.backend.aclose()

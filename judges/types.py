@@ -1,0 +1,135 @@
+"""Records passed between the judge layer and its callers.
+
+Everything here is a plain dataclass that round-trips through JSON, because verdicts, completions and usage
+are written to append-only result files and to the on-disk cache.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Role = Literal["system", "user", "assistant"]
+Message = dict[str, str]  # {"role": ..., "content": ...}, the OpenAI chat shape every backend accepts
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Decoding settings; part of the cache key, so two runs with different settings never share answers."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_tokens: int = 512
+    seed: int | None = None
+    logprobs: bool = False
+    top_logprobs: int = 0
+    # Distinguishes the i-th of several samples drawn with identical settings (response sampling), so the
+    # cache returns N different samples instead of one sample N times.
+    sample_index: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+
+    def add(self, other: Usage) -> None:
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.cost_usd += other.cost_usd
+
+
+@dataclass
+class TokenLogprobs:
+    """One generated token with its alternatives; enough to read P(YES) at a verdict position."""
+
+    token: str
+    logprob: float
+    top: list[tuple[str, float]] = field(default_factory=list)
+
+
+@dataclass
+class Request:
+    """One chat completion to run. `template_version` makes prompt-template edits invalidate the cache."""
+
+    messages: list[Message]
+    params: SamplingParams = field(default_factory=SamplingParams)
+    template_version: str = ""
+
+
+@dataclass
+class Completion:
+    """What a backend returns for a Request. `error` set means the call failed after all retries."""
+
+    text: str = ""
+    logprobs: list[TokenLogprobs] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    latency_s: float = 0.0
+    cached: bool = False
+    error: str | None = None
+    attempts: int = 1
+    refused: bool = False  # not sent because the budget would be exceeded
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Completion:
+        return cls(
+            text=d.get("text", ""),
+            logprobs=[
+                TokenLogprobs(t["token"], t["logprob"], [tuple(x) for x in t.get("top", [])])  # type: ignore[misc]
+                for t in d.get("logprobs", [])
+            ],
+            usage=Usage(**d.get("usage", {})),
+            latency_s=d.get("latency_s", 0.0),
+            cached=d.get("cached", False),
+            error=d.get("error"),
+            attempts=d.get("attempts", 1),
+            refused=d.get("refused", False),
+        )
+
+
+@dataclass
+class Verdict:
+    """The judge's answer to one criterion for one response.
+
+    `met` is None when the answer could not be read ("unscored"): callers must drop it, never count it as NO.
+    """
+
+    criterion: str
+    met: bool | None
+    p_yes: float | None = None
+    raw: str = ""
+    reason: str | None = None  # why it is unscored, or the grader's explanation where one is given
+    usage: Usage = field(default_factory=Usage)
+    cached: bool = False
+
+    @property
+    def scored(self) -> bool:
+        return self.met is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class PairVerdict:
+    """A direct pairwise judgement. winner is "A", "B", "tie", or None when unparseable/failed."""
+
+    winner: Literal["A", "B", "tie"] | None
+    raw: str = ""
+    reason: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    cached: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,80 @@
+"""The content-addressed SQLite cache: keys cover everything that determines an answer; concurrent writers from
+several processes and a writer killed mid-run leave a consistent, usable database."""
+
+import multiprocessing as mp
+import os
+import signal
+import time
+
+from judges.cache import CompletionCache, cache_key
+from judges.types import Completion, Request, SamplingParams, Usage
+
+
+def _req(text: str, **params) -> Request:
+    return Request([{"role": "user", "content": text}], SamplingParams(**params), "t1")
+
+
+def test_key_covers_model_params_template_and_messages():
+    base = cache_key("m", _req("hi"))
+    assert cache_key("m", _req("hi")) == base
+    assert cache_key("m2", _req("hi")) != base
+    assert cache_key("m", _req("hi", temperature=0.7)) != base
+    assert cache_key("m", _req("hi", sample_index=1)) != base
+    assert cache_key("m", _req("hi!")) != base
+    other_template = _req("hi")
+    other_template.template_version = "t2"
+    assert cache_key("m", other_template) != base
+
+
+def test_round_trip_and_failures_not_stored(tmp_path):
+    cache = CompletionCache(tmp_path / "c.sqlite")
+    cache.put("m", _req("a"), Completion(text="YES", usage=Usage(5, 1, 0.01)))
+    cache.put("m", _req("b"), Completion(error="HTTP 500"))
+    hit = cache.get("m", _req("a"))
+    assert hit is not None and hit.text == "YES" and hit.cached and hit.usage.cost_usd == 0.01
+    assert cache.get("m", _req("b")) is None
+    assert len(CompletionCache(tmp_path / "c.sqlite")) == 1  # persisted
+
+
+def _writer(path: str, worker: int, n: int) -> None:
+    cache = CompletionCache(path)
+    for i in range(n):
+        cache.put("m", _req(f"{worker}-{i}"), Completion(text=f"{worker}-{i}"))
+
+
+def test_concurrent_writers_from_several_processes(tmp_path):
+    path = str(tmp_path / "c.sqlite")
+    CompletionCache(path)
+    procs = [mp.get_context("spawn").Process(target=_writer, args=(path, w, 100)) for w in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    cache = CompletionCache(path)
+    assert len(cache) == 400
+    assert cache.get("m", _req("3-99")).text == "3-99"
+
+
+def _endless_writer(path: str) -> None:
+    cache = CompletionCache(path)
+    i = 0
+    while True:
+        cache.put("m", _req(f"k{i}"), Completion(text="x" * 1000))
+        i += 1
+
+
+def test_writer_killed_mid_run_leaves_a_usable_cache(tmp_path):
+    path = str(tmp_path / "c.sqlite")
+    CompletionCache(path)
+    p = mp.get_context("spawn").Process(target=_endless_writer, args=(path,))
+    p.start()
+    time.sleep(3.0)
+    os.kill(p.pid, signal.SIGKILL)
+    p.join()
+    cache = CompletionCache(path)
+    n = len(cache)
+    assert n > 0
+    assert cache.get("m", _req("k0")).text == "x" * 1000
+    cache.put("m", _req("after"), Completion(text="ok"))
+    assert len(cache) == n + 1
