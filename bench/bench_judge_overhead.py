@@ -50,7 +50,7 @@ def main() -> None:
     ap.add_argument("--cache", action="store_true", help="include the SQLite cache writes in the measurement")
     args = ap.parse_args()
 
-    with LoopbackServer(lambda n, req: Reply(text="YES", delay_s=args.latency)) as server:
+    with LoopbackServer(lambda n, req: Reply(text="YES", delay_s=args.latency), process=True) as server:
         print(f"latency {args.latency * 1000:.0f} ms, cache {'on' if args.cache else 'off'}")
         print(f"{'concurrency':>11} {'calls':>6} {'seconds':>8} {'calls/s':>8} {'ideal/s':>8} {'ratio':>6}")
         with tempfile.TemporaryDirectory() as tmp:

@@ -18,6 +18,8 @@ def add_judge_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--api-key-env", default="OPENAI_API_KEY",
                    help="environment variable holding the API key for --api-base servers (default OPENAI_API_KEY)")
     g.add_argument("--concurrency", type=int, default=16, help="max calls in flight (API backends)")
+    g.add_argument("--transport", choices=["auto", "litellm", "openai"], default="auto",
+                   help="auto: openai SDK for OpenAI and --api-base servers, litellm for other providers")
     g.add_argument("--max-retries", type=int, default=5)
     g.add_argument("--timeout", type=float, default=120.0, help="seconds per call before it is retried")
     g.add_argument("--grading-mode", choices=["single", "batch"], default="single",
@@ -44,6 +46,7 @@ def judge_config_from_args(args: argparse.Namespace, *, model: str | None = None
         api_base=api_base if api_base is not None else args.api_base,
         api_key=os.environ.get(args.api_key_env) if args.api_key_env else None,
         concurrency=args.concurrency,
+        transport=args.transport,
         max_retries=args.max_retries,
         timeout_s=args.timeout,
         grading_mode=args.grading_mode,

@@ -31,6 +31,8 @@ class JudgeConfig:
     api_base: str | None = None
     api_key: str | None = None
     concurrency: int = 16
+    #: "auto": the openai SDK for OpenAI and OpenAI-compatible servers (api_base), litellm for other providers
+    transport: Literal["auto", "litellm", "openai"] = "auto"
     max_retries: int = 5
     timeout_s: float = 120.0
     #: "single": one criterion per call (paper-faithful); "batch": `batch_size` criteria per call, JSON list answer
@@ -67,6 +69,7 @@ def make_backend(config: JudgeConfig, accounting: Accounting) -> Backend:
         api_base=config.api_base,
         api_key=config.api_key,
         concurrency=config.concurrency,
+        transport=config.transport,
         retry=RetryPolicy(max_retries=config.max_retries, timeout_s=config.timeout_s),
     )
 

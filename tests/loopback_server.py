@@ -8,6 +8,8 @@ bodies. It is not a model: integration tests of verdicts use llama-cpp-python's 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -55,11 +57,17 @@ def _completion_body(text: str, request: dict) -> dict:
 
 
 class LoopbackServer:
-    """Runs in a background thread with its own event loop; use as a context manager."""
+    """Runs in a background thread with its own event loop; use as a context manager.
 
-    def __init__(self, script: Script | None = None, port: int = 0):
+    With `process=True` it runs in a forked child process instead, so a benchmark's client does not share the
+    GIL with the server (the recorded `requests` then stay in the child and are not visible here).
+    """
+
+    def __init__(self, script: Script | None = None, port: int = 0, process: bool = False):
         self.script: Script = script or (lambda n, req: Reply())
         self.port = port
+        self.process = process
+        self._child: multiprocessing.process.BaseProcess | None = None
         self.requests: list[dict] = []
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -103,6 +111,22 @@ class LoopbackServer:
         loop.close()
 
     def __enter__(self) -> LoopbackServer:
+        if self.process:
+            if not self.port:
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", 0))
+                    self.port = sock.getsockname()[1]
+            self._child = multiprocessing.get_context("fork").Process(target=self._serve, daemon=True)
+            self._child.start()
+            deadline = time.time() + 10
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                    return self
+                except OSError:
+                    if time.time() > deadline:
+                        raise RuntimeError("loopback server process did not start")
+                    time.sleep(0.05)
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
         if not self._ready.wait(10):
@@ -110,6 +134,10 @@ class LoopbackServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._child is not None:
+            self._child.terminate()
+            self._child.join(10)
+            return
         assert self._loop is not None and self._thread is not None
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)

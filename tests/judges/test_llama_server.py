@@ -21,12 +21,17 @@ CRITERIA = [
 RESPONSE = "At sea level, water boils at 100 °C (212 °F); at higher altitude the lower air pressure lowers it."
 
 
+@pytest.fixture(params=["litellm", "openai"])
+def transport(request) -> str:
+    return request.param
+
+
 def _judge(api_base: str, tmp_path, model: str = "smollm2", **kw) -> Judge:
     return Judge(JudgeConfig(model=model, api_base=api_base, cache_path=str(tmp_path / "c.sqlite"), **kw))
 
 
-async def test_text_verdicts(llama_server, tmp_path):
-    judge = _judge(llama_server, tmp_path, logprobs=False, verdict_max_tokens=4)
+async def test_text_verdicts(llama_server, tmp_path, transport):
+    judge = _judge(llama_server, tmp_path, transport=transport, logprobs=False, verdict_max_tokens=4)
     verdicts = await judge.grade(CRITERIA, RESPONSE)
     assert [v.criterion for v in verdicts] == CRITERIA
     for v in verdicts:
@@ -37,8 +42,8 @@ async def test_text_verdicts(llama_server, tmp_path):
     assert judge.accounting.calls == len(CRITERIA) and judge.accounting.failures == 0
 
 
-async def test_logprob_verdicts(llama_server, tmp_path):
-    judge = _judge(llama_server, tmp_path)
+async def test_logprob_verdicts(llama_server, tmp_path, transport):
+    judge = _judge(llama_server, tmp_path, transport=transport)
     verdicts = await judge.grade(CRITERIA, RESPONSE)
     assert len(verdicts) == len(CRITERIA)
     scored = [v for v in verdicts if v.met is not None]
@@ -49,28 +54,28 @@ async def test_logprob_verdicts(llama_server, tmp_path):
         assert (v.p_yes >= 0.5) == v.met
 
 
-async def test_hosted_vllm_route_and_concurrency(llama_server, tmp_path):
+async def test_hosted_vllm_route_and_concurrency(llama_server, tmp_path, transport):
     # hosted_vllm/<name> is how users point litellm at a vLLM server; llama.cpp speaks the same protocol.
-    judge = _judge(llama_server, tmp_path, model="hosted_vllm/smollm2", concurrency=8)
+    judge = _judge(llama_server, tmp_path, transport=transport, model="hosted_vllm/smollm2", concurrency=8)
     criteria = [f"The response mentions the number {i}." for i in range(12)]
     verdicts = await judge.grade(criteria, RESPONSE)
     assert len(verdicts) == 12 and judge.accounting.calls == 12 and judge.accounting.failures == 0
 
 
-async def test_cache_hit_on_repeat_costs_no_call(llama_server, tmp_path):
-    judge = _judge(llama_server, tmp_path)
+async def test_cache_hit_on_repeat_costs_no_call(llama_server, tmp_path, transport):
+    judge = _judge(llama_server, tmp_path, transport=transport)
     first = await judge.grade(CRITERIA, RESPONSE)
     calls = judge.accounting.calls
     # a new Judge on the same cache file: hits come from disk, not memory
-    again_judge = _judge(llama_server, tmp_path)
+    again_judge = _judge(llama_server, tmp_path, transport=transport)
     again = await again_judge.grade(CRITERIA, RESPONSE)
     assert again_judge.accounting.calls == 0 and again_judge.accounting.cache_hits == len(CRITERIA)
     assert [(v.met, v.p_yes) for v in again] == [(v.met, v.p_yes) for v in first]
     assert all(v.cached for v in again) and calls == len(CRITERIA)
 
 
-async def test_batch_mode_and_pairwise_and_generation(llama_server, tmp_path):
-    judge = _judge(llama_server, tmp_path, grading_mode="batch", batch_size=4, pairwise_max_tokens=64)
+async def test_batch_mode_and_pairwise_and_generation(llama_server, tmp_path, transport):
+    judge = _judge(llama_server, tmp_path, transport=transport, grading_mode="batch", batch_size=4, pairwise_max_tokens=64)
     verdicts = await judge.grade(CRITERIA, RESPONSE)
     assert len(verdicts) == 4 and judge.accounting.calls == 1
     assert all(v.met is not None or "JSON list" in (v.reason or "") for v in verdicts)

@@ -1,0 +1,456 @@
+"""In-process transformers backend for small local judges, with KV-cache reuse of shared prompt prefixes.
+
+Grading prompts put the long response first and the short criterion last (see templates.py), so the k criteria of
+one response share almost their whole prompt. We run that shared prefix once, copy its KV cache along the batch
+dimension, and only run the k short suffixes: on CPU this turns k full prompts into one prompt plus k tails.
+
+Suffixes are right-padded; every row gets its own position ids and a 2D attention mask, so a row's result does not
+depend on what else is in its batch (up to float rounding). Compute runs in a worker thread, one batch at a time,
+so the event loop stays responsive while the CPU is busy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import secrets
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..accounting import Accounting
+from ..models import canonical_spec, resolve_local_model
+from ..types import Completion, Request, SamplingParams, TokenLogprobs, Usage
+
+if TYPE_CHECKING:
+    import torch
+
+#: at least this many top alternatives are returned per token when logprobs are requested (P(YES) needs them)
+MIN_TOP_LOGPROBS = 20
+_STOP_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>")
+
+
+@dataclass
+class _Row:
+    """One request on its way through the model."""
+
+    index: int
+    ids: list[int]
+    params: SamplingParams
+    max_new: int
+    generated: list[int] = field(default_factory=list)
+    logprobs: list[TokenLogprobs] = field(default_factory=list)
+    finished: bool = False
+
+
+@dataclass
+class _Loaded:
+    model: Any
+    tokenizer: Any
+    device: Any
+    max_context: int
+    stop_ids: frozenset[int]
+    pad_id: int
+    token_text: dict[int, str] = field(default_factory=dict)  # memo of decoded single tokens
+
+    def text_of(self, token_id: int) -> str:
+        text = self.token_text.get(token_id)
+        if text is None:
+            text = self.tokenizer.decode([token_id], skip_special_tokens=False)
+            self.token_text[token_id] = text
+        return text
+
+
+def _common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def plan_prefix_groups(
+    seqs: Sequence[Sequence[int]], *, min_prefix: int = 16, max_depth: int = 64
+) -> list[tuple[int, list[int]]]:
+    """Partition requests into groups that share a prompt prefix: [(prefix_len, indices)].
+
+    Sequences are sorted so shared prefixes are adjacent; a contiguous run's shared prefix is the minimum of its
+    neighbours' common prefixes. We split runs at their weakest link whenever the parts save more tokens than the
+    whole ((members - 1) * prefix), so the criteria of two responses that only share the system prompt become two
+    groups, not one group sharing only the system prompt. Each group's prefix leaves every member at least one
+    token, whose logits start generation. Requests in no group come back with prefix_len 0, one index each.
+    """
+    n = len(seqs)
+    order = sorted(range(n), key=lambda i: list(seqs[i]))
+    adj = [_common_prefix_len(seqs[order[k]], seqs[order[k + 1]]) for k in range(n - 1)]
+
+    def shared(lo: int, hi: int) -> int:
+        if hi - lo < 2:
+            return 0
+        p = min(min(adj[lo : hi - 1]), min(len(seqs[order[k]]) - 1 for k in range(lo, hi)))
+        return p if p >= min_prefix else 0
+
+    def best(lo: int, hi: int, depth: int) -> tuple[int, list[tuple[int, int, int]]]:
+        whole_p = shared(lo, hi)
+        whole = ((hi - lo - 1) * whole_p, [(lo, hi, whole_p)] if whole_p else [])
+        if hi - lo < 3 or depth >= max_depth:
+            return whole
+        cut_at = min(adj[lo : hi - 1])
+        cuts = [k + 1 for k in range(lo, hi - 1) if adj[k] == cut_at]
+        if len(cuts) == hi - lo - 1 and whole_p:  # all links equal: splitting cannot beat the whole
+            return whole
+        total, segs = 0, []
+        for a, b in zip([lo, *cuts], [*cuts, hi]):
+            s, sg = best(a, b, depth + 1)
+            total += s
+            segs.extend(sg)
+        return (total, segs) if total > whole[0] else whole
+
+    groups: list[tuple[int, list[int]]] = []
+    grouped: set[int] = set()
+    if n:
+        for lo, hi, p in best(0, n, 0)[1]:
+            members = [order[k] for k in range(lo, hi)]
+            groups.append((p, members))
+            grouped.update(members)
+    groups.extend((0, [i]) for i in range(n) if i not in grouped)
+    return groups
+
+
+def _seed_for(params: SamplingParams) -> int:
+    if params.seed is None:
+        return secrets.randbits(62)
+    return (params.seed * 1_000_003 + params.sample_index) % (1 << 62)
+
+
+class LocalBackend:
+    """A transformers causal LM run in-process (CPU by default). Implements the Backend protocol."""
+
+    def __init__(
+        self,
+        spec: str,
+        accounting: Accounting | None = None,
+        *,
+        dtype: str = "bfloat16",
+        device: str = "cpu",
+        max_batch: int = 16,
+        prefix_reuse: bool = True,
+        threads: int | None = None,
+        min_prefix: int = 16,
+        max_context: int | None = None,
+        cache_dir: Path | None = None,
+    ) -> None:
+        self.spec = canonical_spec(spec)
+        self.model = "local:" + self.spec
+        self.accounting = accounting
+        self.dtype = dtype
+        self.device = device
+        self.max_batch = max(1, max_batch)
+        self.prefix_reuse = prefix_reuse
+        self.threads = threads
+        self.min_prefix = max(1, min_prefix)
+        self.max_context = max_context
+        self.cache_dir = cache_dir
+        self._lock = threading.Lock()  # one model, one computation at a time; works across event loops
+        self._loaded: _Loaded | None = None
+
+    # ------------------------------------------------------------------------------------------------ public
+
+    async def complete(self, requests: Sequence[Request]) -> list[Completion]:
+        if not requests:
+            return []
+        return await asyncio.to_thread(self._complete_locked, list(requests))
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self._unload)
+
+    def load(self) -> None:
+        """Load the model now rather than on the first request (e.g. to time loading separately)."""
+        with self._lock:
+            self._ensure_loaded()
+
+    # ------------------------------------------------------------------------------------------------ loading
+
+    def _unload(self) -> None:
+        with self._lock:
+            self._loaded = None
+            gc.collect()
+
+    def _ensure_loaded(self) -> _Loaded:
+        if self._loaded is not None:
+            return self._loaded
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        folder = resolve_local_model(self.spec, self.cache_dir)
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, self.dtype), local_files_only=True)
+        device = torch.device(self.device)
+        model.to(device).eval()
+        stop: set[int] = set()
+        for ids in (tokenizer.eos_token_id, getattr(model.generation_config, "eos_token_id", None)):
+            if isinstance(ids, int):
+                stop.add(ids)
+            elif isinstance(ids, (list, tuple)):
+                stop.update(int(i) for i in ids)
+        vocab = tokenizer.get_vocab()
+        stop.update(vocab[t] for t in _STOP_TOKENS if t in vocab)
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(stop, default=0)
+        ctx = self.max_context or getattr(model.config, "max_position_embeddings", None) or 4096
+        self._loaded = _Loaded(model, tokenizer, device, int(ctx), frozenset(stop), int(pad))
+        return self._loaded
+
+    # ------------------------------------------------------------------------------------------------ compute
+
+    def _complete_locked(self, requests: list[Request]) -> list[Completion]:
+        with self._lock:
+            import torch
+
+            with torch.inference_mode():
+                return self._complete(requests)
+
+    def _complete(self, requests: list[Request]) -> list[Completion]:
+        out: list[Completion | None] = [None] * len(requests)
+        try:
+            lm = self._ensure_loaded()
+        except Exception as e:  # a missing wheel or a corrupt file fails every request, clearly
+            msg = f"{type(e).__name__}: {e}"
+            results = [Completion(error=msg) for _ in requests]
+            self._record(results)
+            return results
+
+        rows: list[_Row] = []
+        for i, req in enumerate(requests):
+            try:
+                ids = self._encode(lm, req)
+            except Exception as e:
+                out[i] = Completion(error=f"could not render prompt: {type(e).__name__}: {e}")
+                continue
+            if len(ids) >= lm.max_context:
+                out[i] = Completion(
+                    error=f"prompt is {len(ids)} tokens; {self.model} has a context of {lm.max_context}",
+                    usage=Usage(prompt_tokens=len(ids)),
+                )
+                continue
+            max_new = max(0, min(req.params.max_tokens, lm.max_context - len(ids)))
+            rows.append(_Row(i, ids, req.params, max_new))
+
+        for row, comp in self._run_rows(lm, rows):
+            out[row.index] = comp
+        results = [c if c is not None else Completion(error="internal: no result") for c in out]
+        self._record(results)
+        return results
+
+    def _record(self, results: list[Completion]) -> None:
+        if self.accounting is None:
+            return
+        for c in results:
+            self.accounting.record_call(
+                reserved_usd=0.0,
+                prompt_tokens=c.usage.prompt_tokens,
+                completion_tokens=c.usage.completion_tokens,
+                cost_usd=0.0,
+                latency_s=c.latency_s,
+                failed=c.error is not None,
+                retries=0,
+            )
+
+    @staticmethod
+    def _encode(lm: _Loaded, req: Request) -> list[int]:
+        text = lm.tokenizer.apply_chat_template(req.messages, add_generation_prompt=True, tokenize=False)
+        return list(lm.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _run_rows(self, lm: _Loaded, rows: list[_Row]) -> list[tuple[_Row, Completion]]:
+        """Plan prefix groups, then run each group's batches; a failing batch is retried row by row."""
+        done: list[tuple[_Row, Completion]] = []
+        if self.prefix_reuse:
+            plan = plan_prefix_groups([r.ids for r in rows], min_prefix=self.min_prefix)
+        else:
+            plan = [(0, list(range(len(rows))))]
+        loose = [rows[i] for p, members in plan if p == 0 for i in members]
+        batches: list[tuple[int, list[_Row]]] = [
+            (p, [rows[i] for i in members]) for p, members in plan if p > 0
+        ]
+        if loose:
+            batches.append((0, loose))
+
+        for p, members in batches:
+            members.sort(key=lambda r: (len(r.ids), r.index))  # similar lengths together: less padding
+            prefix_cache = None
+            if p > 0:
+                t0 = time.monotonic()
+                try:
+                    prefix_cache = self._prefill_prefix(lm, members[0].ids[:p])
+                except Exception:
+                    p = 0  # fall back to running each row in full
+                prefix_s = time.monotonic() - t0
+            else:
+                prefix_s = 0.0
+            for start in range(0, len(members), self.max_batch):
+                chunk = members[start : start + self.max_batch]
+                t0 = time.monotonic()
+                try:
+                    self._generate(lm, chunk, p, prefix_cache)
+                    latency = time.monotonic() - t0 + prefix_s * len(chunk) / len(members)
+                    done.extend((r, self._completion(lm, r, latency)) for r in chunk)
+                except Exception as e:
+                    done.extend(self._isolate(lm, chunk, e))
+        return done
+
+    def _isolate(self, lm: _Loaded, chunk: list[_Row], error: Exception) -> list[tuple[_Row, Completion]]:
+        """Rerun a failed batch one row at a time without prefix reuse, so one bad request fails alone."""
+        if len(chunk) == 1:
+            r = chunk[0]
+            return [(r, Completion(error=f"{type(error).__name__}: {error}", usage=Usage(len(r.ids), 0, 0.0)))]
+        results = []
+        for r in chunk:
+            r.generated.clear()
+            r.logprobs.clear()
+            r.finished = False
+            t0 = time.monotonic()
+            try:
+                self._generate(lm, [r], 0, None)
+                results.append((r, self._completion(lm, r, time.monotonic() - t0)))
+            except Exception as e:
+                results.append((r, Completion(error=f"{type(e).__name__}: {e}", usage=Usage(len(r.ids), 0, 0.0))))
+        return results
+
+    def _completion(self, lm: _Loaded, row: _Row, latency: float) -> Completion:
+        ids = row.generated
+        if ids and ids[-1] in lm.stop_ids:
+            ids = ids[:-1]
+        text = lm.tokenizer.decode(ids, skip_special_tokens=False) if ids else ""
+        return Completion(
+            text=text,
+            logprobs=row.logprobs[: len(ids)] if row.params.logprobs else [],
+            usage=Usage(prompt_tokens=len(row.ids), completion_tokens=len(row.generated), cost_usd=0.0),
+            latency_s=latency,
+        )
+
+    def _prefill_prefix(self, lm: _Loaded, prefix: list[int]) -> Any:
+        """Run the shared prefix once (batch 1) and return its KV cache."""
+        import torch
+        from transformers import DynamicCache
+
+        ids = torch.tensor([prefix], dtype=torch.long, device=lm.device)
+        cache = DynamicCache(config=lm.model.config)
+        lm.model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        return cache
+
+    @staticmethod
+    def _expand_cache(lm: _Loaded, prefix_cache: Any, batch: int) -> Any:
+        """A fresh cache holding the prefix once per row (expand is a view; the first update copies it)."""
+        from transformers import DynamicCache
+
+        layers = [
+            (k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1))
+            for k, v in ((layer.keys, layer.values) for layer in prefix_cache.layers)
+        ]
+        return DynamicCache(ddp_cache_data=layers, config=lm.model.config)
+
+    def _generate(self, lm: _Loaded, rows: list[_Row], p: int, prefix_cache: Any) -> None:
+        """Decode a batch of rows that share the first `p` tokens (whose cache is given) until each stops."""
+        import torch
+        from transformers import DynamicCache
+
+        dev = lm.device
+        b = len(rows)
+        suffixes = [r.ids[p:] for r in rows]
+        width = max(len(s) for s in suffixes)
+        input_ids = torch.full((b, width), lm.pad_id, dtype=torch.long)
+        attention = torch.zeros((b, p + width), dtype=torch.long)
+        attention[:, :p] = 1
+        for i, s in enumerate(suffixes):
+            input_ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
+            attention[i, p : p + len(s)] = 1
+        positions = torch.arange(p, p + width, dtype=torch.long).expand(b, width)
+        last = torch.tensor([len(s) - 1 for s in suffixes], dtype=torch.long)
+        cache = self._expand_cache(lm, prefix_cache, b) if p > 0 else DynamicCache(config=lm.model.config)
+        attention = attention.to(dev)
+        out = lm.model(
+            input_ids=input_ids.to(dev),
+            attention_mask=attention,
+            position_ids=positions.to(dev),
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=last.unsqueeze(1).to(dev),
+        )
+        logits = out.logits[:, -1, :]
+        next_pos = torch.tensor([len(r.ids) for r in rows], dtype=torch.long)
+        generators = [
+            torch.Generator(device="cpu").manual_seed(_seed_for(r.params)) if r.params.temperature > 0 else None
+            for r in rows
+        ]
+        active = [i for i, r in enumerate(rows) if r.max_new > 0]
+        for i, r in enumerate(rows):
+            r.finished = r.max_new <= 0
+        # `active` lists the rows still in the batch, in batch order; the cache and mask follow it
+        while active:
+            chosen = self._pick(lm, [rows[i] for i in active], [generators[i] for i in active], logits)
+            keep: list[int] = []
+            for j, i in enumerate(active):
+                r = rows[i]
+                tok = chosen[j]
+                r.generated.append(tok)
+                if tok in lm.stop_ids or len(r.generated) >= r.max_new:
+                    r.finished = True
+                else:
+                    keep.append(j)
+            if not keep:
+                break
+            if len(keep) < len(active):
+                sel = torch.tensor(keep, dtype=torch.long, device=dev)
+                cache.batch_select_indices(sel)
+                attention = attention.index_select(0, sel)
+                active = [active[j] for j in keep]
+            step_ids = torch.tensor([[rows[i].generated[-1]] for i in active], dtype=torch.long, device=dev)
+            pos = next_pos[active].unsqueeze(1).to(dev)
+            attention = torch.cat([attention, torch.ones((len(active), 1), dtype=attention.dtype, device=dev)], 1)
+            out = lm.model(
+                input_ids=step_ids,
+                attention_mask=attention,
+                position_ids=pos,
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+            next_pos[active] += 1
+            logits = out.logits[:, -1, :]
+
+    @staticmethod
+    def _pick(lm: _Loaded, rows: list[_Row], generators: list[Any], logits: torch.Tensor) -> list[int]:
+        """Choose each row's next token and record its logprobs (raw model distribution, float32)."""
+        import torch
+
+        logits = logits.float()
+        logp = torch.log_softmax(logits, dim=-1)
+        want_k = max((max(r.params.top_logprobs, MIN_TOP_LOGPROBS) for r in rows if r.params.logprobs), default=0)
+        top_v = top_i = None
+        if want_k:
+            top_v, top_i = torch.topk(logp, min(want_k, logp.shape[-1]), dim=-1)
+            top_v, top_i = top_v.cpu(), top_i.cpu()
+        greedy = torch.argmax(logits, dim=-1).tolist()
+        chosen: list[int] = []
+        for j, r in enumerate(rows):
+            t = r.params.temperature
+            if t <= 0:
+                tok = int(greedy[j])
+            else:
+                probs = torch.softmax(logits[j] / t, dim=-1).cpu()
+                if r.params.top_p < 1.0:
+                    sp, si = torch.sort(probs, descending=True)
+                    drop = (torch.cumsum(sp, 0) - sp) >= r.params.top_p
+                    sp[drop] = 0.0
+                    probs = torch.zeros_like(probs).scatter_(0, si, sp)
+                tok = int(torch.multinomial(probs, 1, generator=generators[j]).item())
+            chosen.append(tok)
+            if r.params.logprobs and top_v is not None and top_i is not None:
+                k = max(r.params.top_logprobs, MIN_TOP_LOGPROBS)
+                top = [(lm.text_of(int(i)), float(v)) for i, v in zip(top_i[j, :k].tolist(), top_v[j, :k].tolist())]
+                r.logprobs.append(TokenLogprobs(token=lm.text_of(tok), logprob=float(logp[j, tok]), top=top))
+        return chosen
