@@ -124,18 +124,24 @@ class JsonlAppender:
             return []
         records: list[dict[str, Any]] = []
         good_bytes = 0
+        needs_newline = False
         with open(self.path, "rb") as fh:
             for raw in fh:
-                if not raw.endswith(b"\n"):
-                    break  # torn write: drop it
                 try:
                     records.append(json.loads(raw))
                 except json.JSONDecodeError:
-                    break
+                    if raw.endswith(b"\n") and not raw.strip():
+                        good_bytes += len(raw)
+                        continue
+                    break  # a torn write (crash mid-record): drop it and what follows
                 good_bytes += len(raw)
+                needs_newline = not raw.endswith(b"\n")  # a complete record typed without a final newline
         if good_bytes != self.path.stat().st_size:
             with open(self.path, "r+b") as fh:
                 fh.truncate(good_bytes)
+        if needs_newline:
+            with open(self.path, "ab") as fh:
+                fh.write(b"\n")
         return records
 
     def append(self, record: dict[str, Any]) -> None:

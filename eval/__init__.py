@@ -1,0 +1,1 @@
+"""Benchmarks with their official protocols (JudgeBench, PPE, HealthBench, BiGGen), baselines and reports."""

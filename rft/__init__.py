@@ -1,0 +1,1 @@
+"""GRPO training with rubric rewards: configs, prompt-set preparation, rubric precompute, reward curves."""

@@ -1,0 +1,418 @@
+"""`rrd refine` and `rrd judge`: the method's two jobs as resumable, append-only file-to-file commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import math
+import os
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from .config import RefineConfig
+from .io import InputError, JsonlAppender, Row, read_rows
+from .records import RubricSet
+from .scoring import TieRule, pair_credit
+
+PROMPT_FIELDS = ("prompt", "question", "instruction", "input", "user_query")
+A_FIELDS = ("response_A", "response_a", "response_1", "chosen")
+B_FIELDS = ("response_B", "response_b", "response_2", "rejected")
+
+
+def prompt_key(prompt: str) -> str:
+    """Default prompt id: a hash of the text, so rubric sets and pairs match without an id column."""
+    return "p-" + hashlib.sha256(prompt.encode("utf-8")).hexdigest()[:16]
+
+
+def _prompt_text(row: Row, field: str | None) -> str:
+    value = row.get(field) if field else row.get(*PROMPT_FIELDS, kind=(str, list))
+    if isinstance(value, list):  # a chat conversation: the last user turn is the prompt
+        users = [m.get("content", "") for m in value if isinstance(m, dict) and m.get("role") == "user"]
+        if not users:
+            raise InputError(row.source, row.line, field or "prompt", "conversation has no user turn")
+        value = users[-1]
+    if not value.strip():
+        raise InputError(row.source, row.line, field or "prompt", "empty prompt")
+    return value
+
+
+# ------------------------------------------------------------------------------------------------ shared flags
+def _add_refine_args(p: argparse.ArgumentParser) -> None:
+    from judges.cli_args import add_judge_args, add_proposer_args
+
+    add_judge_args(p)
+    add_proposer_args(p)
+    d = RefineConfig()
+    g = p.add_argument_group("refinement (defaults: the paper's)")
+    g.add_argument("--samplers", nargs="*", default=[], help="models that write the N sampled responses "
+                   "(default: the proposer)")
+    g.add_argument("--n-samples", type=int, default=d.n_samples)
+    g.add_argument("--sample-max-tokens", type=int, default=d.sample_max_tokens,
+                   help="length cap of sampled and reference responses")
+    g.add_argument("--threshold", type=int, default=d.satisfy_threshold,
+                   help="decompose a rubric when more than this many samples satisfy it (paper n=2)")
+    g.add_argument("--max-rejections", type=int, default=d.max_rejections, help="rejection budget T")
+    g.add_argument("--max-depth", type=int, default=d.max_depth)
+    g.add_argument("--strong-model", default=d.strong_model, help="misalignment check: the strong reference")
+    g.add_argument("--weak-model", default=d.weak_model, help="misalignment check: the weak reference")
+    g.add_argument("--initial", choices=["responses", "prompt_only"], default=d.initial_source)
+    g.add_argument("--weights", choices=["whitened", "uniform", "llm"], default=d.weight_scheme)
+    for stage in ("decompose", "misalignment", "overlap", "conflict"):
+        g.add_argument(f"--no-{stage}", action="store_true", help=f"ablation: switch the {stage} stage off")
+    g.add_argument("--seed", type=int, default=d.seed)
+    g.add_argument("--prompt-concurrency", type=int, default=4, help="prompts refined at once")
+
+
+def _refine_config(args: argparse.Namespace) -> RefineConfig:
+    return RefineConfig(
+        n_samples=args.n_samples,
+        sample_max_tokens=args.sample_max_tokens,
+        reference_max_tokens=args.sample_max_tokens,
+        samplers=list(args.samplers),
+        satisfy_threshold=args.threshold,
+        max_rejections=args.max_rejections,
+        max_depth=args.max_depth,
+        strong_model=args.strong_model,
+        weak_model=args.weak_model,
+        initial_source=args.initial,
+        weight_scheme=args.weights,
+        decompose=not args.no_decompose,
+        misalignment=not args.no_misalignment,
+        overlap=not args.no_overlap,
+        conflict=not args.no_conflict,
+        seed=args.seed,
+    )
+
+
+@dataclass
+class Models:
+    """The judge and proposer of one run, sharing one Accounting so the budget covers both."""
+
+    judge: Any
+    proposer: Any
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Models:
+        from judges import Accounting, Judge
+        from judges.cli_args import judge_config_from_args, proposer_config_from_args
+
+        jcfg = judge_config_from_args(args)
+        pcfg = proposer_config_from_args(args)
+        accounting = Accounting(budget_usd=args.budget_usd)
+        judge = Judge(jcfg, accounting=accounting)
+        same = (pcfg.model, pcfg.api_base) == (jcfg.model, jcfg.api_base)
+        proposer = judge if same else Judge(pcfg, accounting=accounting, cache=judge.cache)
+        return cls(judge, proposer)
+
+    async def aclose(self) -> None:
+        await self.judge.aclose()
+        if self.proposer is not self.judge:
+            await self.proposer.aclose()
+
+
+def _bar(total: int, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="prompt" if desc == "refine" else "pair", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------------------------------- refine
+@dataclass
+class PromptTask:
+    prompt_id: str
+    prompt: str
+    responses: list[str] | None
+
+
+def _prompt_tasks(args: argparse.Namespace) -> list[PromptTask]:
+    tasks: dict[str, PromptTask] = {}
+    for row in read_rows(args.input, split=args.split, limit=args.limit):
+        prompt = _prompt_text(row, args.prompt_field)
+        pid = str(row.get(args.id_field, kind=(str, int))) if args.id_field else prompt_key(prompt)
+        responses = None
+        if args.responses_field and args.responses_field in row.data:
+            responses = row.get(args.responses_field, kind=list)
+            if not all(isinstance(r, str) for r in responses):
+                raise InputError(row.source, row.line, args.responses_field, "expected a list of strings")
+        tasks.setdefault(pid, PromptTask(pid, prompt, responses))  # a repeated prompt is refined once
+    return list(tasks.values())
+
+
+async def refine_all(tasks: Iterable[PromptTask], models: Models, config: RefineConfig, out: JsonlAppender,
+                     prompt_concurrency: int, bar: Any = None) -> list[RubricSet]:
+    """Refine every task not already in `out`; each RubricSet is appended the moment it is done."""
+    from .refine import refine_prompt
+
+    done = {r.get("prompt_id") for r in out.existing}
+    pending = [t for t in tasks if t.prompt_id not in done]
+    if bar is not None:
+        bar.update(len(done & {t.prompt_id for t in tasks}))
+    sem = asyncio.Semaphore(max(1, prompt_concurrency))
+    results: list[RubricSet] = []
+
+    async def one(task: PromptTask) -> None:
+        async with sem:
+            rs = await refine_prompt(task.prompt, models.judge, models.proposer, config,
+                                     prompt_id=task.prompt_id, responses=task.responses)
+        out.append(rs.to_dict())
+        results.append(rs)
+        if bar is not None:
+            bar.set_postfix_str(models.judge.accounting.postfix())
+            bar.update(1)
+
+    await asyncio.gather(*(one(t) for t in pending))
+    return results
+
+
+def _summary_refine(sets: list[dict[str, Any]], accounting: Any) -> str:
+    if not sets:
+        return "no rubric sets"
+    counts = [len(s.get("accepted", [])) for s in sets]
+    reasons: Counter[str] = Counter()
+    for s in sets:
+        reasons.update(r.get("reason") for r in s.get("tree", []) if r.get("status") == "rejected")
+    calls = [s.get("stats", {}).get("calls", 0) for s in sets]
+    failed = [s.get("prompt_id") for s in sets if s.get("stopped") == "failed"]
+    lines = [
+        f"prompts: {len(sets)}   rubrics per prompt: mean {sum(counts) / len(counts):.1f}, "
+        f"min {min(counts)}, max {max(counts)}",
+        "rejections: " + (", ".join(f"{k} {v}" for k, v in reasons.most_common()) or "none"),
+        f"judge calls per prompt: mean {sum(calls) / len(calls):.0f}   this run: {accounting.calls} calls, "
+        f"{accounting.cache_hits} cache hits, {accounting.failures} failed, "
+        f"{accounting.prompt_tokens + accounting.completion_tokens} tokens, ${accounting.cost_usd:.4f}",
+    ]
+    if failed:
+        lines.append(f"failed prompts ({len(failed)}): {', '.join(map(str, failed[:10]))}")
+    return "\n".join(lines)
+
+
+def _run_refine(args: argparse.Namespace) -> int:
+    tasks = _prompt_tasks(args)
+    config = _refine_config(args)
+    models = Models.from_args(args)
+    with JsonlAppender(args.out) as out:
+        bar = _bar(len(tasks), "refine")
+        try:
+            asyncio.run(_refine_and_close(tasks, models, config, out, args.prompt_concurrency, bar))
+        finally:
+            bar.close()
+        print(_summary_refine(_latest_per_prompt(out), models.judge.accounting))
+    return 0
+
+
+async def _refine_and_close(tasks, models, config, out, prompt_concurrency, bar) -> None:
+    try:
+        await refine_all(tasks, models, config, out, prompt_concurrency, bar)
+    finally:
+        await models.aclose()
+
+
+def _latest_per_prompt(out: JsonlAppender) -> list[dict[str, Any]]:
+    latest: dict[str, dict[str, Any]] = {}
+    for row in read_rows(str(out.path)):
+        latest[str(row.data.get("prompt_id"))] = row.data
+    return list(latest.values())
+
+
+def refine_command(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("refine", help="refine rubrics for each prompt (RRD) into a rubrics JSONL",
+                       description="Writes one RubricSet per prompt as it finishes; re-running resumes.")
+    p.add_argument("input", help="prompts: .jsonl, .json, .csv, or a Hugging Face dataset id")
+    p.add_argument("--out", required=True, help="rubrics.jsonl (appended; existing prompts are skipped)")
+    p.add_argument("--prompt-field", default=None, help=f"default: first of {', '.join(PROMPT_FIELDS)}")
+    p.add_argument("--responses-field", default="responses", help="optional list of your own N responses")
+    p.add_argument("--id-field", default=None, help="prompt id column (default: a hash of the prompt)")
+    p.add_argument("--split", default="train", help="split for Hub datasets")
+    p.add_argument("--limit", type=int, default=None)
+    _add_refine_args(p)
+    p.set_defaults(func=_run_refine)
+
+
+# ----------------------------------------------------------------------------------------------------- judge
+LABELS = {"A>B": "A", "A": "A", "model_a": "A", "1": "A", "B>A": "B", "B": "B", "model_b": "B", "2": "B"}
+
+
+@dataclass
+class Pair:
+    pair_id: str
+    prompt_id: str
+    prompt: str
+    a: str
+    b: str
+    label: str | None  # "A", "B", "tie" or None (unlabelled)
+
+
+def _label(row: Row) -> str | None:
+    if "chosen" in row.data and "response_A" not in row.data:
+        return "A"
+    raw = row.data.get("label", row.data.get("winner"))
+    if raw is None:
+        return None
+    text = str(raw).strip()
+    if text in LABELS:
+        return LABELS[text]
+    if text.lower().startswith("tie") or text in ("A=B", "B=A"):
+        return "tie"
+    raise InputError(row.source, row.line, "label", f"unknown label {raw!r} (use A>B, B>A, A, B or tie)")
+
+
+def _pairs(args: argparse.Namespace) -> list[Pair]:
+    pairs = []
+    for row in read_rows(args.pairs, split=args.split, limit=args.limit):
+        prompt = _prompt_text(row, args.prompt_field)
+        a, b = row.get(*A_FIELDS), row.get(*B_FIELDS)
+        pid = str(row.get(args.id_field, kind=(str, int))) if args.id_field else prompt_key(prompt)
+        pair_id = row.get("pair_id", "id", required=False, kind=(str, int))
+        if pair_id is None:
+            pair_id = "pair-" + hashlib.sha256("\x00".join((prompt, a, b)).encode()).hexdigest()[:16]
+        pairs.append(Pair(str(pair_id), pid, prompt, a, b, _label(row)))
+    return pairs
+
+
+def load_rubric_sets(path: str) -> dict[str, RubricSet]:
+    """RubricSets by prompt id. Lines are full RubricSets, or the short form {"prompt", "rubrics": [...]}."""
+    sets: dict[str, RubricSet] = {}
+    if not os.path.exists(path):
+        return sets
+    for row in read_rows(path):
+        d = row.data
+        try:
+            if "tree" in d:
+                rs = RubricSet.from_dict(d)
+            else:
+                texts = row.get("rubrics", kind=list)
+                prompt = row.get("prompt")
+                rs = RubricSet.provided(prompt, texts, d.get("weights"), prompt_id=d.get("prompt_id"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(path, row.line, None, f"not a rubric set: {exc}") from exc
+        sets[rs.prompt_id or prompt_key(rs.prompt)] = rs
+    return sets
+
+
+def _wilson(k: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    if n == 0:
+        return (float("nan"), float("nan"))
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (centre - half, centre + half)
+
+
+async def judge_pairs(pairs: list[Pair], sets: dict[str, RubricSet], models: Models, args: argparse.Namespace,
+                      out: JsonlAppender, bar: Any = None) -> None:
+    """Score each pending pair against its prompt's RubricSet (refining missing ones first) and append the
+    verdict record as soon as it is known."""
+    from judges import GradeItem
+
+    done = {r.get("pair_id") for r in out.existing}
+    pending = [p for p in pairs if p.pair_id not in done]
+    if bar is not None:
+        bar.update(len(pairs) - len(pending))
+    missing = {p.prompt_id: p for p in pending if p.prompt_id not in sets}
+    if missing:
+        if not args.refine_missing:
+            raise SystemExit(f"{len(missing)} prompts have no rubric set in {args.rubrics} "
+                             f"(first: {next(iter(missing))}); run `rrd refine` or drop --no-refine-missing")
+        tasks = [PromptTask(pid, p.prompt, None) for pid, p in missing.items()]
+        with JsonlAppender(args.rubrics) as rubrics_out:  # refined sets are kept for the next run
+            for rs in await refine_all(tasks, models, _refine_config(args), rubrics_out, args.prompt_concurrency):
+                sets[rs.prompt_id or prompt_key(rs.prompt)] = rs
+    tie_rule = TieRule(args.tie_rule)
+    sem = asyncio.Semaphore(max(1, args.pair_concurrency))
+
+    async def one(pair: Pair) -> None:
+        rs = sets[pair.prompt_id]
+        async with sem:
+            before = models.judge.accounting.calls
+            va, vb = await models.judge.grade_many(
+                [GradeItem(rs.texts, pair.a, pair.prompt), GradeItem(rs.texts, pair.b, pair.prompt)])
+            if args.soft:
+                fa = [v.p_yes if v.p_yes is not None else v.met for v in va]
+                fb = [v.p_yes if v.p_yes is not None else v.met for v in vb]
+            else:
+                fa, fb = [v.met for v in va], [v.met for v in vb]
+            verdict = rs.compare(fa, fb, tie_margin=args.tie_margin)
+            tie_break = None
+            if verdict in ("tie", None) and tie_rule is TieRule.PAIRWISE:
+                tie_break = (await models.judge.pairwise(pair.prompt, pair.a, pair.b)).winner
+            calls = models.judge.accounting.calls - before
+        record = {
+            "pair_id": pair.pair_id, "prompt_id": pair.prompt_id, "rubric_set": rs.content_hash,
+            "score_A": rs.score(fa), "score_B": rs.score(fb), "verdict": verdict, "tie_break": tie_break,
+            "label": pair.label,
+            "credit": (pair_credit(verdict, pair.label, tie_rule, tie_break)
+                       if pair.label in ("A", "B") else None),
+            "unscored": sum(v.met is None for v in va) + sum(v.met is None for v in vb),
+            "verdicts_A": [[v.met, v.p_yes] for v in va], "verdicts_B": [[v.met, v.p_yes] for v in vb],
+            "calls": calls, "judge": models.judge.model,
+        }
+        out.append(record)
+        if bar is not None:
+            bar.set_postfix_str(models.judge.accounting.postfix())
+            bar.update(1)
+
+    await asyncio.gather(*(one(p) for p in pending))
+
+
+def _summary_judge(records: list[dict[str, Any]], accounting: Any) -> str:
+    labelled = [r for r in records if r.get("credit") is not None]
+    ties = sum(r.get("verdict") in ("tie", None) for r in records)
+    lines = [f"pairs: {len(records)}   ties/undecided: {ties}   unscored verdicts: "
+             f"{sum(r.get('unscored', 0) for r in records)}"]
+    if labelled:
+        k = sum(r["credit"] for r in labelled)
+        lo, hi = _wilson(k, len(labelled))
+        lines.append(f"accuracy: {k / len(labelled):.3f} ({k:g}/{len(labelled)}), 95% CI [{lo:.3f}, {hi:.3f}]")
+    lines.append(f"this run: {accounting.calls} calls, {accounting.cache_hits} cache hits, {accounting.failures} "
+                 f"failed, {accounting.prompt_tokens + accounting.completion_tokens} tokens, "
+                 f"${accounting.cost_usd:.4f}")
+    return "\n".join(lines)
+
+
+def _run_judge(args: argparse.Namespace) -> int:
+    pairs = _pairs(args)
+    sets = load_rubric_sets(args.rubrics)
+    models = Models.from_args(args)
+    with JsonlAppender(args.out) as out:
+        bar = _bar(len(pairs), "judge")
+
+        async def go() -> None:
+            try:
+                await judge_pairs(pairs, sets, models, args, out, bar)
+            finally:
+                await models.aclose()
+
+        try:
+            asyncio.run(go())
+        finally:
+            bar.close()
+    wanted = {p.pair_id for p in pairs}
+    records = [r.data for r in read_rows(args.out) if r.data.get("pair_id") in wanted]
+    print(_summary_judge(records, models.judge.accounting))
+    return 0
+
+
+def judge_command(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("judge", help="score preference pairs against refined rubrics; prints accuracy",
+                       description="Pointwise rubric scoring of both responses; the higher weighted score wins. "
+                                   "Verdicts are appended as they arrive; re-running resumes.")
+    p.add_argument("pairs", help="pairs: .jsonl/.json/.csv or Hub id with prompt, response_A, response_B[, label]")
+    p.add_argument("--rubrics", required=True, help="rubrics.jsonl from `rrd refine` (missing prompts are refined "
+                   "and appended to it)")
+    p.add_argument("--out", required=True, help="verdicts.jsonl (appended; judged pairs are skipped)")
+    p.add_argument("--prompt-field", default=None)
+    p.add_argument("--id-field", default=None, help="prompt id column matching the rubric sets' prompt_id")
+    p.add_argument("--split", default="train")
+    p.add_argument("--limit", type=int, default=None)
+    p.add_argument("--tie-rule", choices=[t.value for t in TieRule], default="half",
+                   help="half: a tie scores 0.5; pairwise: break it with a direct pairwise call; tie: counts wrong")
+    p.add_argument("--tie-margin", type=float, default=0.0)
+    p.add_argument("--soft", action="store_true", help="score with P(YES) instead of hard verdicts")
+    p.add_argument("--pair-concurrency", type=int, default=8)
+    p.add_argument("--no-refine-missing", dest="refine_missing", action="store_false")
+    _add_refine_args(p)
+    p.set_defaults(func=_run_judge)

@@ -1,0 +1,114 @@
+"""RefineConfig: every knob of the RRD loop, with the paper's defaults (ours where the paper is silent).
+
+One dataclass per entry point, nothing global: the CLI and YAML configs fill it, and a snapshot of it goes into
+every RubricSet (and its content hash), so a rubric file always says how it was made.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+from .weights import WhiteningConfig
+
+InitialSource = Literal["responses", "prompt_only"]
+WeightScheme = Literal["uniform", "llm", "whitened"]
+ChildrenPosition = Literal["back", "front"]
+
+
+@dataclass
+class RefineConfig:
+    """Settings of one RRD refinement (method page, Stages 1-3).
+
+    Sampling (Stage 1 inputs). The paper samples 8 responses, 4 from each of two strong models, at temperature
+    0.7 / top_p 0.95. `samplers` names the models; empty means "sample from the proposer". The N samples are
+    split evenly over the samplers (earlier samplers take the remainder) unless `samples_per_sampler` is set,
+    in which case every sampler gives that many and the total is samples_per_sampler x len(samplers)
+    (`n_samples` is then ignored).
+
+    Misalignment references. The paper judges each rubric on "one response from a strong model and one from a
+    weak model" without saying how they are produced. Our defaults: strong = `strong_model` if given, else the
+    first sampler (the proposer when there are none), at temperature 0; weak = `weak_model` at temperature 0 if
+    given, else the proposer instructed to write a brief, low-effort answer (prompts.WEAK_INSTRUCTION).
+
+    Loop. Decompose when c > satisfy_threshold (c = YES count over the N samples) and depth < max_depth
+    (initial rubrics have depth 0, so max_depth=3 allows children down to depth 3). A rubric that is too coarse
+    at the cap is not decomposed; it goes on to the filters and is accepted if it passes them (its `detail`
+    says it was capped). The loop stops when the queue is empty, when `max_rejections` (T) rejections have been
+    made, or after `max_queue` rubrics have been processed (a safety cap the paper does not need). Children go
+    to the back of the queue by default (breadth-first: all children of one wave are graded in one concurrent
+    batch); "front" refines one rubric's subtree before moving on.
+
+    Stage switches (`decompose`, `misalignment`, `overlap`, `conflict`) exist for ablations; all on by default.
+    With `decompose` off, coarse rubrics go straight to the filters.
+    """
+
+    # -- responses ----------------------------------------------------------------------------------------------
+    n_samples: int = 8
+    samplers: list[str] = field(default_factory=list)
+    samples_per_sampler: int | None = None
+    sample_temperature: float = 0.7
+    sample_top_p: float = 0.95
+    sample_max_tokens: int = 1024
+    # -- misalignment references ----------------------------------------------------------------------------
+    strong_model: str | None = None
+    weak_model: str | None = None
+    reference_max_tokens: int = 1024
+    # -- the loop -------------------------------------------------------------------------------------------
+    satisfy_threshold: int = 2
+    max_rejections: int = 15
+    max_depth: int = 3
+    max_queue: int = 200
+    children_position: ChildrenPosition = "back"
+    decompose: bool = True
+    misalignment: bool = True
+    overlap: bool = True
+    conflict: bool = True
+    initial_source: InitialSource = "responses"
+    # -- proposer calls ---------------------------------------------------------------------------------------
+    proposer_temperature: float = 0.0
+    proposer_max_tokens: int = 1024
+    check_max_tokens: int = 64
+    # -- weights ------------------------------------------------------------------------------------------------
+    weight_scheme: WeightScheme = "whitened"
+    whitening: WhiteningConfig = field(default_factory=WhiteningConfig)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.whitening, dict):
+            self.whitening = WhiteningConfig(**self.whitening)
+        self.samplers = list(self.samplers)
+        self.validate()
+
+    def validate(self) -> None:
+        """Fail at construction, not halfway through a paid run."""
+        if self.n_samples < 1:
+            raise ValueError("n_samples must be >= 1")
+        if self.samples_per_sampler is not None and self.samples_per_sampler < 1:
+            raise ValueError("samples_per_sampler must be >= 1")
+        if self.satisfy_threshold < 0 or self.max_rejections < 1 or self.max_depth < 0 or self.max_queue < 1:
+            raise ValueError("satisfy_threshold >= 0, max_rejections >= 1, max_depth >= 0, max_queue >= 1")
+        if self.initial_source not in ("responses", "prompt_only"):
+            raise ValueError(f"initial_source must be 'responses' or 'prompt_only', not {self.initial_source!r}")
+        if self.weight_scheme not in ("uniform", "llm", "whitened"):
+            raise ValueError(f"weight_scheme must be uniform, llm or whitened, not {self.weight_scheme!r}")
+        if self.children_position not in ("back", "front"):
+            raise ValueError(f"children_position must be 'back' or 'front', not {self.children_position!r}")
+
+    def sample_plan(self, names: list[str]) -> list[tuple[str, int]]:
+        """How many samples each sampler writes, in sampler order."""
+        if self.samples_per_sampler is not None:
+            return [(m, self.samples_per_sampler) for m in names]
+        base, extra = divmod(self.n_samples, len(names))
+        return [(m, base + (1 if i < extra else 0)) for i, m in enumerate(names) if base + (i < extra) > 0]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RefineConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown RefineConfig fields: {sorted(unknown)}")
+        return cls(**d)

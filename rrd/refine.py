@@ -1,0 +1,405 @@
+"""The RRD loop (docs/rrd-method.md, Stages 1-3): initial rubrics, recursive decompose-filter, weights.
+
+Determinism with concurrency: grading is the bulk of the calls and is independent per rubric, so each *wave*
+grades every not-yet-graded rubric in the queue on all N samples and both references in one `grade_many` batch
+(the backend runs it concurrently); the decisions are then made one rubric at a time in queue order. Children
+created during a wave are graded in the next wave. Decisions depend only on verdict and proposer texts, never on
+call timing, so a fixed seed and cache give the same RubricSet.
+
+Choices where the method page is silent (each is configurable or documented on RefineConfig):
+- "Duplicate of anything seen" = the normalised text of any rubric popped earlier, whatever its fate.
+- Unscored verdicts are not YES when counting c; they are recorded, and for the weights they are imputed with
+  the rubric's mean over its scored samples (neutral for the covariance).
+- A rubric too coarse at the depth cap goes on to the filters (and may be accepted); `detail` says so.
+- Misalignment with an unscored reference verdict (or no reference) keeps the rubric and notes why.
+- An unreadable or failed overlap/conflict check keeps the rubric ("no overlap"/"no conflict"), noted in detail.
+- Rejections of every kind (duplicate, failed_decomposition, misaligned, overlap, conflict) count towards T.
+- A wave grades the whole queue, so when T stops the loop the rubrics left pending were already graded: a few
+  wasted calls bought concurrency. Their verdicts are kept on them in the tree.
+- Calls and cost are counted from the completions and verdicts of this prompt (see _Meter), so the stats stay
+  right when several prompts are refined at once on one shared Accounting.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from judges.judge import GradeItem, Judge
+from judges.types import Completion, Message, SamplingParams, Usage, Verdict
+
+from . import prompts
+from .config import RefineConfig
+from .records import Reason, Rubric, RubricSet, Sample, normalise
+from .sampling import JudgePool, provided_samples, reference_responses, sample_responses
+from .weights import llm_weights, uniform_weights, whitened_uniform_weights
+
+_CheckTemplate = Callable[[str, Sequence[str]], "list[Message]"]
+_COUNTED = ("calls", "cache_hits", "failures", "prompt_tokens", "completion_tokens", "cost_usd")
+
+
+@dataclass
+class _Meter:
+    """Calls, cache hits, tokens and cost per stage, counted from the completions and verdicts themselves.
+
+    Not from Accounting snapshots: callers refine several prompts at once on one shared Accounting, and a
+    before/after difference would then count the other prompts' calls too. A completion that was not served
+    from the cache is one backend call; a grading call shared by k criteria counts 1/k for each.
+    """
+
+    stages: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def add(self, stage: str, cached: bool, failed: bool, usage: Usage, share: float = 1.0) -> float:
+        """Record one (share of a) call; returns the calls it cost (0 for a cache hit)."""
+        t = self.stages.setdefault(stage, dict.fromkeys(_COUNTED, 0.0))
+        calls = 0.0 if cached else share
+        t["calls"] += calls
+        t["cache_hits"] += share - calls
+        t["failures"] += share if failed else 0.0
+        t["prompt_tokens"] += usage.prompt_tokens
+        t["completion_tokens"] += usage.completion_tokens
+        t["cost_usd"] += usage.cost_usd
+        return calls
+
+    def completion(self, stage: str, c: Completion) -> float:
+        return self.add(stage, c.cached, not c.ok, c.usage)
+
+    def totals(self) -> dict[str, float]:
+        return {k: sum(t[k] for t in self.stages.values()) for k in _COUNTED}
+
+
+def _call_shares(judge: Judge, n_criteria: int) -> list[float]:
+    """Fraction of one grading call each criterion of a GradeItem costs (1 in single mode, 1/chunk in batch)."""
+    if judge.config.grading_mode == "single":
+        return [1.0] * n_criteria
+    k = max(1, judge.config.batch_size)
+    shares: list[float] = []
+    for start in range(0, n_criteria, k):
+        size = min(k, n_criteria - start)
+        shares.extend([1.0 / size] * size)
+    return shares
+
+
+def _impute(verdicts: list[list[bool | None]]) -> tuple[np.ndarray, int]:
+    """samples x rubrics 0/1 matrix; an unscored cell takes its rubric's mean over scored samples (0 if none)."""
+    X = np.array([[np.nan if v is None else float(v) for v in row] for row in verdicts], dtype=float).T
+    missing = int(np.isnan(X).sum())
+    for k in range(X.shape[1]):
+        col = X[:, k]
+        fill = float(np.nanmean(col)) if np.any(~np.isnan(col)) else 0.0
+        col[np.isnan(col)] = fill
+    return X, missing
+
+
+class _Refinement:
+    """State of one prompt's loop: the tree, the queue, the accepted set A and the rejection counter."""
+
+    def __init__(self, prompt: str, judge: Judge, proposer: Judge, config: RefineConfig, meter: _Meter):
+        self.prompt, self.judge, self.proposer, self.config, self.meter = prompt, judge, proposer, config, meter
+        self.samples: list[Sample] = []
+        self.refs: dict[str, Sample] = {}
+        self.tree: list[Rubric] = []
+        self.queue: deque[Rubric] = deque()
+        self.accepted: list[Rubric] = []
+        self.seen: dict[str, str] = {}  # normalised text -> id of the rubric popped with it
+        self.taken: set[str] = set()
+        self.graded: set[str] = set()
+        self.rejections = 0
+        self.processed = 0
+        self.waves = 0
+        self.errors: list[str] = []
+
+    # -- proposer calls ---------------------------------------------------------------------------------------
+    def _params(self, max_tokens: int) -> SamplingParams:
+        c = self.config
+        return SamplingParams(temperature=c.proposer_temperature, max_tokens=max_tokens, seed=c.seed)
+
+    async def _ask(self, stage: str, messages: list[Message], max_tokens: int, owner: Rubric | None) -> Completion:
+        completion = await self.proposer.generate(messages, self._params(max_tokens))
+        calls = self.meter.completion(stage, completion)
+        if owner is not None:
+            owner.judge_calls += calls
+        return completion
+
+    # -- Stage 1 ----------------------------------------------------------------------------------------------
+    async def initial(self, provided: Sequence[str] | None = None) -> str | None:
+        """Queue the initial rubrics (the caller's, else the proposer's); a failure message when there are none."""
+        if provided is not None:
+            texts = [t.strip() for t in provided if t and t.strip()]
+            for text in texts:
+                self._enqueue(Rubric.new(text, origin="provided", taken=self.taken), front=False)
+            return None if texts else "no initial rubrics were provided"
+        if self.config.initial_source == "prompt_only":
+            messages = prompts.initial_rubrics_prompt_only(self.prompt)
+        else:
+            messages = prompts.initial_rubrics(self.prompt, [s.text for s in self.samples])
+        completion = await self._ask("initial", messages, self.config.proposer_max_tokens, None)
+        if not completion.ok:
+            return f"initial rubric call failed: {completion.error}"
+        texts = prompts.parse_rubric_list(completion.text)
+        if texts is None:
+            return f"unparseable initial rubrics (expected a JSON list of strings): {completion.text[:300]!r}"
+        for text in texts:
+            self._enqueue(Rubric.new(text, origin="initial", taken=self.taken), front=False)
+        return None
+
+    def _enqueue(self, r: Rubric, front: bool) -> None:
+        self.tree.append(r)
+        if front:
+            self.queue.appendleft(r)
+        else:
+            self.queue.append(r)
+
+    # -- Stage 2 ----------------------------------------------------------------------------------------------
+    async def loop(self) -> str:
+        """Process the queue; returns why it stopped."""
+        c = self.config
+        while self.queue:
+            if self.rejections >= c.max_rejections:
+                self._leave_pending(f"not processed: rejection budget T={c.max_rejections} reached")
+                return "rejection_budget"
+            if self.processed >= c.max_queue:
+                self._leave_pending(f"not processed: max_queue={c.max_queue} rubrics processed")
+                return "max_queue"
+            r = self.queue[0]
+            key = normalise(r.text)
+            if key in self.seen:
+                self.queue.popleft()
+                self.processed += 1
+                self._reject(r, "duplicate", f"same normalised text as {self.seen[key]}")
+                continue
+            if r.id not in self.graded:
+                await self._grade_wave()
+                continue
+            self.queue.popleft()
+            self.processed += 1
+            self.seen[key] = r.id
+            await self._decide(r)
+        return "queue_empty"
+
+    def _leave_pending(self, why: str) -> None:
+        for r in self.queue:
+            r.note(why)
+
+    async def _grade_wave(self) -> None:
+        """Grade every queued rubric that is not graded yet (and will not be a duplicate) in one batch."""
+        targets: list[Rubric] = []
+        keys = set(self.seen)
+        for r in self.queue:
+            key = normalise(r.text)
+            if r.id not in self.graded and key not in keys:
+                targets.append(r)
+            keys.add(key)
+        responses = [s.text for s in self.samples]
+        with_refs = self.config.misalignment and len(self.refs) == 2
+        if with_refs:
+            responses += [self.refs["strong"].text, self.refs["weak"].text]
+        criteria = [r.text for r in targets]
+        rows = await self.judge.grade_many([GradeItem(criteria, resp, self.prompt) for resp in responses])
+        self.waves += 1
+        shares = _call_shares(self.judge, len(criteria))
+        n = len(self.samples)
+        for k, r in enumerate(targets):
+            column: list[Verdict] = [row[k] for row in rows]
+            r.verdicts = [v.met for v in column[:n]]
+            r.satisfied = sum(1 for v in r.verdicts if v is True)
+            for v in column:
+                failed = (v.reason or "").startswith("call failed")
+                r.judge_calls += self.meter.add("grading", v.cached, failed, v.usage, shares[k])
+            unscored = sum(1 for v in r.verdicts if v is None)
+            if unscored:
+                r.note(f"{unscored} of {n} sample verdicts unscored (not counted as YES)")
+            if with_refs:
+                r.strong, r.weak = column[n].met, column[n + 1].met
+            self.graded.add(r.id)
+
+    async def _decide(self, r: Rubric) -> None:
+        c = self.config
+        assert r.satisfied is not None
+        if c.decompose and r.satisfied > c.satisfy_threshold:
+            if r.depth < c.max_depth:
+                await self._decompose(r)
+                return
+            r.note(f"too coarse (c={r.satisfied} > n={c.satisfy_threshold}) at depth cap {c.max_depth}: not decomposed")
+        if c.misalignment:
+            if len(self.refs) < 2:
+                r.note("misalignment check skipped: no reference responses")
+            elif r.weak is True and r.strong is False:
+                self._reject(r, "misaligned", "weak reference satisfies it, strong reference does not")
+                return
+            elif r.weak is None or r.strong is None:
+                r.note("misalignment check unscored: kept")
+        if c.overlap and self.accepted:
+            hit = await self._check(r, "overlap", prompts.overlap_check, "overlaps")
+            if hit is not None:
+                self._reject(r, "overlap", f"overlaps {hit.id}: {hit.text}")
+                return
+        if c.conflict and self.accepted:
+            hit = await self._check(r, "conflict", prompts.conflict_check, "conflicts")
+            if hit is not None:
+                self._reject(r, "conflict", f"conflicts with {hit.id}: {hit.text}")
+                return
+        r.status = "accepted"
+        self.accepted.append(r)
+
+    async def _decompose(self, r: Rubric) -> None:
+        satisfying = [s.text for s, v in zip(self.samples, r.verdicts) if v is True]
+        others = [x.text for x in self.accepted] + [x.text for x in self.queue]
+        messages = prompts.decompose(self.prompt, r.text, satisfying, others)
+        completion = await self._ask("decompose", messages, self.config.proposer_max_tokens, r)
+        if not completion.ok:
+            self._reject(r, "failed_decomposition", f"decomposition call failed: {completion.error}")
+            return
+        texts = prompts.parse_rubric_list(completion.text, exactly=2)
+        if texts is None:
+            detail = f"expected a JSON list of exactly 2 strings, got {completion.text[:300]!r}"
+            self._reject(r, "failed_decomposition", detail)
+            return
+        children = [Rubric.new(t, parent=r, origin="decomposed", taken=self.taken) for t in texts]
+        r.status = "decomposed"
+        r.children = [ch.id for ch in children]
+        r.note(f"c={r.satisfied} > n={self.config.satisfy_threshold}: decomposed")
+        front = self.config.children_position == "front"
+        for ch in reversed(children) if front else children:
+            self._enqueue(ch, front=front)
+
+    async def _check(self, r: Rubric, stage: str, template: _CheckTemplate, key: str) -> Rubric | None:
+        """One overlap/conflict call against A; the accepted rubric it names, or None (also when unreadable)."""
+        messages = template(r.text, [a.text for a in self.accepted])
+        completion = await self._ask(stage, messages, self.config.check_max_tokens, r)
+        if not completion.ok:
+            r.note(f"{stage} check failed ({completion.error}): treated as no {stage}")
+            return None
+        readable, index = prompts.parse_index(completion.text, key, len(self.accepted))
+        if not readable:
+            r.note(f"unparseable {stage} check: treated as no {stage} ({completion.text[:120]!r})")
+            return None
+        return self.accepted[index] if index is not None else None
+
+    def _reject(self, r: Rubric, reason: Reason, detail: str) -> None:
+        r.status = "rejected"
+        r.reason = reason
+        r.note(detail)
+        self.rejections += 1
+
+    # -- Stage 3 ----------------------------------------------------------------------------------------------
+    async def weights(self) -> tuple[list[float], str, str | None]:
+        """(weights, scheme actually used, note) over the accepted rubrics."""
+        m = len(self.accepted)
+        if m == 0:
+            return [], self.config.weight_scheme, "no accepted rubrics"
+        scheme = self.config.weight_scheme
+        if scheme == "uniform":
+            return uniform_weights(m).tolist(), "uniform", None
+        if scheme == "llm":
+            messages = prompts.importance_weights(self.prompt, [r.text for r in self.accepted])
+            completion = await self._ask("weights", messages, self.config.check_max_tokens + 8 * m, None)
+            scores = prompts.parse_scores(completion.text, m) if completion.ok else None
+            if scores is None:
+                why = completion.error or f"unparseable importance scores: {completion.text[:200]!r}"
+                return uniform_weights(m).tolist(), "uniform", f"llm weights fell back to uniform: {why}"
+            return llm_weights(scores).tolist(), "llm", None
+        X, missing = _impute([r.verdicts for r in self.accepted])
+        result = whitened_uniform_weights(X, self.config.whitening)
+        notes = [n for n in (result.fallback_reason, f"{missing} unscored cells imputed" if missing else None) if n]
+        return result.weights.tolist(), result.scheme, "; ".join(notes) or None
+
+
+def _snapshot(config: RefineConfig, judge: Judge, proposer: Judge) -> dict[str, Any]:
+    """What determines the result besides the prompt: goes into the content hash."""
+    return {
+        "refine": config.to_dict(),
+        "judge": {
+            "model": judge.config.model,
+            "grading_mode": judge.config.grading_mode,
+            "batch_size": judge.config.batch_size,
+            "include_prompt": judge.config.include_prompt,
+        },
+        "proposer": proposer.config.model,
+        "template_version": prompts.TEMPLATE_VERSION,
+    }
+
+
+async def refine_prompt(
+    prompt: str,
+    judge: Judge,
+    proposer: Judge,
+    config: RefineConfig | None = None,
+    *,
+    prompt_id: str | None = None,
+    responses: Sequence[str | Sample] | None = None,
+    samplers: Mapping[str, Judge] | None = None,
+    references: Mapping[str, str | Sample] | None = None,
+    initial_rubrics: Sequence[str] | None = None,
+) -> RubricSet:
+    """Run RRD on one prompt and return its RubricSet (accepted rubrics, weights, full tree, provenance).
+
+    judge grades rubric satisfaction; proposer writes, decomposes and filters rubrics (and samples responses
+    when no samplers are configured). `responses` skips sampling (the user's own N responses); `samplers` maps
+    model names in config.samplers to Judges (missing names are built from the proposer's config);
+    `references` ({"strong": ..., "weak": ...}) skips generating the misalignment pair; `initial_rubrics`
+    skips Stage 1 and refines the caller's rubrics instead (origin "provided").
+    A failure before the loop (no samples, unreadable initial rubrics) returns an empty set with
+    stopped="failed" and the reason in `failure`. BudgetExceeded propagates.
+    """
+    config = config or RefineConfig()
+    t0 = time.monotonic()
+    pool = JudgePool(proposer, dict(samplers or {}))
+    meter = _Meter()
+    run = _Refinement(prompt, judge, proposer, config, meter)
+    stopped, failure = "failed", None
+    try:
+        if responses is not None:
+            run.samples = provided_samples(responses)
+        else:
+            run.samples, errors = await sample_responses(prompt, config, pool, partial(meter.completion, "sampling"))
+            run.errors += errors
+        if config.misalignment:
+            if references is not None:
+                run.refs = {k: v if isinstance(v, Sample) else Sample(v, "provided") for k, v in references.items()}
+            else:
+                refs_meter = partial(meter.completion, "references")
+                run.refs, errors = await reference_responses(prompt, config, pool, refs_meter)
+                run.errors += errors
+        if not run.samples:
+            failure = "no sampled responses to judge rubrics on"
+        else:
+            failure = await run.initial(initial_rubrics)
+        if failure is None:
+            stopped = await run.loop()
+            weights, scheme, note = await run.weights()
+        else:
+            weights, scheme, note = [], config.weight_scheme, None
+    finally:
+        await pool.aclose()
+    stats: dict[str, Any] = meter.totals()
+    stats.update(
+        stages=meter.stages,
+        processed=run.processed,
+        rejections=run.rejections,
+        waves=run.waves,
+        errors=run.errors,
+        elapsed_s=time.monotonic() - t0,
+    )
+    return RubricSet(
+        prompt=prompt,
+        prompt_id=prompt_id,
+        rubrics=list(run.accepted),
+        weights=weights,
+        weight_scheme=scheme,
+        weight_note=note,
+        tree=run.tree,
+        samples=run.samples,
+        references=run.refs,
+        verdicts=[list(r.verdicts) for r in run.accepted],
+        config=_snapshot(config, judge, proposer),
+        stats=stats,
+        stopped=stopped,
+        failure=failure,
+        template_version=prompts.TEMPLATE_VERSION,
+    ).seal()
