@@ -39,11 +39,10 @@ def add_proposer_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--proposer-api-base", default=None, help="default: --api-base when the models match")
 
 
-def judge_config_from_args(args: argparse.Namespace, *, model: str | None = None,
-                           api_base: str | None = None) -> JudgeConfig:
+def judge_config_from_args(args: argparse.Namespace, *, model: str | None = None) -> JudgeConfig:
     return JudgeConfig(
         model=model or args.judge,
-        api_base=api_base if api_base is not None else args.api_base,
+        api_base=args.api_base,
         api_key=os.environ.get(args.api_key_env) if args.api_key_env else None,
         concurrency=args.concurrency,
         transport=args.transport,

@@ -194,6 +194,19 @@ class Judge:
             for j, (i, met) in enumerate(zip(idx, labels))
         ]
 
+    def call_shares(self, n_criteria: int) -> list[float]:
+        """Fraction of one call each of n criteria of a GradeItem costs (1 in single mode, 1/chunk in batch), so
+        per-rubric and per-pair call counts add up to the real number of calls."""
+        if self.config.grading_mode == "single":
+            return [1.0] * n_criteria
+        k = max(1, self.config.batch_size)
+        return [1.0 / min(k, n_criteria - start) for start in range(0, n_criteria, k) for _ in
+                range(min(k, n_criteria - start))]
+
+    def fresh_calls(self, verdicts: Sequence[Verdict]) -> float:
+        """Calls actually sent for one item's verdicts (cache hits cost none)."""
+        return sum(s for v, s in zip(verdicts, self.call_shares(len(verdicts))) if not v.cached)
+
     async def grade_many(self, items: Sequence[GradeItem]) -> list[list[Verdict]]:
         """Grade every item's criteria in one batch of calls (concurrent for APIs, prefix-batched locally)."""
         plan: list[tuple[int, list[int], Request]] = []

@@ -44,8 +44,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    from .io import InputError
+
     try:
         return int(args.func(args) or 0)
+    except InputError as exc:  # bad input is the user's to fix: say where, without a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("\ninterrupted: results written so far are kept; run the same command again to resume", file=sys.stderr)
         return 130

@@ -89,13 +89,15 @@ def _refine_config(args: argparse.Namespace) -> RefineConfig:
 
 @dataclass
 class Models:
-    """The judge and proposer of one run, sharing one Accounting so the budget covers both."""
+    """The judge, proposer and sampler models of one run, built once (a local model loads once, not per
+    prompt) and sharing one Accounting and cache, so the budget and the summary cover every call."""
 
     judge: Any
     proposer: Any
+    samplers: dict[str, Any]
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> Models:
+    def from_args(cls, args: argparse.Namespace, config: RefineConfig) -> Models:
         from judges import Accounting, Judge
         from judges.cli_args import judge_config_from_args, proposer_config_from_args
 
@@ -103,14 +105,30 @@ class Models:
         pcfg = proposer_config_from_args(args)
         accounting = Accounting(budget_usd=args.budget_usd)
         judge = Judge(jcfg, accounting=accounting)
-        same = (pcfg.model, pcfg.api_base) == (jcfg.model, jcfg.api_base)
-        proposer = judge if same else Judge(pcfg, accounting=accounting, cache=judge.cache)
-        return cls(judge, proposer)
+        built = {(jcfg.model, jcfg.api_base): judge}
+
+        def get(cfg: Any) -> Any:
+            key = (cfg.model, cfg.api_base)
+            if key not in built:
+                built[key] = Judge(cfg, accounting=accounting, cache=judge.cache)
+            return built[key]
+
+        proposer = get(pcfg)
+        samplers = {}
+        for name in [*config.samplers, config.strong_model, config.weak_model]:
+            if name and name not in samplers:
+                base = jcfg.api_base if name == jcfg.model else pcfg.api_base if name == pcfg.model else None
+                cfg = judge_config_from_args(args, model=name)
+                cfg.api_base = base
+                samplers[name] = get(cfg)
+        return cls(judge, proposer, samplers)
 
     async def aclose(self) -> None:
-        await self.judge.aclose()
-        if self.proposer is not self.judge:
-            await self.proposer.aclose()
+        closed: set[int] = set()
+        for j in (self.judge, self.proposer, *self.samplers.values()):
+            if id(j) not in closed:
+                closed.add(id(j))
+                await j.aclose()
 
 
 def _bar(total: int, desc: str):
@@ -155,8 +173,8 @@ async def refine_all(tasks: Iterable[PromptTask], models: Models, config: Refine
 
     async def one(task: PromptTask) -> None:
         async with sem:
-            rs = await refine_prompt(task.prompt, models.judge, models.proposer, config,
-                                     prompt_id=task.prompt_id, responses=task.responses)
+            rs = await refine_prompt(task.prompt, models.judge, models.proposer, config, prompt_id=task.prompt_id,
+                                     responses=task.responses, samplers=models.samplers)
         out.append(rs.to_dict())
         results.append(rs)
         if bar is not None:
@@ -192,7 +210,7 @@ def _summary_refine(sets: list[dict[str, Any]], accounting: Any) -> str:
 def _run_refine(args: argparse.Namespace) -> int:
     tasks = _prompt_tasks(args)
     config = _refine_config(args)
-    models = Models.from_args(args)
+    models = Models.from_args(args, config)
     with JsonlAppender(args.out) as out:
         bar = _bar(len(tasks), "refine")
         try:
@@ -327,7 +345,6 @@ async def judge_pairs(pairs: list[Pair], sets: dict[str, RubricSet], models: Mod
     async def one(pair: Pair) -> None:
         rs = sets[pair.prompt_id]
         async with sem:
-            before = models.judge.accounting.calls
             va, vb = await models.judge.grade_many(
                 [GradeItem(rs.texts, pair.a, pair.prompt), GradeItem(rs.texts, pair.b, pair.prompt)])
             if args.soft:
@@ -336,10 +353,11 @@ async def judge_pairs(pairs: list[Pair], sets: dict[str, RubricSet], models: Mod
             else:
                 fa, fb = [v.met for v in va], [v.met for v in vb]
             verdict = rs.compare(fa, fb, tie_margin=args.tie_margin)
+            calls = models.judge.fresh_calls(va) + models.judge.fresh_calls(vb)
             tie_break = None
             if verdict in ("tie", None) and tie_rule is TieRule.PAIRWISE:
-                tie_break = (await models.judge.pairwise(pair.prompt, pair.a, pair.b)).winner
-            calls = models.judge.accounting.calls - before
+                pv = await models.judge.pairwise(pair.prompt, pair.a, pair.b)
+                tie_break, calls = pv.winner, calls + (not pv.cached)
         record = {
             "pair_id": pair.pair_id, "prompt_id": pair.prompt_id, "rubric_set": rs.content_hash,
             "score_A": rs.score(fa), "score_B": rs.score(fb), "verdict": verdict, "tie_break": tie_break,
@@ -376,7 +394,7 @@ def _summary_judge(records: list[dict[str, Any]], accounting: Any) -> str:
 def _run_judge(args: argparse.Namespace) -> int:
     pairs = _pairs(args)
     sets = load_rubric_sets(args.rubrics)
-    models = Models.from_args(args)
+    models = Models.from_args(args, _refine_config(args))
     with JsonlAppender(args.out) as out:
         bar = _bar(len(pairs), "judge")
 

@@ -10,6 +10,7 @@ exact messages, and the version is part of every RubricSet's provenance.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Sequence
 
 from judges.types import Message
@@ -161,12 +162,29 @@ def first_json(text: str) -> Any | None:
     return None
 
 
+_LIST_ITEM = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s+(.+?)\s*$")
+
+
+def _markdown_items(text: str) -> list[str]:
+    items = []
+    for line in (text or "").splitlines():
+        m = _LIST_ITEM.match(line)
+        if m:
+            items.append(m.group(1).strip().strip('"').strip("*").strip())
+    return [i for i in items if i]
+
+
 def parse_rubric_list(text: str, exactly: int | None = None) -> list[str] | None:
-    """A JSON list of non-empty strings (of length `exactly` when given); None when the shape is wrong."""
+    """A JSON list of non-empty strings (of length `exactly` when given); None when the shape is wrong.
+
+    Small local proposers often answer with a bulleted or numbered list despite the JSON instruction; when the
+    text holds no JSON list at all, such a list is read instead (same shape checks), so the embedded default
+    models can run the method rather than fail Stage 1.
+    """
     value = first_json(text)
-    if not isinstance(value, list) or not value:
-        return None
-    if not all(isinstance(v, str) and v.strip() for v in value):
+    if not isinstance(value, list):
+        value = _markdown_items(text) if value is None else None
+    if not value or not all(isinstance(v, str) and v.strip() for v in value):
         return None
     if exactly is not None and len(value) != exactly:
         return None

@@ -73,18 +73,6 @@ class _Meter:
         return {k: sum(t[k] for t in self.stages.values()) for k in _COUNTED}
 
 
-def _call_shares(judge: Judge, n_criteria: int) -> list[float]:
-    """Fraction of one grading call each criterion of a GradeItem costs (1 in single mode, 1/chunk in batch)."""
-    if judge.config.grading_mode == "single":
-        return [1.0] * n_criteria
-    k = max(1, judge.config.batch_size)
-    shares: list[float] = []
-    for start in range(0, n_criteria, k):
-        size = min(k, n_criteria - start)
-        shares.extend([1.0 / size] * size)
-    return shares
-
-
 def _impute(verdicts: list[list[bool | None]]) -> tuple[np.ndarray, int]:
     """samples x rubrics 0/1 matrix; an unscored cell takes its rubric's mean over scored samples (0 if none)."""
     X = np.array([[np.nan if v is None else float(v) for v in row] for row in verdicts], dtype=float).T
@@ -202,7 +190,7 @@ class _Refinement:
         criteria = [r.text for r in targets]
         rows = await self.judge.grade_many([GradeItem(criteria, resp, self.prompt) for resp in responses])
         self.waves += 1
-        shares = _call_shares(self.judge, len(criteria))
+        shares = self.judge.call_shares(len(criteria))
         n = len(self.samples)
         for k, r in enumerate(targets):
             column: list[Verdict] = [row[k] for row in rows]
