@@ -8,9 +8,11 @@ cache key, so stale answers to an old wording are never served.
 
 from __future__ import annotations
 
+import re
+
 from .types import Message
 
-TEMPLATE_VERSION = "grade-v1"
+TEMPLATE_VERSION = "grade-v2"
 
 GRADER_SYSTEM = (
     "You are a strict, impartial grader. You check whether a response satisfies one criterion. "
@@ -19,11 +21,20 @@ GRADER_SYSTEM = (
 )
 
 
+_TAG = re.compile(r"<(/?)(prompt|response(?:_[AB])?)>", re.IGNORECASE)
+
+
+def delimit(tag: str, text: str) -> str:
+    """Wrap text in <tag>...</tag>, escaping any of our tags inside it, so a response cannot close its own block
+    and smuggle text (a fake criterion, a fake verdict) into the judge's instructions."""
+    return f"<{tag}>\n{_TAG.sub(lambda m: f'&lt;{m.group(1)}{m.group(2)}&gt;', text)}\n</{tag}>"
+
+
 def _response_block(response: str, prompt: str | None) -> str:
     parts = []
     if prompt is not None:
-        parts.append(f"<prompt>\n{prompt}\n</prompt>\n\n")
-    parts.append(f"<response>\n{response}\n</response>\n\n")
+        parts.append(delimit("prompt", prompt) + "\n\n")
+    parts.append(delimit("response", response) + "\n\n")
     return "".join(parts)
 
 
@@ -60,9 +71,9 @@ PAIRWISE_SYSTEM = (
 def pairwise(prompt: str, response_a: str, response_b: str) -> list[Message]:
     """A vs B; the verdict is the last line, [[A]], [[B]] or [[C]] for a tie (MT-Bench convention)."""
     user = (
-        f"<prompt>\n{prompt}\n</prompt>\n\n"
-        f"<response_A>\n{response_a}\n</response_A>\n\n"
-        f"<response_B>\n{response_b}\n</response_B>\n\n"
+        f"{delimit('prompt', prompt)}\n\n"
+        f"{delimit('response_A', response_a)}\n\n"
+        f"{delimit('response_B', response_b)}\n\n"
         "Which response is better? Briefly explain, then give your final verdict on the last line as exactly "
         "one of: [[A]] if A is better, [[B]] if B is better, [[C]] for a tie."
     )

@@ -1,0 +1,104 @@
+"""Judge calls per prompt for an RRD refine run: paper-faithful grading (one criterion per call) vs k criteria per
+call vs a warm cache, on a fixed set of 5 prompts with the local judge.
+
+Prints calls, tokens and wall time per mode, and the agreement of verdicts between the two grading modes on the
+(rubric, sample) cells both runs graded. Goal: k-per-call cuts calls >= 5x with >= 90% agreement; a warm
+re-run makes zero calls. Sampling and proposer calls are identical in both modes (same requests, so the second
+mode gets them from the cache); the grading calls are what differ, and they are counted separately.
+
+    python bench/bench_refine_calls.py [--judge local:qwen2.5-coder-1.5b] [--k 8] [--n-samples 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from judges import Accounting, Judge, JudgeConfig  # noqa: E402
+from rrd import RefineConfig, RubricSet, refine_prompt  # noqa: E402
+
+PROMPTS = [
+    "How do I reverse a list in Python? Show two ways.",
+    "Explain in a short paragraph why the sky is blue.",
+    "Give me three tips for a job interview at a software company.",
+    "What is the difference between a virus and a bacterium?",
+    "Write a haiku about autumn rain.",
+]
+
+
+async def refine_all(judge_cfg: JudgeConfig, cfg: RefineConfig, cache_path: str) -> tuple[list[RubricSet], dict]:
+    acc = Accounting()
+    judge = Judge(JudgeConfig(**{**judge_cfg.__dict__, "cache_path": cache_path}), accounting=acc)
+    start = time.perf_counter()
+    sets = []
+    for i, prompt in enumerate(PROMPTS):
+        sets.append(await refine_prompt(prompt, judge, judge, cfg, prompt_id=f"bench-{i}"))
+    wall = time.perf_counter() - start
+    await judge.aclose()
+    grading = sum(rs.stats.get("stages", {}).get("grading", {}).get("calls", 0) for rs in sets)
+    return sets, {"calls": acc.calls, "grading_calls": grading, "hits": acc.cache_hits,
+                  "tokens": acc.prompt_tokens + acc.completion_tokens, "wall_s": wall}
+
+
+def cells(sets: list[RubricSet]) -> dict[tuple[str, str, int], bool]:
+    """(prompt id, rubric text, sample index) -> verdict, for every scored cell in every tree."""
+    out = {}
+    for rs in sets:
+        for r in rs.tree:
+            for j, v in enumerate(r.verdicts or []):
+                if v is not None:
+                    out[(rs.prompt_id or "", r.text, j)] = bool(v)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--judge", default="local:qwen2.5-coder-1.5b")
+    ap.add_argument("--k", type=int, default=8, help="criteria per call in batch mode")
+    ap.add_argument("--n-samples", type=int, default=4)
+    ap.add_argument("--sample-max-tokens", type=int, default=160)
+    ap.add_argument("--max-rejections", type=int, default=15)
+    ap.add_argument("--max-depth", type=int, default=2)
+    ap.add_argument("--json", default=None, help="also write the figures here")
+    args = ap.parse_args()
+
+    cfg = RefineConfig(n_samples=args.n_samples, sample_max_tokens=args.sample_max_tokens,
+                       reference_max_tokens=args.sample_max_tokens, proposer_max_tokens=400,
+                       max_rejections=args.max_rejections, max_depth=args.max_depth)
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = f"{tmp}/cache.sqlite"
+        single_cfg = JudgeConfig(model=args.judge, grading_mode="single")
+        batch_cfg = JudgeConfig(model=args.judge, grading_mode="batch", batch_size=args.k)
+        single_sets, single = asyncio.run(refine_all(single_cfg, cfg, cache))
+        batch_sets, batch = asyncio.run(refine_all(batch_cfg, cfg, cache))
+        _, warm = asyncio.run(refine_all(single_cfg, cfg, cache))
+
+    a, b = cells(single_sets), cells(batch_sets)
+    common = sorted(set(a) & set(b))
+    agree = sum(a[c] == b[c] for c in common) / len(common) if common else float("nan")
+    n = len(PROMPTS)
+    rows = [("single (paper)", single), (f"batch k={args.k}", batch), ("warm re-run", warm)]
+    print(f"judge {args.judge}, {n} prompts, {args.n_samples} samples each")
+    print(f"{'mode':<16} {'calls':>6} {'grading':>8} {'grading/prompt':>15} {'tokens':>8} {'wall s':>8}")
+    for name, r in rows:
+        print(f"{name:<16} {r['calls']:>6} {r['grading_calls']:>8.0f} {r['grading_calls'] / n:>15.1f} "
+              f"{r['tokens']:>8} {r['wall_s']:>8.1f}")
+    ratio = single["grading_calls"] / max(batch["grading_calls"], 1e-9)
+    print(f"grading calls cut by {ratio:.1f}x; verdict agreement {agree:.3f} on {len(common)} shared cells; "
+          f"warm re-run calls: {warm['calls']}")
+    print("accepted rubrics per prompt: single", [len(rs.rubrics) for rs in single_sets],
+          "batch", [len(rs.rubrics) for rs in batch_sets])
+    if args.json:
+        Path(args.json).write_text(json.dumps({"single": single, "batch": batch, "warm": warm,
+                                               "agreement": agree, "shared_cells": len(common)}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
