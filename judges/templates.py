@@ -12,7 +12,7 @@ import re
 
 from .types import Message
 
-TEMPLATE_VERSION = "grade-v2"
+TEMPLATE_VERSION = "grade-v3"
 
 GRADER_SYSTEM = (
     "You are a strict, impartial grader. You check whether a response satisfies one criterion. "
@@ -21,13 +21,17 @@ GRADER_SYSTEM = (
 )
 
 
-_TAG = re.compile(r"<(/?)(prompt|response(?:_[AB])?)>", re.IGNORECASE)
+_TAG = re.compile(r"<\s*(/?)\s*(prompt|response(?:_[AB])?)\s*>", re.IGNORECASE)
+# Chat-format control tokens (<|im_end|>, <|eot_id|>, <|start_header_id|>, ...): a zero-width space after "<"
+# keeps a tokenizer from reading them as the real special tokens that would end the user turn.
+_CONTROL = re.compile(r"<(?=\|)")
 
 
 def delimit(tag: str, text: str) -> str:
     """Wrap text in <tag>...</tag>, escaping any of our tags inside it, so a response cannot close its own block
     and smuggle text (a fake criterion, a fake verdict) into the judge's instructions."""
-    return f"<{tag}>\n{_TAG.sub(lambda m: f'&lt;{m.group(1)}{m.group(2)}&gt;', text)}\n</{tag}>"
+    text = _CONTROL.sub("<\u200b", _TAG.sub(lambda m: f"&lt;{m.group(1)}{m.group(2)}&gt;", text))
+    return f"<{tag}>\n{text}\n</{tag}>"
 
 
 def _response_block(response: str, prompt: str | None) -> str:
