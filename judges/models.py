@@ -165,6 +165,7 @@ def _write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
             json.dump(dict(data), fh, indent=1, sort_keys=True)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; cache files are meant to be readable
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -246,6 +247,7 @@ def assemble_parts(parts: Sequence[Path], dest: Path, *, size: int, sha256: str)
                 f"model parts concatenate to sha256 {digest}, expected {sha256}; one of them is corrupt or from "
                 f"another version. Parts:\n  {names}"
             )
+        os.chmod(tmp, 0o644)
         os.replace(tmp, dest)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -298,10 +300,11 @@ def convert_gguf(gguf: Path, dest: Path, *, sha256: str, source: str = "") -> Pa
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
     try:
+        os.chmod(tmp, 0o755)
         started = time.monotonic()
         kw: dict[str, Any] = {"gguf_file": gguf.name, "local_files_only": True}
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, **kw)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, dtype=torch.bfloat16, **kw)
+        model: Any = AutoModelForCausalLM.from_pretrained(gguf.parent, dtype=torch.bfloat16, **kw)
         # transformers loads llama/qwen2 GGUFs fully dequantized but still tags the model as GGUF-quantized, and
         # refuses to save a quantized model; the weights are plain bf16 tensors, so drop the tag.
         model.hf_quantizer = None
@@ -312,6 +315,7 @@ def convert_gguf(gguf: Path, dest: Path, *, sha256: str, source: str = "") -> Pa
         tokenizer.save_pretrained(tmp)
         del model
         for f in tmp.iterdir():
+            os.chmod(f, 0o644)
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
         marker = {

@@ -16,6 +16,7 @@ import gc
 import secrets
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +44,6 @@ class _Row:
     max_new: int
     generated: list[int] = field(default_factory=list)
     logprobs: list[TokenLogprobs] = field(default_factory=list)
-    finished: bool = False
 
 
 @dataclass
@@ -140,9 +140,16 @@ class LocalBackend:
         prefix_reuse: bool = True,
         threads: int | None = None,
         min_prefix: int = 16,
+        max_batch_tokens: int = 8192,
         max_context: int | None = None,
         cache_dir: Path | None = None,
     ) -> None:
+        """`spec`: a registry name (judges.models.REGISTRY), a .gguf file or a transformers folder.
+
+        `threads` sets torch's (process-wide) intra-op thread count at load. `max_batch_tokens` bounds rows x
+        padded new tokens per forward pass, so long prompts are batched less and attention memory stays bounded.
+        `max_context` caps the prompt + generation length below the model's own context.
+        """
         self.spec = canonical_spec(spec)
         self.model = "local:" + self.spec
         self.accounting = accounting
@@ -152,9 +159,12 @@ class LocalBackend:
         self.prefix_reuse = prefix_reuse
         self.threads = threads
         self.min_prefix = max(1, min_prefix)
+        self.max_batch_tokens = max(1, max_batch_tokens)
         self.max_context = max_context
         self.cache_dir = cache_dir
-        self._lock = threading.Lock()  # one model, one computation at a time; works across event loops
+        self._lock = threading.Lock()  # one model, one computation at a time, whatever the event loop
+        # callers queue on an asyncio lock first, so waiting requests do not each pin an executor thread
+        self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
         self._loaded: _Loaded | None = None
 
     # ------------------------------------------------------------------------------------------------ public
@@ -162,7 +172,9 @@ class LocalBackend:
     async def complete(self, requests: Sequence[Request]) -> list[Completion]:
         if not requests:
             return []
-        return await asyncio.to_thread(self._complete_locked, list(requests))
+        queue = self._queues.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+        async with queue:
+            return await asyncio.to_thread(self._complete_locked, list(requests))
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self._unload)
@@ -189,7 +201,9 @@ class LocalBackend:
             torch.set_num_threads(self.threads)
         folder = resolve_local_model(self.spec, self.cache_dir)
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, self.dtype), local_files_only=True)
+        model: Any = AutoModelForCausalLM.from_pretrained(
+            folder, dtype=getattr(torch, self.dtype), local_files_only=True
+        )
         device = torch.device(self.device)
         model.to(device).eval()
         stop: set[int] = set()
@@ -218,7 +232,7 @@ class LocalBackend:
         out: list[Completion | None] = [None] * len(requests)
         try:
             lm = self._ensure_loaded()
-        except Exception as e:  # a missing wheel or a corrupt file fails every request, clearly
+        except Exception as e:  # noqa: BLE001 -- a missing wheel or corrupt file fails every request, clearly
             msg = f"{type(e).__name__}: {e}"
             results = [Completion(error=msg) for _ in requests]
             self._record(results)
@@ -228,7 +242,7 @@ class LocalBackend:
         for i, req in enumerate(requests):
             try:
                 ids = self._encode(lm, req)
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 -- a backend reports failures, it never raises them
                 out[i] = Completion(error=f"could not render prompt: {type(e).__name__}: {e}")
                 continue
             if len(ids) >= lm.max_context:
@@ -262,8 +276,31 @@ class LocalBackend:
 
     @staticmethod
     def _encode(lm: _Loaded, req: Request) -> list[int]:
-        text = lm.tokenizer.apply_chat_template(req.messages, add_generation_prompt=True, tokenize=False)
-        return list(lm.tokenizer(text, add_special_tokens=False)["input_ids"])
+        """Token ids of the chat prompt, with message contents encoded as plain text.
+
+        A graded response may contain control strings such as "<|im_end|>"; encoding the rendered chat as one
+        string would turn them into real special tokens, letting the response close its turn and forge an
+        answer. So the template is rendered around sentinels and only its own text may yield special tokens.
+        """
+        tok = lm.tokenizer
+        marks = [f"\ue000rrd{i}\ue001" for i in range(len(req.messages))]
+        masked = [{**m, "content": mark} for m, mark in zip(req.messages, marks)]
+        text = tok.apply_chat_template(masked, add_generation_prompt=True, tokenize=False)
+        pieces: list[tuple[str, bool]] = []  # (text, is_content)
+        pos = 0
+        for m, mark in zip(req.messages, marks):
+            at = text.find(mark, pos)
+            if at < 0 or text.count(mark) != 1:  # a template that rewrites contents: encode it as rendered
+                full = tok.apply_chat_template(req.messages, add_generation_prompt=True, tokenize=False)
+                return list(tok(full, add_special_tokens=False)["input_ids"])
+            pieces += [(text[pos:at], False), (m.get("content", ""), True)]
+            pos = at + len(mark)
+        pieces.append((text[pos:], False))
+        ids: list[int] = []
+        for piece, is_content in pieces:
+            if piece:
+                ids += tok(piece, add_special_tokens=False, split_special_tokens=is_content)["input_ids"]
+        return ids
 
     def _run_rows(self, lm: _Loaded, rows: list[_Row]) -> list[tuple[_Row, Completion]]:
         """Plan prefix groups, then run each group's batches; a failing batch is retried row by row."""
@@ -273,9 +310,7 @@ class LocalBackend:
         else:
             plan = [(0, list(range(len(rows))))]
         loose = [rows[i] for p, members in plan if p == 0 for i in members]
-        batches: list[tuple[int, list[_Row]]] = [
-            (p, [rows[i] for i in members]) for p, members in plan if p > 0
-        ]
+        batches: list[tuple[int, list[_Row]]] = [(p, [rows[i] for i in members]) for p, members in plan if p > 0]
         if loose:
             batches.append((0, loose))
 
@@ -286,21 +321,34 @@ class LocalBackend:
                 t0 = time.monotonic()
                 try:
                     prefix_cache = self._prefill_prefix(lm, members[0].ids[:p])
-                except Exception:
-                    p = 0  # fall back to running each row in full
+                except Exception:  # noqa: BLE001 -- fall back to running each row in full
+                    p = 0
                 prefix_s = time.monotonic() - t0
             else:
                 prefix_s = 0.0
-            for start in range(0, len(members), self.max_batch):
-                chunk = members[start : start + self.max_batch]
+            for chunk in self._chunks(members, p):
                 t0 = time.monotonic()
                 try:
                     self._generate(lm, chunk, p, prefix_cache)
                     latency = time.monotonic() - t0 + prefix_s * len(chunk) / len(members)
                     done.extend((r, self._completion(lm, r, latency)) for r in chunk)
-                except Exception as e:
+                except Exception as e:  # noqa: BLE001 -- find the row that fails, and fail only it
                     done.extend(self._isolate(lm, chunk, e))
         return done
+
+    def _chunks(self, rows: list[_Row], p: int) -> list[list[_Row]]:
+        """Split length-sorted rows into batches of at most max_batch rows and max_batch_tokens padded tokens."""
+        chunks: list[list[_Row]] = []
+        current: list[_Row] = []
+        for r in rows:
+            width = max([len(x.ids) - p for x in current] + [len(r.ids) - p])
+            if current and (len(current) >= self.max_batch or (len(current) + 1) * width > self.max_batch_tokens):
+                chunks.append(current)
+                current = []
+            current.append(r)
+        if current:
+            chunks.append(current)
+        return chunks
 
     def _isolate(self, lm: _Loaded, chunk: list[_Row], error: Exception) -> list[tuple[_Row, Completion]]:
         """Rerun a failed batch one row at a time without prefix reuse, so one bad request fails alone."""
@@ -311,12 +359,11 @@ class LocalBackend:
         for r in chunk:
             r.generated.clear()
             r.logprobs.clear()
-            r.finished = False
             t0 = time.monotonic()
             try:
                 self._generate(lm, [r], 0, None)
                 results.append((r, self._completion(lm, r, time.monotonic() - t0)))
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001
                 results.append((r, Completion(error=f"{type(e).__name__}: {e}", usage=Usage(len(r.ids), 0, 0.0))))
         return results
 
@@ -387,8 +434,6 @@ class LocalBackend:
             for r in rows
         ]
         active = [i for i, r in enumerate(rows) if r.max_new > 0]
-        for i, r in enumerate(rows):
-            r.finished = r.max_new <= 0
         # `active` lists the rows still in the batch, in batch order; the cache and mask follow it
         while active:
             chosen = self._pick(lm, [rows[i] for i in active], [generators[i] for i in active], logits)
@@ -397,9 +442,7 @@ class LocalBackend:
                 r = rows[i]
                 tok = chosen[j]
                 r.generated.append(tok)
-                if tok in lm.stop_ids or len(r.generated) >= r.max_new:
-                    r.finished = True
-                else:
+                if tok not in lm.stop_ids and len(r.generated) < r.max_new:
                     keep.append(j)
             if not keep:
                 break
