@@ -22,9 +22,11 @@ from judges import Judge, JudgeConfig  # noqa: E402
 from tests.loopback_server import LoopbackServer, Reply  # noqa: E402
 
 
-async def run_level(server: LoopbackServer, concurrency: int, n_calls: int, cache_dir: str | None) -> float:
+async def run_level(server: LoopbackServer, concurrency: int, n_calls: int, cache_dir: str | None,
+                    transport: str) -> float:
     cfg = JudgeConfig(
         model="loopback-model",
+        transport=transport,  # type: ignore[arg-type]
         api_base=server.api_base,
         concurrency=concurrency,
         cache=cache_dir is not None,
@@ -48,15 +50,18 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=10, help="calls per level = rounds x concurrency")
     ap.add_argument("--levels", type=int, nargs="+", default=[1, 8, 64])
     ap.add_argument("--cache", action="store_true", help="include the SQLite cache writes in the measurement")
+    ap.add_argument("--transport", choices=["auto", "openai", "litellm"], default="auto",
+                    help="auto = the openai SDK for this OpenAI-compatible server")
     args = ap.parse_args()
 
     with LoopbackServer(lambda n, req: Reply(text="YES", delay_s=args.latency), process=True) as server:
-        print(f"latency {args.latency * 1000:.0f} ms, cache {'on' if args.cache else 'off'}")
+        print(f"latency {args.latency * 1000:.0f} ms, cache {'on' if args.cache else 'off'}, "
+              f"transport {args.transport}")
         print(f"{'concurrency':>11} {'calls':>6} {'seconds':>8} {'calls/s':>8} {'ideal/s':>8} {'ratio':>6}")
         with tempfile.TemporaryDirectory() as tmp:
             for c in args.levels:
                 n = args.rounds * c
-                elapsed = asyncio.run(run_level(server, c, n, tmp if args.cache else None))
+                elapsed = asyncio.run(run_level(server, c, n, tmp if args.cache else None, args.transport))
                 achieved = n / elapsed
                 ideal = c / args.latency
                 print(f"{c:>11} {n:>6} {elapsed:>8.2f} {achieved:>8.1f} {ideal:>8.1f} {achieved / ideal:>6.2f}")

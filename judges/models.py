@@ -18,6 +18,7 @@ import importlib.metadata
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -358,6 +359,8 @@ def _resolve_bundled(model: BundledModel, cache_dir: Path | None) -> Path:
     with _file_lock(models_dir(cache_dir) / f".lock-{model.sha256[:16]}"):
         if is_complete(dest, model.sha256):  # another process finished it while we waited
             return dest
+        print(f"rrd: preparing local model {model.name!r} once (verify sha256, dequantize to bf16, cache in "
+              f"{dest}); this takes a minute or two", file=sys.stderr)
         if model.chunked:
             gguf = assemble_parts(
                 files, models_dir(cache_dir) / "gguf" / model.gguf_name, size=model.size, sha256=model.sha256

@@ -43,7 +43,7 @@ import numpy as np
 
 from judges.judge import GradeItem, Judge
 from judges.types import Verdict
-from rrd.cli_commands import load_rubric_sets, prompt_key
+from rrd.rubric_files import load_rubric_sets, prompt_key
 from rrd.records import RubricSet
 from rrd.scoring import score_response
 from rrd.weights import WhiteningConfig, whitened_uniform_weights

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import hashlib
 import math
-import os
 import sys
 from collections import Counter
 from dataclasses import dataclass
@@ -15,16 +14,12 @@ from typing import Any, Iterable
 from .config import RefineConfig
 from .io import InputError, JsonlAppender, Row, read_rows
 from .records import RubricSet
+from .rubric_files import load_rubric_sets, prompt_key
 from .scoring import TieRule, pair_credit
 
 PROMPT_FIELDS = ("prompt", "question", "instruction", "input", "user_query")
 A_FIELDS = ("response_A", "response_a", "response_1", "chosen")
 B_FIELDS = ("response_B", "response_b", "response_2", "rejected")
-
-
-def prompt_key(prompt: str) -> str:
-    """Default prompt id: a hash of the text, so rubric sets and pairs match without an id column."""
-    return "p-" + hashlib.sha256(prompt.encode("utf-8")).hexdigest()[:16]
 
 
 def _prompt_text(row: Row, field: str | None) -> str:
@@ -288,26 +283,6 @@ def _pairs(args: argparse.Namespace) -> list[Pair]:
             pair_id = "pair-" + hashlib.sha256("\x00".join((prompt, a, b)).encode()).hexdigest()[:16]
         pairs.append(Pair(str(pair_id), pid, prompt, a, b, _label(row)))
     return pairs
-
-
-def load_rubric_sets(path: str) -> dict[str, RubricSet]:
-    """RubricSets by prompt id. Lines are full RubricSets, or the short form {"prompt", "rubrics": [...]}."""
-    sets: dict[str, RubricSet] = {}
-    if not os.path.exists(path):
-        return sets
-    for row in read_rows(path):
-        d = row.data
-        try:
-            if "tree" in d:
-                rs = RubricSet.from_dict(d)
-            else:
-                texts = row.get("rubrics", kind=list)
-                prompt = row.get("prompt")
-                rs = RubricSet.provided(prompt, texts, d.get("weights"), prompt_id=d.get("prompt_id"))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(path, row.line, None, f"not a rubric set: {exc}") from exc
-        sets[rs.prompt_id or prompt_key(rs.prompt)] = rs
-    return sets
 
 
 def _wilson(k: float, n: int, z: float = 1.96) -> tuple[float, float]:

@@ -199,11 +199,19 @@ class LocalBackend:
 
         if self.threads:
             torch.set_num_threads(self.threads)
+        from transformers.utils import logging as hf_logging
+
         folder = resolve_local_model(self.spec, self.cache_dir)
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-        model: Any = AutoModelForCausalLM.from_pretrained(
-            folder, dtype=getattr(torch, self.dtype), local_files_only=True
-        )
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # a per-tensor bar on every start is noise in a CLI's output
+        try:
+            model: Any = AutoModelForCausalLM.from_pretrained(
+                folder, dtype=getattr(torch, self.dtype), local_files_only=True
+            )
+        finally:
+            if bars:
+                hf_logging.enable_progress_bar()
         device = torch.device(self.device)
         model.to(device).eval()
         stop: set[int] = set()

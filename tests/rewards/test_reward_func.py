@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rewards import RubricReward, RubricRewardConfig, per_criterion_reward_funcs, rubric_reward_func
-from rrd.cli_commands import prompt_key
+from rrd.rubric_files import prompt_key
 from rrd.records import RubricSet
 from rrd.weights import whitened_uniform_weights
 from tests.rewards.helpers import Recorder, make_judge, trl_kwargs
