@@ -138,3 +138,42 @@ def test_rrd_judge_end_to_end_over_http_resumes_with_zero_calls(tmp_path, capsys
         out.unlink()
         assert main(argv) == 0
         assert len(server.requests) == calls and "0 calls" in capsys.readouterr().out
+
+
+def _refine_server(n: int, req: dict) -> Reply:
+    """Plays every role of a refine run over HTTP: sampler, proposer, grader, overlap/conflict checker."""
+    system = req["messages"][0]["content"] if req["messages"][0]["role"] == "system" else ""
+    text = req["messages"][-1]["content"]
+    if "strict, impartial grader" in system:
+        response = text.split("<response>")[1].split("</response>")[0]
+        return Reply(text="YES" if "colour" in response and "colour" in text.split("Criterion:")[1] else "NO")
+    if "Write a list of rubrics" in text:
+        return Reply(text='["The response names a colour.", "The response is polite.", "The response is polite."]')
+    if "overlap" in text:
+        return Reply(text='{"overlaps": null}')
+    if "conflict" in text:
+        return Reply(text='{"conflicts": null}')
+    return Reply(text=f"A response that names a colour, number {n}.")
+
+
+def test_rrd_refine_end_to_end_over_http_and_resume(tmp_path, capsys):
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"prompt": "Name a colour."}\n{"prompt": "Name another colour."}\n')
+    out = tmp_path / "rubrics.jsonl"
+    with LoopbackServer(_refine_server) as server:
+        argv = ["refine", str(prompts), "--out", str(out), "--judge", "m", "--api-base", server.api_base,
+                "--cache-path", str(tmp_path / "c.sqlite"), "--n-samples", "4", "--no-misalignment"]
+        assert main(argv) == 0
+        summary = capsys.readouterr().out
+        sent = len(server.requests)
+        sets = [RubricSet.from_dict(json.loads(x)) for x in out.read_text().splitlines()]
+        assert sorted(s.prompt for s in sets) == ["Name a colour.", "Name another colour."]
+        for rs in sets:
+            assert len(rs.samples) == 4 and rs.content_hash == rs.compute_hash()
+            # the colour rubric is met by all 4 samples (c=4 > n=2): it was decomposed, not accepted as is
+            colour = next(r for r in rs.tree if r.text == "The response names a colour.")
+            assert colour.satisfied == 4 and colour.status in ("decomposed", "rejected")
+            assert any(r.reason == "duplicate" for r in rs.tree)
+        assert "prompts: 2" in summary and "rejections:" in summary and "duplicate" in summary
+        assert main(argv) == 0  # resume: both prompts done, nothing sent
+        assert len(server.requests) == sent
