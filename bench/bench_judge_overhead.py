@@ -1,8 +1,10 @@
 """Judge client overhead: grading calls against a loopback server with a fixed latency.
 
 Ideal throughput at concurrency c with latency L is c / L calls per second; the figure printed is the achieved
-throughput as a ratio of that ideal. Anything below 1 is our client stack's overhead (litellm/openai, retries
-wrapper, semaphore, parsing, cache). Goal: >= 0.9 at concurrency 64.
+throughput as a ratio of that ideal. Anything below 1 is overhead: our client stack (litellm/openai, retries
+wrapper, semaphore, parsing, cache) and, on a small machine, the loopback server competing for the same cores.
+The client's own CPU time per call is printed too: 1 / that is the most calls per second one core can issue.
+Goal: >= 0.9 at concurrency 64.
 
     python bench/bench_judge_overhead.py [--latency 0.05] [--rounds 10] [--cache]
 """
@@ -23,7 +25,7 @@ from tests.loopback_server import LoopbackServer, Reply  # noqa: E402
 
 
 async def run_level(server: LoopbackServer, concurrency: int, n_calls: int, cache_dir: str | None,
-                    transport: str) -> float:
+                    transport: str) -> tuple[float, float]:
     cfg = JudgeConfig(
         model="loopback-model",
         transport=transport,  # type: ignore[arg-type]
@@ -36,12 +38,12 @@ async def run_level(server: LoopbackServer, concurrency: int, n_calls: int, cach
     # warm-up: imports, connection pool, first-call setup are not per-call overhead
     await judge.grade([f"warm-up {i}" for i in range(concurrency)], "warm")
     criteria = [f"Criterion number {i}: the response mentions item {i}." for i in range(n_calls)]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     verdicts = await judge.grade(criteria, "A fixed response to grade. " * 20)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     assert all(v.met is True for v in verdicts), [v.reason for v in verdicts if v.met is not True][:3]
     await judge.aclose()
-    return elapsed
+    return elapsed, cpu
 
 
 def main() -> None:
@@ -57,14 +59,16 @@ def main() -> None:
     with LoopbackServer(lambda n, req: Reply(text="YES", delay_s=args.latency), process=True) as server:
         print(f"latency {args.latency * 1000:.0f} ms, cache {'on' if args.cache else 'off'}, "
               f"transport {args.transport}")
-        print(f"{'concurrency':>11} {'calls':>6} {'seconds':>8} {'calls/s':>8} {'ideal/s':>8} {'ratio':>6}")
+        print(f"{'concurrency':>11} {'calls':>6} {'seconds':>8} {'calls/s':>8} {'ideal/s':>8} {'ratio':>6} "
+              f"{'client CPU ms/call':>19}")
         with tempfile.TemporaryDirectory() as tmp:
             for c in args.levels:
                 n = args.rounds * c
-                elapsed = asyncio.run(run_level(server, c, n, tmp if args.cache else None, args.transport))
+                elapsed, cpu = asyncio.run(run_level(server, c, n, tmp if args.cache else None, args.transport))
                 achieved = n / elapsed
                 ideal = c / args.latency
-                print(f"{c:>11} {n:>6} {elapsed:>8.2f} {achieved:>8.1f} {ideal:>8.1f} {achieved / ideal:>6.2f}")
+                print(f"{c:>11} {n:>6} {elapsed:>8.2f} {achieved:>8.1f} {ideal:>8.1f} {achieved / ideal:>6.2f} "
+                      f"{1000 * cpu / n:>19.2f}")
 
 
 if __name__ == "__main__":

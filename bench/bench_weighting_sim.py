@@ -15,7 +15,7 @@ estimator given 2000 responses: what WU tends to); Fisher (fitted on 2000 labell
 paper's bound as an accuracy floor, 1 - exp(-1/2 (w^T mu)^2 / (w^T Sigma w)), with mu and Sigma measured on
 the evaluation pairs.
 
-    python bench/bench_weighting_sim.py [--out bench/results/weighting_sim.png] [--seed 0]
+    python bench/bench_weighting_sim.py [--out docs/results/weighting_sim.png] [--seed 0]
 """
 
 from __future__ import annotations
@@ -201,7 +201,7 @@ def plot(rows: list[tuple[int, int, dict[str, SchemeResult], float]], out: Path)
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("bench/results/weighting_sim.png"))
+    parser.add_argument("--out", type=Path, default=Path("docs/results/weighting_sim.png"))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     start = time.perf_counter()
