@@ -174,16 +174,39 @@ def _markdown_items(text: str) -> list[str]:
     return [i for i in items if i]
 
 
+_JSON_STRING = re.compile(r'"((?:[^"\\]|\\.)*)"')
+
+
+def _truncated_list(text: str) -> list[str]:
+    """The complete strings of a JSON list cut off by the token limit ('["a", "b", "c' gives a and b): a long
+    proposal that ran out of tokens keeps what it finished instead of failing Stage 1."""
+    start = (text or "").find("[")
+    if start < 0:
+        return []
+    items = []
+    for m in _JSON_STRING.finditer(text, start):
+        if m.end() >= len(text.rstrip()):
+            break  # the last quote closes the text: the string may be whole, but the list was cut right here
+        try:
+            items.append(json.loads(f'"{m.group(1)}"'))
+        except json.JSONDecodeError:
+            break
+    return items
+
+
 def parse_rubric_list(text: str, exactly: int | None = None) -> list[str] | None:
     """A JSON list of non-empty strings (of length `exactly` when given); None when the shape is wrong.
 
-    Small local proposers often answer with a bulleted or numbered list despite the JSON instruction; when the
-    text holds no JSON list at all, such a list is read instead (same shape checks), so the embedded default
-    models can run the method rather than fail Stage 1.
+    Small local proposers often answer with a bulleted or numbered list despite the JSON instruction, or write
+    so many rubrics that the list is cut off by the token limit; when the text holds no complete JSON value,
+    the finished strings of a truncated list, or else a bulleted list, are read instead (same shape checks),
+    so the embedded default models can run the method rather than fail Stage 1.
     """
     value = first_json(text)
+    if value is None:
+        value = _truncated_list(text) or _markdown_items(text)
     if not isinstance(value, list):
-        value = _markdown_items(text) if value is None else None
+        value = None
     if not value or not all(isinstance(v, str) and v.strip() for v in value):
         return None
     if exactly is not None and len(value) != exactly:

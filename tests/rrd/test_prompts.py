@@ -1,0 +1,29 @@
+"""Readers of proposer output: strict shapes, with the two rescues small local models need."""
+
+from rrd.prompts import parse_index, parse_rubric_list
+
+
+def test_json_list_with_fence_and_prose():
+    assert parse_rubric_list('Here you go:\n```json\n["A", "B"]\n```') == ["A", "B"]
+    assert parse_rubric_list('["A", "B", "C"]', exactly=2) is None
+    assert parse_rubric_list('["A", 3]') is None
+    assert parse_rubric_list("no rubrics, sorry") is None
+
+
+def test_truncated_list_keeps_only_finished_strings():
+    cut = '```json\n[\n  "The response names X.",\n  "The response says \\"hi\\".",\n  "The res'
+    assert parse_rubric_list(cut) == ["The response names X.", 'The response says "hi".']
+    assert parse_rubric_list('["The response names X.", "The resp') == ["The response names X."]
+
+
+def test_markdown_list_fallback():
+    text = "Rubrics:\n1. The response names X.\n2) The response is short.\n- The response cites Y."
+    assert parse_rubric_list(text) == ["The response names X.", "The response is short.", "The response cites Y."]
+    assert parse_rubric_list("- a\n- b", exactly=2) == ["a", "b"]
+
+
+def test_parse_index():
+    assert parse_index('{"overlaps": 2}', "overlaps", 3) == (True, 1)
+    assert parse_index('{"overlaps": null}', "overlaps", 3) == (True, None)
+    assert parse_index('{"overlaps": 7}', "overlaps", 3) == (False, None)
+    assert parse_index("yes it overlaps", "overlaps", 3) == (False, None)
