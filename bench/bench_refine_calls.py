@@ -106,6 +106,8 @@ async def refine_all(judge_cfg: JudgeConfig, cfg: RefineConfig, cache_path: str)
         refs = {"strong": item["strong"], "weak": item["weak"]}
         sets.append(await refine_prompt(item["prompt"], judge, judge, cfg, prompt_id=f"bench-{i}",
                                         responses=item["samples"], references=refs))
+        print(f"  [{judge_cfg.grading_mode}] prompt {i + 1}/{len(PROMPTS)}: {acc.calls} calls, "
+              f"{time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
     wall = time.perf_counter() - start
     await judge.aclose()
     grading = sum(rs.stats.get("stages", {}).get("grading", {}).get("calls", 0) for rs in sets)
