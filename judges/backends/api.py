@@ -33,9 +33,7 @@ class RetryPolicy:
     def delay(self, attempt: int, retry_after: float | None) -> float:
         """Full-jitter exponential backoff; a server's Retry-After is a floor, not a suggestion."""
         backoff = random.uniform(0, min(self.max_delay_s, self.base_delay_s * (2**attempt)))
-        if retry_after is not None:
-            return min(max(retry_after, backoff), max(self.max_delay_s, retry_after))
-        return backoff
+        return backoff if retry_after is None else max(retry_after, backoff)
 
 
 def _status(exc: BaseException) -> int | None:
