@@ -46,7 +46,7 @@ from judges.types import Verdict
 from rrd.rubric_files import load_rubric_sets, prompt_key
 from rrd.records import RubricSet
 from rrd.scoring import score_response
-from rrd.weights import WhiteningConfig, whitened_uniform_weights
+from rrd.weights import WhiteningConfig, impute_unscored, whitened_uniform_weights
 
 ScoreMode = Literal["hard", "soft"]
 WeightMode = Literal["stored", "uniform", "online_wu"]
@@ -189,16 +189,6 @@ def _verdict_value(v: Verdict, mode: ScoreMode) -> float | None:
     if mode == "soft" and v.p_yes is not None:
         return float(v.p_yes)
     return 1.0 if v.met else 0.0
-
-
-def _impute(rows: list[list[float | None]]) -> np.ndarray:
-    """rows x rubrics; an unscored cell takes its rubric's mean over scored rows (0.5 if none is scored)."""
-    X = np.array([[np.nan if v is None else float(v) for v in row] for row in rows], dtype=float)
-    for k in range(X.shape[1]):
-        col = X[:, k]
-        fill = float(np.nanmean(col)) if np.any(~np.isnan(col)) else 0.5
-        col[np.isnan(col)] = fill
-    return X
 
 
 def _distributed_world() -> int:
@@ -541,7 +531,7 @@ class RubricReward:
             if len(X_rows) < self.config.wu_min_rows or m == 0 or any(len(r) != m for r in X_rows):
                 fell_back += 1
                 continue
-            result = whitened_uniform_weights(_impute(X_rows), self.config.whitening)
+            result = whitened_uniform_weights(impute_unscored(X_rows, 0.5)[0], self.config.whitening)
             if result.fell_back:
                 fell_back += 1
                 continue

@@ -28,8 +28,6 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Callable, Mapping, Sequence
 
-import numpy as np
-
 from judges.judge import GradeItem, Judge
 from judges.types import Completion, Message, SamplingParams, Usage, Verdict
 
@@ -37,7 +35,7 @@ from . import prompts
 from .config import RefineConfig
 from .records import Reason, Rubric, RubricSet, Sample, normalise
 from .sampling import JudgePool, provided_samples, reference_responses, sample_responses
-from .weights import llm_weights, uniform_weights, whitened_uniform_weights
+from .weights import impute_unscored, llm_weights, uniform_weights, whitened_uniform_weights
 
 _CheckTemplate = Callable[[str, Sequence[str]], "list[Message]"]
 _COUNTED = ("calls", "cache_hits", "failures", "prompt_tokens", "completion_tokens", "cost_usd")
@@ -71,17 +69,6 @@ class _Meter:
 
     def totals(self) -> dict[str, float]:
         return {k: sum(t[k] for t in self.stages.values()) for k in _COUNTED}
-
-
-def _impute(verdicts: list[list[bool | None]]) -> tuple[np.ndarray, int]:
-    """samples x rubrics 0/1 matrix; an unscored cell takes its rubric's mean over scored samples (0 if none)."""
-    X = np.array([[np.nan if v is None else float(v) for v in row] for row in verdicts], dtype=float).T
-    missing = int(np.isnan(X).sum())
-    for k in range(X.shape[1]):
-        col = X[:, k]
-        fill = float(np.nanmean(col)) if np.any(~np.isnan(col)) else 0.0
-        col[np.isnan(col)] = fill
-    return X, missing
 
 
 class _Refinement:
@@ -292,7 +279,7 @@ class _Refinement:
                 why = completion.error or f"unparseable importance scores: {completion.text[:200]!r}"
                 return uniform_weights(m).tolist(), "uniform", f"llm weights fell back to uniform: {why}"
             return llm_weights(scores).tolist(), "llm", None
-        X, missing = _impute([r.verdicts for r in self.accepted])
+        X, missing = impute_unscored(list(zip(*(r.verdicts for r in self.accepted))), empty_fill=0.0)
         result = whitened_uniform_weights(X, self.config.whitening)
         notes = [n for n in (result.fallback_reason, f"{missing} unscored cells imputed" if missing else None) if n]
         return result.weights.tolist(), result.scheme, "; ".join(notes) or None

@@ -239,3 +239,16 @@ def _check_pairs(D: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if not np.all(np.isin(y, (-1.0, 1.0))):
         raise ValueError("y must hold only +1 (R1 preferred) or -1 (R2 preferred)")
     return D, y
+
+
+def impute_unscored(rows: Sequence[Sequence[float | bool | None]], empty_fill: float) -> tuple[np.ndarray, int]:
+    """rows x rubrics matrix for whitening, with each unscored (None) cell set to its rubric's mean over the
+    scored rows, or `empty_fill` when none is scored; also returns how many cells were filled. Whitening needs
+    a full matrix, and a column mean is the fill that leaves that rubric's mean unchanged."""
+    X = np.array([[np.nan if v is None else float(v) for v in row] for row in rows], dtype=float)
+    missing = int(np.isnan(X).sum())
+    for k in range(X.shape[1] if X.ndim == 2 else 0):
+        col = X[:, k]
+        col[np.isnan(col)] = float(np.nanmean(col)) if np.any(~np.isnan(col)) else empty_fill
+    return X, missing
+
