@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import math
 import sys
 from collections import Counter
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from .config import RefineConfig
 from .io import InputError, JsonlAppender, Row, read_rows
 from .records import RubricSet
 from .rubric_files import load_rubric_sets, prompt_key
-from .scoring import TieRule, pair_credit
+from .scoring import TieRule, pair_credit, wilson_interval
 
 PROMPT_FIELDS = ("prompt", "question", "instruction", "input", "user_query")
 A_FIELDS = ("response_A", "response_a", "response_1", "chosen")
@@ -285,16 +284,6 @@ def _pairs(args: argparse.Namespace) -> list[Pair]:
     return pairs
 
 
-def _wilson(k: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n == 0:
-        return (float("nan"), float("nan"))
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (centre - half, centre + half)
-
-
 async def judge_pairs(pairs: list[Pair], sets: dict[str, RubricSet], models: Models, args: argparse.Namespace,
                       out: JsonlAppender, bar: Any = None) -> None:
     """Score each pending pair against its prompt's RubricSet (refining missing ones first) and append the
@@ -358,7 +347,7 @@ def _summary_judge(records: list[dict[str, Any]], accounting: Any) -> str:
              f"{sum(r.get('unscored', 0) for r in records)}"]
     if labelled:
         k = sum(r["credit"] for r in labelled)
-        lo, hi = _wilson(k, len(labelled))
+        lo, hi = wilson_interval(k, len(labelled))
         lines.append(f"accuracy: {k / len(labelled):.3f} ({k:g}/{len(labelled)}), 95% CI [{lo:.3f}, {hi:.3f}]")
     lines.append(f"this run: {accounting.calls} calls, {accounting.cache_hits} cache hits, {accounting.failures} "
                  f"failed, {accounting.prompt_tokens + accounting.completion_tokens} tokens, "

@@ -9,6 +9,7 @@ Plain functions with no dependency on other rrd modules; a RubricSet wires them 
 
 from __future__ import annotations
 
+import math
 from enum import Enum
 from typing import Literal, Sequence
 
@@ -129,3 +130,18 @@ def _weighted_mean(w: np.ndarray, g: np.ndarray, mask: np.ndarray) -> float | No
     if total <= 0:
         return None
     return float(w[mask] @ g[mask]) / total
+
+
+def wilson_interval(k: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval for k successes in n trials (k may be fractional, e.g. half-credited ties).
+
+    Wilson rather than the normal approximation because benchmark slices are small (a 42-pair source family)
+    and accuracies sit near 0 or 1, where the normal interval leaves [0, 1] or collapses to a point.
+    """
+    if n == 0:
+        return (float("nan"), float("nan"))
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (centre - half, centre + half)
