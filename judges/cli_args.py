@@ -25,6 +25,8 @@ def add_judge_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--grading-mode", choices=["single", "batch"], default="single",
                    help="single: one criterion per call (paper-faithful); batch: --batch-size criteria per call")
     g.add_argument("--batch-size", type=int, default=8)
+    g.add_argument("--pairwise-max-tokens", type=int, default=JudgeConfig.pairwise_max_tokens,
+                   help="length cap of a direct pairwise judgement (reasoning, then the verdict)")
     g.add_argument("--no-logprobs", action="store_true", help="for servers without logprobs: text verdicts only")
     g.add_argument("--include-prompt", action="store_true",
                    help="show the user prompt to the satisfaction judge (the paper shows only the response)")
@@ -50,6 +52,7 @@ def judge_config_from_args(args: argparse.Namespace, *, model: str | None = None
         timeout_s=args.timeout,
         grading_mode=args.grading_mode,
         batch_size=args.batch_size,
+        pairwise_max_tokens=args.pairwise_max_tokens,
         logprobs=not args.no_logprobs,
         include_prompt=args.include_prompt,
         cache=not args.no_cache,

@@ -20,7 +20,12 @@ Register = Callable[[argparse._SubParsersAction], None]
 
 def _registrations() -> list[tuple[str, Register]]:
     found = {ep.name: ep for ep in entry_points(group="rrd.commands")}
-    regs: list[tuple[str, Register]] = [(name, found[name].load()) for name in sorted(found)]
+    regs: list[tuple[str, Register]] = []
+    for name in sorted(found):
+        try:
+            regs.append((name, found[name].load()))
+        except Exception as exc:  # one broken subcommand (a stale install, a missing extra) must not take all down
+            print(f"warning: `rrd {name}` is unavailable: {type(exc).__name__}: {exc}", file=sys.stderr)
     if not regs:  # running from a source tree that was never pip-installed: at least our own commands
         from .cli_commands import judge_command, refine_command
 

@@ -34,7 +34,7 @@ def _prompt_text(row: Row, field: str | None) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ shared flags
-def _add_refine_args(p: argparse.ArgumentParser) -> None:
+def add_refine_args(p: argparse.ArgumentParser) -> None:
     from judges.cli_args import add_judge_args, add_proposer_args
 
     add_judge_args(p)
@@ -46,6 +46,8 @@ def _add_refine_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--n-samples", type=int, default=d.n_samples)
     g.add_argument("--sample-max-tokens", type=int, default=d.sample_max_tokens,
                    help="length cap of sampled and reference responses")
+    g.add_argument("--proposer-max-tokens", type=int, default=d.proposer_max_tokens,
+                   help="length cap of the proposer's rubric lists and decompositions")
     g.add_argument("--threshold", type=int, default=d.satisfy_threshold,
                    help="decompose a rubric when more than this many samples satisfy it (paper n=2)")
     g.add_argument("--max-rejections", type=int, default=d.max_rejections, help="rejection budget T")
@@ -60,11 +62,12 @@ def _add_refine_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--prompt-concurrency", type=int, default=4, help="prompts refined at once")
 
 
-def _refine_config(args: argparse.Namespace) -> RefineConfig:
+def refine_config_from_args(args: argparse.Namespace) -> RefineConfig:
     return RefineConfig(
         n_samples=args.n_samples,
         sample_max_tokens=args.sample_max_tokens,
         reference_max_tokens=args.sample_max_tokens,
+        proposer_max_tokens=args.proposer_max_tokens,
         samplers=list(args.samplers),
         satisfy_threshold=args.threshold,
         max_rejections=args.max_rejections,
@@ -203,7 +206,7 @@ def _summary_refine(sets: list[dict[str, Any]], accounting: Any) -> str:
 
 def _run_refine(args: argparse.Namespace) -> int:
     tasks = _prompt_tasks(args)
-    config = _refine_config(args)
+    config = refine_config_from_args(args)
     models = Models.from_args(args, config)
     with JsonlAppender(args.out) as out:
         bar = _bar(len(tasks), "refine")
@@ -239,7 +242,7 @@ def refine_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--id-field", default=None, help="prompt id column (default: a hash of the prompt)")
     p.add_argument("--split", default="train", help="split for Hub datasets")
     p.add_argument("--limit", type=int, default=None)
-    _add_refine_args(p)
+    add_refine_args(p)
     p.set_defaults(func=_run_refine)
 
 
@@ -301,7 +304,7 @@ async def judge_pairs(pairs: list[Pair], sets: dict[str, RubricSet], models: Mod
                              f"(first: {next(iter(missing))}); run `rrd refine` or drop --no-refine-missing")
         tasks = [PromptTask(pid, p.prompt, None) for pid, p in missing.items()]
         with JsonlAppender(args.rubrics) as rubrics_out:  # refined sets are kept for the next run
-            for rs in await refine_all(tasks, models, _refine_config(args), rubrics_out, args.prompt_concurrency):
+            for rs in await refine_all(tasks, models, refine_config_from_args(args), rubrics_out, args.prompt_concurrency):
                 sets[rs.prompt_id or prompt_key(rs.prompt)] = rs
     tie_rule = TieRule(args.tie_rule)
     sem = asyncio.Semaphore(max(1, args.pair_concurrency))
@@ -358,7 +361,7 @@ def _summary_judge(records: list[dict[str, Any]], accounting: Any) -> str:
 def _run_judge(args: argparse.Namespace) -> int:
     pairs = _pairs(args)
     sets = load_rubric_sets(args.rubrics)
-    models = Models.from_args(args, _refine_config(args))
+    models = Models.from_args(args, refine_config_from_args(args))
     with JsonlAppender(args.out) as out:
         bar = _bar(len(pairs), "judge")
 
@@ -396,5 +399,5 @@ def judge_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--soft", action="store_true", help="score with P(YES) instead of hard verdicts")
     p.add_argument("--pair-concurrency", type=int, default=8)
     p.add_argument("--no-refine-missing", dest="refine_missing", action="store_false")
-    _add_refine_args(p)
+    add_refine_args(p)
     p.set_defaults(func=_run_judge)

@@ -1,0 +1,181 @@
+"""`rrd eval BENCH`: judge methods on JudgeBench / PPE, policies on HealthBench / BiGGen, then report.md + plots.
+
+Registered through the "rrd.commands" entry point; heavy imports happen only when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+BENCH_NAMES = ["judgebench", "ppe-human", "ppe-mmlu-pro", "ppe-math", "ppe-gpqa", "ppe-ifeval", "ppe-mbpp-plus",
+               "healthbench", "healthbench-hard", "healthbench-consensus", "biggen"]
+
+
+def eval_command(sub: argparse._SubParsersAction) -> None:
+    from rrd.cli_commands import add_refine_args
+
+    p = sub.add_parser(
+        "eval", help="evaluate judge methods (JudgeBench, PPE) or a policy (HealthBench, BiGGen)",
+        description="Runs a benchmark with its official protocol. Per-item results are appended to "
+                    "OUT/results.jsonl as they arrive; re-running the same command resumes (no item is judged "
+                    "twice), then OUT/report.md and plots are (re)written.")
+    p.add_argument("bench", choices=BENCH_NAMES)
+    p.add_argument("--method", default="direct",
+                   help="comma-separated methods or groups: direct, prompt-only, conditioned, rrd-uniform, rrd-llm, "
+                        "rrd-wu, rrd-no-{decompose,misalignment,overlap,conflict}; groups all, baselines, rrd, "
+                        "ablations (pair benchmarks only)")
+    p.add_argument("--data", default=None, help="local file or Hub id (default: the benchmark's Hub dataset)")
+    p.add_argument("--split", default=None, help="dataset split (default: the benchmark's, e.g. gpt for JudgeBench)")
+    p.add_argument("--limit", type=int, default=None, help="evaluate the first N items (after --shuffle-seed)")
+    p.add_argument("--shuffle-seed", type=int, default=None, help="shuffle items with this seed before --limit")
+    p.add_argument("--out", default=None, help="output folder (default runs/eval/BENCH)")
+    p.add_argument("--rubric-samples", choices=["sampled", "item"], default="sampled",
+                   help="responses rubrics are conditioned on: sampled (the paper: N samples per prompt) or the "
+                        "item's own responses (no sampling calls; labels are never shown)")
+    p.add_argument("--soft", action="store_true", help="rubric methods score with P(YES) instead of hard verdicts")
+    p.add_argument("--tie-margin", type=float, default=0.0)
+    p.add_argument("--item-concurrency", type=int, default=4, help="items judged at once")
+    g = p.add_argument_group("policy evaluation (HealthBench, BiGGen); --judge is the grader")
+    g.add_argument("--policy", default=None, help="model string of the policy, e.g. local:/path/to/checkpoint")
+    g.add_argument("--policy-api-base", default=None)
+    g.add_argument("--policy-temperature", type=float, default=0.0)
+    g.add_argument("--policy-max-tokens", type=int, default=2048)
+    g.add_argument("--grader-max-tokens", type=int, default=1024)
+    g.add_argument("--grader-retries", type=int, default=2, help="re-asks of an unreadable grader answer")
+    p.add_argument("--dry-run", action="store_true", help="estimate calls, tokens and dollars; spend nothing")
+    p.add_argument("--report-only", action="store_true", help="rebuild report.md and plots from results.jsonl")
+    add_refine_args(p)
+    p.set_defaults(func=run_eval_command)
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from rrd.cli_commands import refine_config_from_args
+
+    from .policy import PolicyConfig
+    from .runner import EvalConfig
+
+    return EvalConfig(
+        bench=args.bench,
+        out_dir=Path(args.out or f"runs/eval/{args.bench}"),
+        methods=args.method,
+        data=args.data,
+        split=args.split,
+        limit=args.limit,
+        shuffle_seed=args.shuffle_seed,
+        rubric_samples=args.rubric_samples,
+        soft=args.soft,
+        tie_margin=args.tie_margin,
+        item_concurrency=args.item_concurrency,
+        refine=refine_config_from_args(args),
+        policy=PolicyConfig(temperature=args.policy_temperature, max_tokens=args.policy_max_tokens,
+                            grader_max_tokens=args.grader_max_tokens, grader_retries=args.grader_retries),
+    )
+
+
+def run_eval_command(args: argparse.Namespace) -> int:
+    from rrd.io import JsonlAppender
+
+    from .report import build_report, read_jsonl
+    from .runner import RESULTS, load_items
+
+    try:
+        config = _config(args)
+        methods = config.method_list()
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    command = "rrd " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["eval"] else None
+    if args.report_only:
+        print(build_report(config.out_dir, config.bench, config.spec.kind, command))
+        return 0
+    if config.spec.kind in ("healthbench", "biggen") and not (args.policy or args.dry_run):
+        print(f"error: {config.bench} evaluates a policy: give --policy MODEL (and --judge GRADER)", file=sys.stderr)
+        return 2
+    items = load_items(config)
+    if args.dry_run:
+        print(_dry_run(config, args, items, read_jsonl(config.out_dir / RESULTS)))
+        return 0
+    with JsonlAppender(config.out_dir / RESULTS) as results:
+        summary, accounting = _run(config, args, items, results)
+    print(build_report(config.out_dir, config.bench, config.spec.kind, command))
+    print(f"this run: {summary.written} results written, {summary.skipped} already done, "
+          f"{len(summary.errors)} errors; {accounting.calls} calls, {accounting.cache_hits} cache hits, "
+          f"{accounting.prompt_tokens + accounting.completion_tokens} tokens, ${accounting.cost_usd:.4f}; "
+          f"report: {config.out_dir / 'report.md'}", file=sys.stderr)
+    return 1 if summary.errors else 0
+
+
+def _run(config: Any, args: argparse.Namespace, items: list[Any], results: Any) -> tuple[Any, Any]:
+    from tqdm import tqdm
+
+    from judges import Judge
+    from judges.cli_args import judge_config_from_args
+    from rrd.cli_commands import Models
+
+    from .runner import EvalRun
+
+    models = Models.from_args(args, config.refine)
+    policy = None
+    if args.policy:
+        pcfg = judge_config_from_args(args, model=args.policy)
+        pcfg.api_base = args.policy_api_base
+        policy = Judge(pcfg, accounting=models.judge.accounting, cache=models.judge.cache)
+    n_methods = max(1, len(config.method_list()))
+    bar = tqdm(total=len(items) * n_methods, desc=f"eval {config.bench}", unit="result", file=sys.stderr)
+
+    def progress(n: int) -> None:
+        bar.update(n)
+        bar.set_postfix_str(models.judge.accounting.postfix())
+
+    run = EvalRun(config, models, policy, progress)
+
+    async def go() -> Any:
+        try:
+            return await run.run(items, results)
+        finally:
+            await models.aclose()
+            if policy is not None:
+                await policy.aclose()
+
+    try:
+        summary = asyncio.run(go())
+    finally:
+        bar.close()
+    return summary, models.judge.accounting
+
+
+def _dry_run(config: Any, args: argparse.Namespace, items: list[Any], done: list[dict[str, Any]]) -> str:
+    from .estimate import Assumptions, estimate_method, estimate_policy, price
+    from .runner import as_responses, item_id
+
+    assumptions = Assumptions()
+    finished = {(r.get("method"), r.get("item_id")) for r in done}
+    lines = [f"dry run: {config.bench}, {len(items)} items, judge {args.judge}"]
+    if config.spec.kind in ("healthbench", "biggen"):
+        policy = args.policy or "<--policy>"
+        method = "healthbench-grader" if config.spec.kind == "healthbench" else "prometheus-absolute"
+        pending = [it for it in items if (method, item_id(it)) not in finished]
+        gen, grade = estimate_policy(config.spec.kind, pending, policy, args.judge, assumptions)
+        for name, model, est in (("policy", policy, gen), ("grader", args.judge, grade)):
+            lines.append(_estimate_line(name, len(pending), est, price(model, est)))
+        return "\n".join(lines)
+    proposer = args.proposer or args.judge
+    for method in config.method_list():
+        pending = [as_responses(it) for it in items if (method.name, item_id(it)) not in finished]
+        est, how = estimate_method(method, pending, args.judge, config.refine, done, assumptions,
+                                   item_samples=config.rubric_samples == "item")
+        # the judge grades and the proposer writes: price at the judge's rate unless both are the same model
+        cost = price(args.judge, est) if proposer == args.judge else None
+        lines.append(_estimate_line(method.name, len(pending), est, cost) + f"  [{how}]")
+    return "\n".join(lines)
+
+
+def _estimate_line(name: str, n: int, est: Any, cost: float | None) -> str:
+    dollars = f"~${cost:.2f}" if cost is not None else "$ n/a (local or unpriced model)"
+    return (f"  {name:22s} {n:5d} items  ~{est.calls:,.0f} calls  ~{est.prompt_tokens:,.0f} prompt + "
+            f"~{est.completion_tokens:,.0f} completion tokens  {dollars}")

@@ -1,0 +1,177 @@
+"""Judging one benchmark item with one method: pairwise games, or rubric scoring with a (stored) RubricSet.
+
+Every record carries what the report needs and nothing it must recompute: the games (verdicts in the pair's
+original order), the scores, the per-rubric verdicts and weights (for edges and correlations), the calls this
+item actually sent (cache hits cost none) and their tokens and dollars, and the models.
+
+Rubric sets are refined once per (method, key) and appended to `rubrics/<method>.jsonl` in the output folder
+as they finish, so an interrupted run re-uses them. The key is the prompt when rubrics are conditioned on
+sampled responses, and the item when they are conditioned on the item's own responses (`rubric_samples="item"`):
+then the set depends on that item's responses, not only on its prompt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+from judges.judge import GradeItem, Judge
+from judges.types import PairVerdict, Verdict
+from rrd.cli_commands import Models
+from rrd.config import RefineConfig
+from rrd.io import JsonlAppender
+from rrd.records import RubricSet
+from rrd.refine import refine_prompt
+from rrd.rubric_files import prompt_key
+
+from .methods import Method
+
+RubricSamples = Literal["sampled", "item"]
+GameVerdict = Literal["A", "B", "tie"] | None
+
+
+@dataclass
+class ItemResponses:
+    """What any judge method sees of an item: the prompt and the responses (2 for a pair, K for best-of-K)."""
+
+    item_id: str
+    prompt: str
+    responses: Sequence[str]
+
+
+def usage_of(verdicts: Sequence[Verdict | PairVerdict]) -> dict[str, float]:
+    """Tokens and dollars actually spent on these verdicts (cache hits carry zero usage)."""
+    return {
+        "prompt_tokens": float(sum(v.usage.prompt_tokens for v in verdicts)),
+        "completion_tokens": float(sum(v.usage.completion_tokens for v in verdicts)),
+        "cost_usd": float(sum(v.usage.cost_usd for v in verdicts)),
+    }
+
+
+def add_usage(*parts: dict[str, float]) -> dict[str, float]:
+    keys = ("calls", "prompt_tokens", "completion_tokens", "cost_usd")
+    return {k: float(sum(p.get(k, 0.0) for p in parts)) for k in keys}
+
+
+def flip(verdict: GameVerdict) -> GameVerdict:
+    """A verdict on the swapped pair (B, A), expressed in the original order."""
+    return {"A": "B", "B": "A"}.get(verdict, verdict) if verdict else verdict  # type: ignore[return-value]
+
+
+class MethodJudge:
+    """Runs the methods of one evaluation against shared models, a shared cache and stored rubric sets."""
+
+    def __init__(self, models: Models, refine: RefineConfig, out_dir: Path, *,
+                 rubric_samples: RubricSamples = "sampled", soft: bool = False, tie_margin: float = 0.0):
+        self.models = models
+        self.refine = refine
+        self.out_dir = out_dir
+        self.rubric_samples = rubric_samples
+        self.soft = soft
+        self.tie_margin = tie_margin
+        self._stores: dict[str, JsonlAppender] = {}
+        self._sets: dict[str, dict[str, RubricSet]] = {}
+        self._pending: dict[tuple[str, str], asyncio.Future[RubricSet]] = {}
+
+    @property
+    def judge(self) -> Judge:
+        return self.models.judge
+
+    # -- rubric sets ---------------------------------------------------------------------------------------
+    def _store(self, method: Method) -> JsonlAppender:
+        if method.name not in self._stores:
+            store = JsonlAppender(self.out_dir / "rubrics" / f"{method.name}.jsonl")
+            self._stores[method.name] = store
+            self._sets[method.name] = {d["prompt_id"]: RubricSet.from_dict(d) for d in store.existing}
+        return self._stores[method.name]
+
+    def set_key(self, item: ItemResponses) -> str:
+        return f"item:{item.item_id}" if self.rubric_samples == "item" else prompt_key(item.prompt)
+
+    async def rubric_set(self, method: Method, item: ItemResponses) -> tuple[RubricSet, bool]:
+        """(set, fresh): the stored set for this method and key, or a new refinement (fresh=True)."""
+        store = self._store(method)
+        key = self.set_key(item)
+        if key in self._sets[method.name]:
+            return self._sets[method.name][key], False
+        slot = (method.name, key)
+        if slot in self._pending:  # another item with the same prompt is refining it right now
+            return await asyncio.shield(self._pending[slot]), False
+        future: asyncio.Future[RubricSet] = asyncio.get_running_loop().create_future()
+        self._pending[slot] = future
+        try:
+            responses = list(item.responses) if self.rubric_samples == "item" else None
+            rs = await refine_prompt(item.prompt, self.judge, self.models.proposer, method.refine_config(self.refine),
+                                     prompt_id=key, responses=responses, samplers=self.models.samplers)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiting items re-raise it themselves
+            raise
+        finally:
+            self._pending.pop(slot, None)
+        store.append(rs.to_dict())
+        self._sets[method.name][key] = rs
+        future.set_result(rs)
+        return rs, True
+
+    # -- methods ---------------------------------------------------------------------------------------------
+    async def direct(self, item: ItemResponses) -> dict[str, Any]:
+        """Two games: (A, B), then (B, A) flipped back to the original order."""
+        a, b = item.responses
+        g1, g2 = await self.judge.pairwise_many([(item.prompt, a, b), (item.prompt, b, a)])
+        return {
+            "games": [g1.winner, flip(g2.winner)],
+            "reasons": [g1.reason, g2.reason],
+            "usage": add_usage({"calls": float(sum(not g.cached for g in (g1, g2)))}, usage_of([g1, g2])),
+        }
+
+    def _values(self, verdicts: Sequence[Verdict]) -> list[bool | float | None]:
+        if self.soft:
+            return [v.p_yes if v.p_yes is not None else v.met for v in verdicts]
+        return [v.met for v in verdicts]
+
+    async def rubric(self, method: Method, item: ItemResponses) -> dict[str, Any]:
+        """Pointwise scores of every response against the method's rubric set; for a pair, one game."""
+        rs, fresh = await self.rubric_set(method, item)
+        refine_usage = {k: float(rs.stats.get(k, 0.0)) for k in ("calls", "prompt_tokens", "completion_tokens",
+                                                               "cost_usd")} if fresh else {}
+        record: dict[str, Any] = {"rubric_set": rs.content_hash, "n_rubrics": len(rs.rubrics),
+                                  "weights": rs.weights, "weight_scheme": rs.weight_scheme}
+        if not rs.rubrics:
+            record.update(scores=[None] * len(item.responses), verdicts=None, games=[None],
+                          reasons=[f"no rubrics: {rs.failure or rs.stopped}"], usage=add_usage(refine_usage))
+            return record
+        graded = await self.judge.grade_many([GradeItem(rs.texts, r, item.prompt) for r in item.responses])
+        values = [self._values(vs) for vs in graded]
+        grading = add_usage({"calls": float(sum(self.judge.fresh_calls(vs) for vs in graded))},
+                            usage_of([v for vs in graded for v in vs]))
+        record.update(
+            scores=[rs.score(v) for v in values],
+            verdicts=values,
+            unscored=sum(v is None for vs in values for v in vs),
+            usage=add_usage(refine_usage, grading),
+        )
+        if len(item.responses) == 2:
+            verdict = rs.compare(values[0], values[1], tie_margin=self.tie_margin)
+            record["games"] = [verdict]
+            record["reasons"] = [None if verdict is not None else "no rubric scored for both responses"]
+        return record
+
+    async def run(self, method: Method, item: ItemResponses) -> dict[str, Any]:
+        t0 = time.monotonic()
+        if method.kind == "pairwise":
+            if len(item.responses) != 2:
+                raise ValueError(f"method {method.name!r} judges pairs; item {item.item_id} has "
+                                 f"{len(item.responses)} responses")
+            record = await self.direct(item)
+        else:
+            record = await self.rubric(method, item)
+        record["elapsed_s"] = round(time.monotonic() - t0, 3)
+        return record
+
+    def close(self) -> None:
+        for store in self._stores.values():
+            store.close()

@@ -1,0 +1,356 @@
+"""report.md and plots from results.jsonl (and the stored rubric sets), nothing else.
+
+The report is a pure function of the files in the output folder, so a resumed run, or a run finished on another
+machine, gives the same report, and `rrd eval ... --report-only` rebuilds it without a model.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from rrd.io import write_atomic
+
+from . import metrics
+from .loaders import HealthRubric
+from .methods import METHODS
+
+RRD_PREFIX = "rrd-"
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                break  # a torn last line from a crash; the appender repairs it on the next run
+    return out
+
+
+def by_method(records: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        groups[r["method"]].append(r)
+    order = {name: i for i, name in enumerate(METHODS)}
+    return dict(sorted(groups.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
+
+
+def combined_verdict(games: Sequence[str | None]) -> str | None:
+    """One verdict from one or two games (the two-game counter's sign, without needing a label)."""
+    score = sum({"A": 1, "B": -1}.get(g or "", 0) for g in games)
+    if all(g is None for g in games):
+        return None
+    return "A" if score > 0 else "B" if score < 0 else "tie"
+
+
+def usage_totals(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
+    keys = ("calls", "prompt_tokens", "completion_tokens", "cost_usd")
+    tot = dict.fromkeys(keys, 0.0)
+    for r in rows:
+        for part in (r.get("usage") or {}, r.get("policy_usage") or {}):
+            for k in keys:
+                tot[k] += float(part.get(k, 0.0))
+    return tot
+
+
+def summarise(kind: str, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The official metrics of one method's records."""
+    if kind == "pairs" and rows and "family" in rows[0]:
+        return metrics.judgebench_summary(rows)
+    if kind == "pairs":
+        return metrics.ppe_human_summary([{"winner": r["label"], "verdict": combined_verdict(r["games"]),
+                                           "categories": r.get("categories", [])} for r in rows])
+    if kind == "bok":
+        return metrics.ppe_correctness_summary(rows)
+    if kind == "healthbench":
+        examples = [([HealthRubric("", p, tuple(t)) for p, t in zip(r["points"], r["tags"])], r["met"],
+                     r.get("example_tags", [])) for r in rows]
+        return metrics.healthbench_summary(examples)
+    return metrics.biggen_summary(rows)
+
+
+def _fmt_ci(value: float | None, ci: Sequence[float] | None) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "–"
+    if not ci:
+        return f"{value:.3f}"
+    return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+# ---------------------------------------------------------------------------------------------------- plots
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _error(value: float, ci: Sequence[float]) -> list[float]:
+    return [max(0.0, value - ci[0]), max(0.0, ci[1] - value)]
+
+
+def plot_accuracy(summaries: dict[str, dict[str, Any]], path: Path, title: str) -> None:
+    plt = _plt()
+    names = list(summaries)
+    acc = [summaries[n]["accuracy"] for n in names]
+    err = np.array([_error(summaries[n]["accuracy"], summaries[n]["ci"]) for n in names]).T
+    fig, ax = plt.subplots(figsize=(1.2 * len(names) + 2.5, 3.6))
+    ax.bar(names, acc, yerr=err, capsize=4, color="#4c72b0")
+    ax.axhline(0.5, color="grey", lw=0.8, ls="--", label="chance (0.5)")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy (95% CI)")
+    ax.set_title(title)
+    ax.legend(loc="upper right", fontsize=8)
+    plt.setp(ax.get_xticklabels(), rotation=20, ha="right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_by_slice(summaries: dict[str, dict[str, Any]], key: str, path: Path, title: str) -> None:
+    plt = _plt()
+    names = list(summaries)
+    slices = sorted({s for n in names for s in summaries[n].get(key, {})})
+    if not slices:
+        return
+    width = 0.8 / len(names)
+    fig, ax = plt.subplots(figsize=(1.6 * len(slices) + 2.5, 3.8))
+    for i, n in enumerate(names):
+        per = summaries[n].get(key, {})
+        xs = [j + i * width for j, s in enumerate(slices) if s in per]
+        ys = [per[s]["accuracy"] for s in slices if s in per]
+        err = np.array([_error(per[s]["accuracy"], per[s]["ci"]) for s in slices if s in per]).T
+        ax.bar(xs, ys, width, yerr=err if len(ys) else None, capsize=3, label=n)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(slices))])
+    ax.set_xticklabels([f"{s}\n(n={max(summaries[n].get(key, {}).get(s, {}).get('n', 0) for n in names)})"
+                        for s in slices], fontsize=8)
+    ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy (95% CI)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def verdict_matrix(rubric_set: dict[str, Any]) -> np.ndarray:
+    """Rubrics x responses (the samples, then the misalignment references), 1/0 with NaN where unscored: every
+    response to this prompt each accepted rubric was graded on."""
+    rows = []
+    for rubric, sample_verdicts in zip(rubric_set.get("rubrics", []), rubric_set.get("verdicts", [])):
+        cells = [*sample_verdicts, rubric.get("strong"), rubric.get("weak")]
+        rows.append([np.nan if v is None else float(v) for v in cells])
+    return np.array(rows, dtype=float)
+
+
+def rubric_correlation(rubric_set: dict[str, Any]) -> np.ndarray:
+    x = verdict_matrix(rubric_set)
+    x = x[:, ~np.isnan(x).any(axis=0)] if x.size else x
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.corrcoef(x) if x.shape[1] >= 3 else np.full((len(x), len(x)), np.nan)
+
+
+def plot_heatmap(rubric_set: dict[str, Any], method: str, path: Path) -> str:
+    plt = _plt()
+    corr = rubric_correlation(rubric_set)
+    fig, ax = plt.subplots(figsize=(5.2, 4.4))
+    im = ax.imshow(np.nan_to_num(corr, nan=0.0), vmin=-1, vmax=1, cmap="RdBu_r")
+    k = len(corr)
+    ax.set_xticks(range(k))
+    ax.set_yticks(range(k))
+    ax.set_xticklabels([f"r{i}" for i in range(k)], fontsize=7)
+    ax.set_yticklabels([f"r{i}" for i in range(k)], fontsize=7)
+    n_resp = verdict_matrix(rubric_set).shape[1] if k else 0
+    ax.set_title(f"{method}: rubric verdict correlation\n({k} rubrics over {n_resp} responses; grey = constant)",
+                 fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return f"{k} rubrics of prompt `{rubric_set.get('prompt_id')}` over {n_resp} graded responses"
+
+
+def rubric_edges(rows: Sequence[dict[str, Any]]) -> list[float]:
+    """Per-rubric edge on labelled pairs: verdict on the preferred response minus on the other (in [-1, 1])."""
+    edges = []
+    for r in rows:
+        label, verdicts = r.get("label"), r.get("verdicts")
+        if label not in ("A", "B") or not verdicts or len(verdicts) != 2:
+            continue
+        win, lose = (verdicts[0], verdicts[1]) if label == "A" else (verdicts[1], verdicts[0])
+        edges += [float(w) - float(v) for w, v in zip(win, lose) if w is not None and v is not None]
+    return edges
+
+
+def plot_edges(edges_by_method: dict[str, list[float]], path: Path) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    bins = np.linspace(-1.05, 1.05, 22)
+    for name, edges in edges_by_method.items():
+        ax.hist(edges, bins=bins, alpha=0.55, label=f"{name} (n={len(edges)}, mean {np.mean(edges):+.3f})")
+    ax.set_xlabel("edge = verdict(preferred) - verdict(other)")
+    ax.set_ylabel("rubric x pair count")
+    ax.set_title("per-rubric edges on labelled pairs")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------------- report
+def build_report(out_dir: Path, bench: str, kind: str, command: str | None = None) -> str:
+    """Write report.md (and plots) in out_dir from its results; returns the markdown."""
+    out_dir = Path(out_dir)
+    records = [r for r in read_jsonl(out_dir / "results.jsonl") if r.get("bench") == bench]
+    groups = by_method(records)
+    lines = [f"# {bench}: results", ""]
+    if command:
+        lines += ["Command:", "", "```bash", command, "```", ""]
+    models = sorted({r.get("judge", "?") for r in records})
+    lines.append(f"Judge / grader: {', '.join(f'`{m}`' for m in models) or '–'}")
+    policies = sorted({r["policy"] for r in records if r.get("policy")})
+    if policies:
+        lines.append(f"Policy: {', '.join(f'`{p}`' for p in policies)}")
+    lines.append("")
+    if not records:
+        lines.append("No results yet.")
+        text = "\n".join(lines) + "\n"
+        write_atomic(out_dir / "report.md", text)
+        return text
+    summaries = {m: summarise(kind, rows) for m, rows in groups.items()}
+    if kind == "pairs":
+        lines += _pairs_section(summaries, groups, out_dir, bench)
+    elif kind == "bok":
+        lines += _bok_section(summaries)
+    elif kind == "healthbench":
+        lines += _healthbench_section(summaries)
+    else:
+        lines += _biggen_section(summaries)
+    lines += ["", "## Cost", "", "| method | items | calls sent | prompt tokens | completion tokens | $ | "
+              "mean s/item |", "|---|---|---|---|---|---|---|"]
+    for m, rows in groups.items():
+        u = usage_totals(rows)
+        secs = np.mean([r.get("elapsed_s", 0.0) for r in rows])
+        lines.append(f"| {m} | {len(rows)} | {u['calls']:.0f} | {u['prompt_tokens']:.0f} | "
+                     f"{u['completion_tokens']:.0f} | {u['cost_usd']:.4f} | {secs:.1f} |")
+    lines += ["", "Calls and tokens count what was sent (cache hits cost none), including rubric refinement, which "
+              "is charged to the first item that needed the set; mean s/item is wall time with items running "
+              "concurrently."]
+    write_atomic(out_dir / "summary.json", json.dumps(summaries, indent=1, default=str))
+    text = "\n".join(lines) + "\n"
+    write_atomic(out_dir / "report.md", text)
+    return text
+
+
+def _pairs_section(summaries: dict[str, Any], groups: dict[str, list[dict[str, Any]]], out_dir: Path,
+                   bench: str) -> list[str]:
+    judgebench = "per_family" in next(iter(summaries.values()))
+    slice_key = "per_family" if judgebench else "per_category"
+    lines = ["## Accuracy", ""]
+    if judgebench:
+        families = sorted({f for s in summaries.values() for f in s["per_family"]})
+        lines += ["| method | games | n | accuracy [95% CI] | " + " | ".join(families) +
+                  " | tie rate | inconsistency | failed games |",
+                  "|---|---|---|---|" + "---|" * len(families) + "---|---|---|"]
+        for m, s in summaries.items():
+            fam = " | ".join(_fmt_ci(s["per_family"][f]["accuracy"], None) + f" (n={s['per_family'][f]['n']})"
+                             if f in s["per_family"] else "–" for f in families)
+            games = METHODS[m].games if m in METHODS else "?"
+            incon = f"{s['inconsistency_rate']:.3f}" if games == 2 else "–"
+            lines.append(f"| {m} | {games} | {s['n']} | {_fmt_ci(s['accuracy'], s['ci'])} | {fam} | "
+                         f"{s['tie_rate']:.3f} | {incon} | {s['failure_rate']:.3f} |")
+        lines += ["", "Two-game methods: a pair is correct iff the counter (+1 per game agreeing with the label, -1 "
+                  "against, 0 for a tie or failed verdict) is positive. Single-game (rubric) methods: correct iff "
+                  "the verdict equals the label; a tie is wrong. 95% Wilson intervals."]
+    else:
+        lines += ["| method | n (non-tie) | accuracy [95% CI] |", "|---|---|---|"]
+        for m, s in summaries.items():
+            lines.append(f"| {m} | {s['n']} | {_fmt_ci(s['accuracy'], s['ci'])} |")
+        lines += ["", "Human-tie rows dropped; a judge tie or failure on a non-tie row counts wrong."]
+    plot_accuracy(summaries, out_dir / "accuracy_by_method.png", f"{bench}: accuracy by method")
+    plot_by_slice(summaries, slice_key, out_dir / "accuracy_by_source.png", f"{bench}: accuracy by source")
+    lines += ["", "![accuracy by method](accuracy_by_method.png)", "",
+              "![accuracy by source](accuracy_by_source.png)"]
+    lines += _rrd_section(groups, out_dir)
+    return lines
+
+
+def _rrd_section(groups: dict[str, list[dict[str, Any]]], out_dir: Path) -> list[str]:
+    rubric_methods = [m for m in groups if m.startswith(RRD_PREFIX) or m in ("prompt-only", "conditioned")]
+    if not rubric_methods:
+        return []
+    lines = ["", "## Rubrics", "", "| method | sets | mean rubrics/set | empty sets | unscored verdicts | "
+             "edges > 0 | edges = 0 | edges < 0 |", "|---|---|---|---|---|---|---|---|"]
+    edges_by_method = {}
+    for m in rubric_methods:
+        rows = groups[m]
+        edges = rubric_edges(rows)
+        edges_by_method[m] = edges
+        e = np.array(edges) if edges else np.zeros(0)
+        share = (lambda mask: f"{mask.mean():.2f}" if e.size else "–")
+        sets = read_jsonl(out_dir / "rubrics" / f"{m}.jsonl")
+        lines.append(f"| {m} | {len(sets)} | {np.mean([len(s.get('rubrics', [])) for s in sets]) if sets else 0:.1f}"
+                     f" | {sum(not s.get('rubrics') for s in sets)} | {sum(r.get('unscored', 0) for r in rows)} | "
+                     f"{share(e > 0)} | {share(e == 0)} | {share(e < 0)} |")
+    if any(edges_by_method.values()):
+        plot_edges({m: e for m, e in edges_by_method.items() if e}, out_dir / "rubric_edges.png")
+        lines += ["", "An edge is a rubric's verdict on the preferred response minus its verdict on the other; a "
+                  "useful rubric has a positive edge, a zero edge cannot separate the pair.", "",
+                  "![rubric edges](rubric_edges.png)"]
+    rrd_sets = [(m, s) for m in rubric_methods if m.startswith(RRD_PREFIX)
+                for s in read_jsonl(out_dir / "rubrics" / f"{m}.jsonl") if len(s.get("rubrics", [])) >= 2]
+    if rrd_sets:
+        method, biggest = max(rrd_sets, key=lambda ms: (len(ms[1]["rubrics"]), verdict_matrix(ms[1]).shape[1]))
+        what = plot_heatmap(biggest, method, out_dir / "rubric_correlation.png")
+        lines += ["", f"Rubric correlation heatmap ({method}, the largest set: {what}). With few responses per "
+                  "prompt the correlations are coarse; this is what whitening corrects for.", "",
+                  "![rubric correlation](rubric_correlation.png)"]
+    return lines
+
+
+def _bok_section(summaries: dict[str, Any]) -> list[str]:
+    lines = ["## Correctness (best-of-K)", "", "| method | pairs | pairwise accuracy [95% CI] | ROC-AUC | "
+             "best-of-K (K: accuracy) |", "|---|---|---|---|---|"]
+    for m, s in summaries.items():
+        curve = ", ".join(f"{p['k']}: {p['accuracy']:.3f}" for p in s["best_of_k"])
+        lines.append(f"| {m} | {s['n_pairs']} | {_fmt_ci(s['pairwise_accuracy'], s['pairwise_ci'])} | "
+                     f"{_fmt_ci(s['auc'], s['auc_ci'])} | {curve} |")
+    lines += ["", "Pairwise accuracy over (correct, incorrect) response pairs of the same prompt (a score tie "
+              "counts 0.5); ROC-AUC pooled over all scored responses; best-of-K: mean correctness of the "
+              "top-scored response among the first K."]
+    return lines
+
+
+def _healthbench_section(summaries: dict[str, Any]) -> list[str]:
+    lines = ["## Score", ""]
+    for m, s in summaries.items():
+        o = s["overall"]
+        lines += [f"Overall ({m}): **{o['score']:.4f}** ± {o['std']:.4f} (bootstrap std; 95% CI "
+                  f"[{o['ci'][0]:.4f}, {o['ci'][1]:.4f}]; clipped mean over {o['n']} examples, "
+                  f"{s['n_skipped']} skipped with no scored positive item)", "",
+                  "| tag | score | bootstrap std | n |", "|---|---|---|---|"]
+        for tag, t in sorted(s["tags"].items()):
+            lines.append(f"| {tag} | {t['score']:.4f} | {t['std']:.4f} | {t['n']} |")
+    return lines
+
+
+def _biggen_section(summaries: dict[str, Any]) -> list[str]:
+    lines = ["## Scores (1-5)", ""]
+    for m, s in summaries.items():
+        lines += [f"Overall ({m}, macro over capabilities): **{s['overall']:.3f}** "
+                  f"[{s['overall_ci'][0]:.3f}, {s['overall_ci'][1]:.3f}]", "",
+                  "| capability | mean [95% CI] | n | failed |", "|---|---|---|---|"]
+        for cap, c in sorted(s["per_capability"].items()):
+            lines.append(f"| {cap} | {_fmt_ci(c['mean'], c['ci'])} | {c['n']} | {c['failures']} |")
+    return lines

@@ -1,0 +1,209 @@
+"""`rrd eval`: run one benchmark with one or more methods, appending one record per (method, item) as it is done.
+
+Resuming is by key: a (method, item_id) already in results.jsonl is never judged again, and everything the
+judge already answered is in the on-disk cache, so an interrupted run continues where it stopped. An item whose
+judging raised is not written (it is retried on the next run) and the error is reported; a judge answer that
+could not be read IS a result (unscored, with its reason), as the protocols require.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from rrd.cli_commands import Models
+from rrd.config import RefineConfig
+from rrd.io import JsonlAppender
+
+from .judging import ItemResponses, MethodJudge, RubricSamples
+from .loaders import BENCHMARKS, BenchmarkSpec
+from .methods import Method, resolve_methods
+from .policy import PolicyConfig, PolicyEvaluator
+
+RESULTS = "results.jsonl"
+
+
+@dataclass
+class EvalConfig:
+    """One `rrd eval` invocation. `data` is a file or Hub id (default: the benchmark's Hub dataset)."""
+
+    bench: str
+    out_dir: Path
+    methods: str = "direct"
+    data: str | None = None
+    split: str | None = None
+    limit: int | None = None
+    #: shuffle the items with this seed before --limit (a random subset instead of the file's first N)
+    shuffle_seed: int | None = None
+    rubric_samples: RubricSamples = "sampled"
+    soft: bool = False
+    tie_margin: float = 0.0
+    item_concurrency: int = 4
+    refine: RefineConfig = field(default_factory=RefineConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+
+    @property
+    def spec(self) -> BenchmarkSpec:
+        if self.bench not in BENCHMARKS:
+            raise ValueError(f"unknown benchmark {self.bench!r}; known: {', '.join(BENCHMARKS)}")
+        return BENCHMARKS[self.bench]
+
+    def method_list(self) -> list[Method]:
+        if self.spec.kind in ("healthbench", "biggen"):
+            return []  # policy benchmarks have one grader, not judge methods
+        methods = resolve_methods(self.methods)
+        if self.spec.kind == "bok":
+            pairwise = [m.name for m in methods if m.kind == "pairwise"]
+            if pairwise:
+                raise ValueError(f"{self.bench} scores each of K responses; pairwise methods {pairwise} cannot")
+        return methods
+
+
+def load_items(config: EvalConfig) -> list[Any]:
+    spec = config.spec
+    source = config.data or spec.default_source
+    split = config.split or spec.default_split
+    shuffled = config.shuffle_seed is not None
+    items = spec.loader(source, split=split, limit=None if shuffled else config.limit)
+    if shuffled:
+        items = list(items)
+        random.Random(config.shuffle_seed).shuffle(items)
+        items = items[: config.limit] if config.limit is not None else items
+    return list(items)
+
+
+def item_id(item: Any) -> str:
+    for name in ("pair_id", "prompt_id", "id"):
+        if hasattr(item, name):
+            return str(getattr(item, name))
+    raise TypeError(f"no id on {type(item).__name__}")
+
+
+def as_responses(item: Any) -> ItemResponses:
+    """The method-facing view of a pair or best-of-K item."""
+    if hasattr(item, "response_a"):  # JudgeBench
+        return ItemResponses(item.pair_id, item.question, [item.response_a, item.response_b])
+    if hasattr(item, "response_1"):  # PPE human preference
+        return ItemResponses(str(item.id), item.prompt, [item.response_1, item.response_2])
+    return ItemResponses(str(item.id), item.prompt, list(item.responses))  # PPE best-of-K
+
+
+def item_fields(item: Any) -> dict[str, Any]:
+    """Labels and slices the metrics need, copied into every record so the report reads only results.jsonl."""
+    if hasattr(item, "response_a"):
+        return {"label": item.label, "family": item.family, "source": item.source}
+    if hasattr(item, "winner"):
+        return {"label": item.winner, "categories": list(item.categories), "language": item.language}
+    if hasattr(item, "correct"):
+        return {"correct": list(item.correct), "benchmark": item.benchmark}
+    if hasattr(item, "capability"):
+        return {"capability": item.capability, "task": item.task}
+    return {"example_tags": list(item.example_tags), "points": [r.points for r in item.rubrics],
+            "tags": [list(r.tags) for r in item.rubrics]}
+
+
+@dataclass
+class RunSummary:
+    written: int = 0
+    skipped: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class EvalRun:
+    """Drives the items through the methods (pair benchmarks) or the policy and grader (policy benchmarks)."""
+
+    def __init__(self, config: EvalConfig, models: Models, policy: Any = None,
+                 progress: Callable[[int], None] | None = None):
+        self.config = config
+        self.models = models
+        self.policy = policy
+        self.progress = progress or (lambda n: None)
+        self.summary = RunSummary()
+
+    def pending(self, items: list[Any], done: set[tuple[str, str]]) -> list[tuple[Any, list[str]]]:
+        """(item, names of the methods still to run on it), skipping what results.jsonl already has."""
+        names = [m.name for m in self.config.method_list()] or [self.grader_method]
+        out = []
+        for item in items:
+            todo = [n for n in names if (n, item_id(item)) not in done]
+            self.summary.skipped += len(names) - len(todo)
+            if todo:
+                out.append((item, todo))
+        return out
+
+    @property
+    def grader_method(self) -> str:
+        return "healthbench-grader" if self.config.spec.kind == "healthbench" else "prometheus-absolute"
+
+    async def run(self, items: list[Any], results: JsonlAppender) -> RunSummary:
+        done = {(r.get("method"), r.get("item_id")) for r in results.existing}
+        work = self.pending(items, done)
+        self.progress(self.summary.skipped)
+        sem = asyncio.Semaphore(max(1, self.config.item_concurrency))
+        if self.config.spec.kind in ("healthbench", "biggen"):
+            if self.policy is None:
+                raise ValueError(f"{self.config.bench} evaluates a policy: give --policy MODEL")
+            with JsonlAppender(self.config.out_dir / "responses.jsonl") as responses:
+                evaluator = PolicyEvaluator(self.policy, self.models.judge, responses, self.config.policy)
+                await asyncio.gather(*(self._guarded(sem, results, item, name, self._policy_item(evaluator, item))
+                                       for item, names in work for name in names))
+            return self.summary
+        judge = MethodJudge(self.models, self.config.refine, self.config.out_dir,
+                            rubric_samples=self.config.rubric_samples, soft=self.config.soft,
+                            tie_margin=self.config.tie_margin)
+        methods = {m.name: m for m in self.config.method_list()}
+        try:
+            await asyncio.gather(*(self._item_methods(sem, results, judge, item, [methods[n] for n in names])
+                                   for item, names in work))
+        finally:
+            judge.close()
+        return self.summary
+
+    async def _item_methods(self, sem: asyncio.Semaphore, results: JsonlAppender, judge: MethodJudge, item: Any,
+                            methods: list[Method]) -> None:
+        """All methods of one item in a row, so a partial run compares methods on the same items."""
+        for method in methods:
+            await self._guarded(sem, results, item, method.name, judge.run(method, as_responses(item)))
+
+    async def _guarded(self, sem: asyncio.Semaphore, results: JsonlAppender, item: Any, method: str,
+                       work: Any) -> None:
+        from judges.accounting import BudgetExceeded
+
+        async with sem:
+            try:
+                record = await work
+            except (BudgetExceeded, KeyboardInterrupt, asyncio.CancelledError):
+                raise
+            except Exception as exc:  # one bad item must not stop a long paid run; it is retried next time
+                msg = f"{method} / {item_id(item)}: {type(exc).__name__}: {exc}"
+                self.summary.errors.append(msg)
+                print(f"error: {msg} (not written; a re-run retries it)", file=sys.stderr)
+                return
+        record = {"bench": self.config.bench, "method": method, "item_id": item_id(item), **item_fields(item),
+                  **record, "judge": self.models.judge.model}
+        results.append(record)
+        self.summary.written += 1
+        self.progress(1)
+
+    async def _policy_item(self, evaluator: PolicyEvaluator, item: Any) -> dict[str, Any]:
+        if self.config.spec.kind == "healthbench":
+            conversation = list(item.conversation)
+            reply, gen_usage = await evaluator.respond(item.prompt_id, conversation)
+            if reply is None:
+                raise RuntimeError("the policy failed to respond (see responses.jsonl)")
+            graded = await evaluator.healthbench(conversation, reply, item.rubrics)
+        else:
+            messages = ([{"role": "system", "content": item.system_prompt}] if item.system_prompt else [])
+            messages.append({"role": "user", "content": item.input})
+            reply, gen_usage = await evaluator.respond(item.id, messages)
+            if reply is None:
+                raise RuntimeError("the policy failed to respond (see responses.jsonl)")
+            instruction = f"{item.system_prompt}\n\n{item.input}" if item.system_prompt else item.input
+            graded = await evaluator.biggen(instruction, reply, item.reference_answer, item.score_rubric)
+        graded["policy"] = self.policy.model
+        graded["policy_usage"] = gen_usage
+        return graded

@@ -1,0 +1,131 @@
+"""Rubric sets for the training prompts, refined with RRD before training where the rubrics file lacks them.
+
+Why before and not during training: refinement costs hundreds of judge/proposer calls per prompt; done inside the
+reward function it would stall every GRPO step that meets a new prompt, and a crash would lose it. Here it runs
+once through `rrd refine`'s own machinery (rrd.cli_commands.refine_all), appending each RubricSet to the rubrics
+file the moment it is done, so an interrupted precompute resumes where it stopped and the file can be reused by
+`rrd judge` and evaluation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from judges import Accounting, Judge
+from judges.judge import JudgeConfig
+from rrd.cli_commands import Models, PromptTask, refine_all
+from rrd.config import RefineConfig
+from rrd.io import JsonlAppender
+from rrd.records import RubricSet
+from rrd.rubric_files import load_rubric_sets, prompt_key
+
+from .prompts import normalise_text
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RubricIndex:
+    """Rubric sets matched to the training prompts, and the prompts left without a usable set."""
+
+    sets: dict[str, RubricSet]  # prompt_id -> set with at least one accepted rubric
+    missing: list[str] = field(default_factory=list)  # prompt ids with no set in the file
+    empty: list[str] = field(default_factory=list)  # prompt ids whose set has no rubric (failed refinement)
+    refined: int = 0  # sets written by this run
+
+    @property
+    def max_rubrics(self) -> int:
+        return max((len(rs.texts) for rs in self.sets.values()), default=0)
+
+
+def match_sets(prompt_ids: Sequence[str], texts: Sequence[str], file_sets: Mapping[str, RubricSet]) -> RubricIndex:
+    """Find each prompt's set by id, else by the id of its whitespace-normalised text (a hand-written rubrics
+    file's prompt may be spaced differently from the normalised training prompt)."""
+    by_text: dict[str, RubricSet] = {}
+    for rs in file_sets.values():
+        by_text.setdefault(prompt_key(normalise_text(rs.prompt)), rs)
+    out = RubricIndex({})
+    for pid, text in zip(prompt_ids, texts):
+        rs = file_sets.get(pid) or by_text.get(pid) or by_text.get(prompt_key(normalise_text(text)))
+        if rs is None:
+            out.missing.append(pid)
+        elif not rs.texts:
+            out.empty.append(pid)
+        else:
+            out.sets[pid] = rs
+    return out
+
+
+def build_models(judge_cfg: JudgeConfig, proposer_cfg: JudgeConfig, refine: RefineConfig) -> Models:
+    """Judge, proposer and sampler models for refinement, sharing one Accounting (one budget) and one cache.
+
+    The budget is the smaller of the judge's and the proposer's budget_usd (it caps their calls together).
+    Mirrors rrd.cli_commands.Models.from_args: a sampler named like the judge or proposer reuses its endpoint;
+    any other sampler is reached with the proposer's settings and no api_base.
+    """
+    budgets = [b for b in (judge_cfg.budget_usd, proposer_cfg.budget_usd) if b is not None]
+    accounting = Accounting(budget_usd=min(budgets) if budgets else None)  # the tighter cap bounds the total
+    judge = Judge(judge_cfg, accounting=accounting)
+    built = {(judge_cfg.model, judge_cfg.api_base): judge}
+
+    def get(cfg: JudgeConfig) -> Judge:
+        key = (cfg.model, cfg.api_base)
+        if key not in built:
+            built[key] = Judge(cfg, accounting=accounting, cache=judge.cache)
+        return built[key]
+
+    proposer = get(proposer_cfg)
+    samplers: dict[str, Judge] = {}
+    for name in [*refine.samplers, refine.strong_model, refine.weak_model]:
+        if name and name not in samplers:
+            if name == judge_cfg.model:
+                samplers[name] = judge
+            elif name == proposer_cfg.model:
+                samplers[name] = proposer
+            else:
+                samplers[name] = get(replace(proposer_cfg, model=name, api_base=None))
+    return Models(judge, proposer, samplers)
+
+
+async def _refine(tasks: list[PromptTask], models: Models, refine: RefineConfig, path: Path,
+                  prompt_concurrency: int) -> list[RubricSet]:
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(tasks), desc="refine", unit="prompt")
+    try:
+        with JsonlAppender(path) as out:
+            return await refine_all(tasks, models, refine, out, prompt_concurrency, bar)
+    finally:
+        bar.close()
+        await models.aclose()
+
+
+def ensure_rubric_sets(
+    prompt_ids: Sequence[str],
+    texts: Sequence[str],
+    path: str | Path,
+    *,
+    refine_missing: bool,
+    judge: JudgeConfig,
+    proposer: JudgeConfig,
+    refine: RefineConfig,
+    prompt_concurrency: int = 4,
+) -> RubricIndex:
+    """The rubric set of every prompt, refining (and appending to `path`) those the file does not have yet."""
+    path = Path(path)
+    index = match_sets(prompt_ids, texts, load_rubric_sets(str(path)))
+    if index.missing and refine_missing:
+        text_of = dict(zip(prompt_ids, texts))
+        tasks = [PromptTask(pid, text_of[pid], None) for pid in index.missing]
+        log.warning("refining rubrics for %d prompts into %s (resumable)", len(tasks), path)
+        refined = asyncio.run(_refine(tasks, build_models(judge, proposer, refine), refine, path, prompt_concurrency))
+        index = match_sets(prompt_ids, texts, load_rubric_sets(str(path)))
+        index.refined = len(refined)
+    if index.missing or index.empty:
+        log.warning("%d prompts have no rubric set and %d an empty one in %s: they are left out of training",
+                    len(index.missing), len(index.empty), path)
+    return index

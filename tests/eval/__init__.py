@@ -1,0 +1,1 @@
+"""Tests for the eval package: benchmark loaders and protocol metrics."""
