@@ -85,7 +85,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
 
     try:
         config = _config(args)
-        methods = config.method_list()
+        config.method_list()  # unknown or unsuitable methods fail here, before any loading
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -39,7 +39,6 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Mapping, Sequence
 
-import numpy as np
 
 from judges.judge import GradeItem, Judge
 from judges.types import Verdict

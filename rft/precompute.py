@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from judges import Accounting, Judge
 from judges.judge import JudgeConfig
 from rrd.cli_commands import Models, PromptTask, refine_all
 from rrd.config import RefineConfig
@@ -61,34 +60,8 @@ def match_sets(prompt_ids: Sequence[str], texts: Sequence[str], file_sets: Mappi
 
 
 def build_models(judge_cfg: JudgeConfig, proposer_cfg: JudgeConfig, refine: RefineConfig) -> Models:
-    """Judge, proposer and sampler models for refinement, sharing one Accounting (one budget) and one cache.
-
-    The budget is the smaller of the judge's and the proposer's budget_usd (it caps their calls together).
-    Mirrors rrd.cli_commands.Models.from_args: a sampler named like the judge or proposer reuses its endpoint;
-    any other sampler is reached with the proposer's settings and no api_base.
-    """
-    budgets = [b for b in (judge_cfg.budget_usd, proposer_cfg.budget_usd) if b is not None]
-    accounting = Accounting(budget_usd=min(budgets) if budgets else None)  # the tighter cap bounds the total
-    judge = Judge(judge_cfg, accounting=accounting)
-    built = {(judge_cfg.model, judge_cfg.api_base): judge}
-
-    def get(cfg: JudgeConfig) -> Judge:
-        key = (cfg.model, cfg.api_base)
-        if key not in built:
-            built[key] = Judge(cfg, accounting=accounting, cache=judge.cache)
-        return built[key]
-
-    proposer = get(proposer_cfg)
-    samplers: dict[str, Judge] = {}
-    for name in [*refine.samplers, refine.strong_model, refine.weak_model]:
-        if name and name not in samplers:
-            if name == judge_cfg.model:
-                samplers[name] = judge
-            elif name == proposer_cfg.model:
-                samplers[name] = proposer
-            else:
-                samplers[name] = get(replace(proposer_cfg, model=name, api_base=None))
-    return Models(judge, proposer, samplers)
+    """Judge, proposer and sampler models for refinement (rrd.cli_commands.Models.build: one budget, one cache)."""
+    return Models.build(judge_cfg, proposer_cfg, refine)
 
 
 async def _refine(tasks: list[PromptTask], models: Models, refine: RefineConfig, path: Path,

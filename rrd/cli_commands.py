@@ -94,15 +94,18 @@ class Models:
     samplers: dict[str, Any]
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace, config: RefineConfig) -> Models:
-        from judges import Accounting, Judge
-        from judges.cli_args import judge_config_from_args, proposer_config_from_args
+    def build(cls, judge_cfg: Any, proposer_cfg: Any, refine: RefineConfig) -> Models:
+        """Judge, proposer and samplers sharing one Accounting and one cache. The budget is the tighter of the
+        judge's and the proposer's budget_usd (it caps their calls together). A sampler named like the judge or
+        the proposer reuses that model; any other sampler gets the proposer's settings and no api_base."""
+        from dataclasses import replace
 
-        jcfg = judge_config_from_args(args)
-        pcfg = proposer_config_from_args(args)
-        accounting = Accounting(budget_usd=args.budget_usd)
-        judge = Judge(jcfg, accounting=accounting)
-        built = {(jcfg.model, jcfg.api_base): judge}
+        from judges import Accounting, Judge
+
+        budgets = [b for b in (judge_cfg.budget_usd, proposer_cfg.budget_usd) if b is not None]
+        accounting = Accounting(budget_usd=min(budgets) if budgets else None)
+        judge = Judge(judge_cfg, accounting=accounting)
+        built = {(judge_cfg.model, judge_cfg.api_base): judge}
 
         def get(cfg: Any) -> Any:
             key = (cfg.model, cfg.api_base)
@@ -110,15 +113,19 @@ class Models:
                 built[key] = Judge(cfg, accounting=accounting, cache=judge.cache)
             return built[key]
 
-        proposer = get(pcfg)
-        samplers = {}
-        for name in [*config.samplers, config.strong_model, config.weak_model]:
+        proposer = get(proposer_cfg)
+        samplers: dict[str, Any] = {}
+        for name in [*refine.samplers, refine.strong_model, refine.weak_model]:
             if name and name not in samplers:
-                base = jcfg.api_base if name == jcfg.model else pcfg.api_base if name == pcfg.model else None
-                cfg = judge_config_from_args(args, model=name)
-                cfg.api_base = base
-                samplers[name] = get(cfg)
+                samplers[name] = (judge if name == judge_cfg.model else proposer if name == proposer_cfg.model
+                                  else get(replace(proposer_cfg, model=name, api_base=None)))
         return cls(judge, proposer, samplers)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, config: RefineConfig) -> Models:
+        from judges.cli_args import judge_config_from_args, proposer_config_from_args
+
+        return cls.build(judge_config_from_args(args), proposer_config_from_args(args), config)
 
     async def aclose(self) -> None:
         closed: set[int] = set()

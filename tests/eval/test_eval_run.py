@@ -16,7 +16,6 @@ from eval.methods import METHODS, resolve_methods
 from eval.report import build_report, combined_verdict, rubric_edges
 from eval.runner import EvalConfig, EvalRun, load_items
 from judges import Accounting, Judge, JudgeConfig
-from judges.types import Completion
 from rrd import RefineConfig
 from rrd.cli_commands import Models
 from rrd.io import JsonlAppender

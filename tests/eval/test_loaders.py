@@ -236,7 +236,7 @@ def test_registry() -> None:
         ("ScalerLab/JudgeBench", "gpt")
     assert BENCHMARKS["ppe-gpqa"].default_source == "lmarena-ai/PPE-GPQA-Best-of-K"
     assert {s.kind for s in BENCHMARKS.values()} == {"pairs", "bok", "healthbench", "biggen"}
-    assert BENCHMARKS["healthbench-hard"].default_split == BENCHMARKS["healthbench-hard"].split == "hard"
+    assert BENCHMARKS["healthbench-hard"].default_split == "hard"
     assert HEALTHBENCH_FILES["hard"] in BENCHMARKS["healthbench-hard"].note
     rows = BENCHMARKS["ppe-math"].loader(str(HERE / "ppe_bok_sample.jsonl"), split="train", limit=2)
     assert len(rows) == 2 and rows[0].benchmark == "math"
