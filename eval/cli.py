@@ -96,6 +96,12 @@ def run_eval_command(args: argparse.Namespace) -> int:
     if config.spec.kind in ("healthbench", "biggen") and not (args.policy or args.dry_run):
         print(f"error: {config.bench} evaluates a policy: give --policy MODEL (and --judge GRADER)", file=sys.stderr)
         return 2
+    if args.rubric_samples == "item" and config.spec.kind == "pairs" and config.refine.decompose \
+            and config.refine.satisfy_threshold >= 2:
+        print(f"warning: with --rubric-samples item each pair gives 2 responses, so --threshold "
+              f"{config.refine.satisfy_threshold} can never trigger decomposition (it needs more than that many "
+              "satisfying responses); --threshold 1 decomposes rubrics that both responses satisfy",
+              file=sys.stderr)
     items = load_items(config)
     if args.dry_run:
         print(_dry_run(config, args, items, read_jsonl(config.out_dir / RESULTS)))

@@ -149,7 +149,7 @@ class EvalRun:
                 raise ValueError(f"{self.config.bench} evaluates a policy: give --policy MODEL")
             with JsonlAppender(self.config.out_dir / "responses.jsonl") as responses:
                 evaluator = PolicyEvaluator(self.policy, self.models.judge, responses, self.config.policy)
-                await asyncio.gather(*(self._guarded(sem, results, item, name, self._policy_item(evaluator, item))
+                await asyncio.gather(*(self._policy_guarded(sem, results, item, name, evaluator)
                                        for item, names in work for name in names))
             return self.summary
         judge = MethodJudge(self.models, self.config.refine, self.config.out_dir,
@@ -165,24 +165,28 @@ class EvalRun:
 
     async def _item_methods(self, sem: asyncio.Semaphore, results: JsonlAppender, judge: MethodJudge, item: Any,
                             methods: list[Method]) -> None:
-        """All methods of one item in a row, so a partial run compares methods on the same items."""
-        for method in methods:
-            await self._guarded(sem, results, item, method.name, judge.run(method, as_responses(item)))
+        """All methods of one item in a row under one slot, so a partial run compares methods on the same items."""
+        async with sem:
+            for method in methods:
+                await self._guarded(results, item, method.name, judge.run(method, as_responses(item)))
 
-    async def _guarded(self, sem: asyncio.Semaphore, results: JsonlAppender, item: Any, method: str,
-                       work: Any) -> None:
+    async def _policy_guarded(self, sem: asyncio.Semaphore, results: JsonlAppender, item: Any, method: str,
+                              evaluator: PolicyEvaluator) -> None:
+        async with sem:
+            await self._guarded(results, item, method, self._policy_item(evaluator, item))
+
+    async def _guarded(self, results: JsonlAppender, item: Any, method: str, work: Any) -> None:
         from judges.accounting import BudgetExceeded
 
-        async with sem:
-            try:
-                record = await work
-            except (BudgetExceeded, KeyboardInterrupt, asyncio.CancelledError):
-                raise
-            except Exception as exc:  # one bad item must not stop a long paid run; it is retried next time
-                msg = f"{method} / {item_id(item)}: {type(exc).__name__}: {exc}"
-                self.summary.errors.append(msg)
-                print(f"error: {msg} (not written; a re-run retries it)", file=sys.stderr)
-                return
+        try:
+            record = await work
+        except (BudgetExceeded, KeyboardInterrupt, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # one bad item must not stop a long paid run; it is retried next time
+            msg = f"{method} / {item_id(item)}: {type(exc).__name__}: {exc}"
+            self.summary.errors.append(msg)
+            print(f"error: {msg} (not written; a re-run retries it)", file=sys.stderr)
+            return
         record = {"bench": self.config.bench, "method": method, "item_id": item_id(item), **item_fields(item),
                   **record, "judge": self.models.judge.model}
         results.append(record)

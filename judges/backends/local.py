@@ -126,6 +126,11 @@ def _seed_for(params: SamplingParams) -> int:
     return (params.seed * 1_000_003 + params.sample_index) % (1 << 62)
 
 
+class GenerationCancelled(BaseException):
+    """Raised in the worker thread when the awaiting caller was cancelled; nobody reads its result. A
+    BaseException, like KeyboardInterrupt, so the per-row `except Exception` fallbacks do not retry the rows."""
+
+
 class LocalBackend:
     """A transformers causal LM run in-process (CPU by default). Implements the Backend protocol."""
 
@@ -166,6 +171,7 @@ class LocalBackend:
         # callers queue on an asyncio lock first, so waiting requests do not each pin an executor thread
         self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
         self._loaded: _Loaded | None = None
+        self._cancel: threading.Event | None = None  # set while a computation runs; checked every decode step
 
     # ------------------------------------------------------------------------------------------------ public
 
@@ -174,7 +180,14 @@ class LocalBackend:
             return []
         queue = self._queues.setdefault(asyncio.get_running_loop(), asyncio.Lock())
         async with queue:
-            return await asyncio.to_thread(self._complete_locked, list(requests))
+            cancel = threading.Event()
+            try:
+                return await asyncio.to_thread(self._complete_locked, list(requests), cancel)
+            except asyncio.CancelledError:
+                # Ctrl-C or a cancelled caller: the worker thread stops at its next decode step instead of
+                # finishing a long generation that nobody will read (asyncio.run waits for that thread to end)
+                cancel.set()
+                raise
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self._unload)
@@ -229,12 +242,16 @@ class LocalBackend:
 
     # ------------------------------------------------------------------------------------------------ compute
 
-    def _complete_locked(self, requests: list[Request]) -> list[Completion]:
+    def _complete_locked(self, requests: list[Request], cancel: threading.Event | None = None) -> list[Completion]:
         with self._lock:
             import torch
 
-            with torch.inference_mode():
-                return self._complete(requests)
+            self._cancel = cancel
+            try:
+                with torch.inference_mode():
+                    return self._complete(requests)
+            finally:
+                self._cancel = None
 
     def _complete(self, requests: list[Request]) -> list[Completion]:
         out: list[Completion | None] = [None] * len(requests)
@@ -444,6 +461,8 @@ class LocalBackend:
         active = [i for i, r in enumerate(rows) if r.max_new > 0]
         # `active` lists the rows still in the batch, in batch order; the cache and mask follow it
         while active:
+            if self._cancel is not None and self._cancel.is_set():
+                raise GenerationCancelled("the caller was cancelled")
             chosen = self._pick(lm, [rows[i] for i in active], [generators[i] for i in active], logits)
             keep: list[int] = []
             for j, i in enumerate(active):

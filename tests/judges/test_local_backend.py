@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 import importlib.metadata
 import math
 from collections.abc import Coroutine, Iterator
@@ -235,6 +236,31 @@ def test_seeded_sampling_is_reproducible(f32_reuse: LocalBackend) -> None:
     batch = run(f32_reuse.complete([req(1), req(7), req(7, 1), req(7, 2), req(7, 3)]))
     assert first.ok and first.text == batch[1].text
     assert len({c.text for c in batch[1:]}) > 1  # sample_index draws different samples
+
+
+def test_cancelling_the_caller_stops_a_long_generation(f32_reuse: LocalBackend) -> None:
+    """Ctrl-C during a long local generation must not wait for the whole generation: the worker thread stops at
+    its next decode step, and the backend serves the next request normally."""
+    long = Request([{"role": "user", "content": "Count from 1 to 5000, one number per line."}],
+                   SamplingParams(temperature=0.0, max_tokens=4000))
+
+    f32_reuse.load()  # loading is not interruptible; decoding is
+
+    async def cancel_soon() -> float:
+        task = asyncio.ensure_future(f32_reuse.complete([long]))
+        await asyncio.sleep(1.0)
+        task.cancel()
+        t0 = time.monotonic()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        while f32_reuse._lock.locked():  # the worker thread lets go of the model
+            await asyncio.sleep(0.01)
+        return time.monotonic() - t0
+
+    assert run(cancel_soon()) < 5.0  # 4,000 tokens would take minutes
+    again = run(f32_reuse.complete([Request([{"role": "user", "content": "Say hi."}],
+                                            SamplingParams(max_tokens=3))]))[0]
+    assert again.ok
 
 
 def test_plan_prefix_groups_splits_per_response() -> None:
