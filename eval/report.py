@@ -7,13 +7,14 @@ machine, gives the same report, and `rrd eval ... --report-only` rebuilds it wit
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from rrd.io import write_atomic
+from rrd.records import RubricSet
 
 from . import metrics
 from .loaders import HealthRubric
@@ -144,24 +145,30 @@ def plot_by_slice(summaries: dict[str, dict[str, Any]], key: str, path: Path, ti
     plt.close(fig)
 
 
-def verdict_matrix(rubric_set: dict[str, Any]) -> np.ndarray:
+def stored_sets(out_dir: Path, method: str) -> list[RubricSet]:
+    """The latest stored rubric set per key for a method (a re-refined set supersedes an earlier one)."""
+    latest = {d["prompt_id"]: d for d in read_jsonl(out_dir / "rubrics" / f"{method}.jsonl")}
+    return [RubricSet.from_dict(d) for d in latest.values()]
+
+
+def verdict_matrix(rubric_set: RubricSet) -> np.ndarray:
     """Rubrics x responses (the samples, then the misalignment references), 1/0 with NaN where unscored: every
     response to this prompt each accepted rubric was graded on."""
     rows = []
-    for rubric, sample_verdicts in zip(rubric_set.get("rubrics", []), rubric_set.get("verdicts", [])):
-        cells = [*sample_verdicts, rubric.get("strong"), rubric.get("weak")]
+    for rubric, sample_verdicts in zip(rubric_set.rubrics, rubric_set.verdicts):
+        cells = [*sample_verdicts, rubric.strong, rubric.weak]
         rows.append([np.nan if v is None else float(v) for v in cells])
     return np.array(rows, dtype=float)
 
 
-def rubric_correlation(rubric_set: dict[str, Any]) -> np.ndarray:
+def rubric_correlation(rubric_set: RubricSet) -> np.ndarray:
     x = verdict_matrix(rubric_set)
     x = x[:, ~np.isnan(x).any(axis=0)] if x.size else x
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.corrcoef(x) if x.shape[1] >= 3 else np.full((len(x), len(x)), np.nan)
 
 
-def plot_heatmap(rubric_set: dict[str, Any], method: str, path: Path) -> str:
+def plot_heatmap(rubric_set: RubricSet, method: str, path: Path) -> str:
     plt = _plt()
     corr = rubric_correlation(rubric_set)
     fig, ax = plt.subplots(figsize=(5.2, 4.4))
@@ -178,7 +185,7 @@ def plot_heatmap(rubric_set: dict[str, Any], method: str, path: Path) -> str:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-    return f"{k} rubrics of prompt `{rubric_set.get('prompt_id')}` over {n_resp} graded responses"
+    return f"{k} rubrics of prompt `{rubric_set.prompt_id}` over {n_resp} graded responses"
 
 
 def rubric_edges(rows: Sequence[dict[str, Any]]) -> list[float]:
@@ -290,7 +297,7 @@ def _rrd_section(groups: dict[str, list[dict[str, Any]]], out_dir: Path) -> list
     rubric_methods = [m for m in groups if m.startswith(RRD_PREFIX) or m in ("prompt-only", "conditioned")]
     if not rubric_methods:
         return []
-    lines = ["", "## Rubrics", "", "| method | sets | mean rubrics/set | empty sets | unscored verdicts | "
+    lines = ["", "## Rubrics", "", "| method | sets | mean rubrics/set | empty sets (why) | unscored verdicts | "
              "edges > 0 | edges = 0 | edges < 0 |", "|---|---|---|---|---|---|---|---|"]
     edges_by_method = {}
     for m in rubric_methods:
@@ -299,19 +306,26 @@ def _rrd_section(groups: dict[str, list[dict[str, Any]]], out_dir: Path) -> list
         edges_by_method[m] = edges
         e = np.array(edges) if edges else np.zeros(0)
         share = (lambda mask: f"{mask.mean():.2f}" if e.size else "–")
-        sets = read_jsonl(out_dir / "rubrics" / f"{m}.jsonl")
-        lines.append(f"| {m} | {len(sets)} | {np.mean([len(s.get('rubrics', [])) for s in sets]) if sets else 0:.1f}"
-                     f" | {sum(not s.get('rubrics') for s in sets)} | {sum(r.get('unscored', 0) for r in rows)} | "
-                     f"{share(e > 0)} | {share(e == 0)} | {share(e < 0)} |")
+        sets = stored_sets(out_dir, m)
+        empty = [rs.stopped for rs in sets if not rs.rubrics]
+        why = ", ".join(f"{k} {v}" for k, v in sorted(Counter(empty).items()))
+        mean = np.mean([len(rs.rubrics) for rs in sets]) if sets else 0.0
+        lines.append(f"| {m} | {len(sets)} | {mean:.1f} | {len(empty)}{f' ({why})' if why else ''} | "
+                     f"{sum(r.get('unscored', 0) for r in rows)} | {share(e > 0)} | {share(e == 0)} | {share(e < 0)} |")
+    rejected = Counter(r.reason for m in rubric_methods for rs in stored_sets(out_dir, m) for r in rs.tree
+                       if r.status == "rejected")
+    if rejected:
+        lines += ["", "Rejections in the stored trees: " + ", ".join(f"{k} {v}" for k, v in rejected.most_common())
+                  + ". An empty set gives no verdict (counted wrong)."]
     if any(edges_by_method.values()):
         plot_edges({m: e for m, e in edges_by_method.items() if e}, out_dir / "rubric_edges.png")
         lines += ["", "An edge is a rubric's verdict on the preferred response minus its verdict on the other; a "
                   "useful rubric has a positive edge, a zero edge cannot separate the pair.", "",
                   "![rubric edges](rubric_edges.png)"]
-    rrd_sets = [(m, s) for m in rubric_methods if m.startswith(RRD_PREFIX)
-                for s in read_jsonl(out_dir / "rubrics" / f"{m}.jsonl") if len(s.get("rubrics", [])) >= 2]
+    rrd_sets = [(m, rs) for m in rubric_methods if m.startswith(RRD_PREFIX)
+                for rs in stored_sets(out_dir, m) if len(rs.rubrics) >= 2]
     if rrd_sets:
-        method, biggest = max(rrd_sets, key=lambda ms: (len(ms[1]["rubrics"]), verdict_matrix(ms[1]).shape[1]))
+        method, biggest = max(rrd_sets, key=lambda ms: (len(ms[1].rubrics), verdict_matrix(ms[1]).shape[1]))
         what = plot_heatmap(biggest, method, out_dir / "rubric_correlation.png")
         lines += ["", f"Rubric correlation heatmap ({method}, the largest set: {what}). With few responses per "
                   "prompt the correlations are coarse; this is what whitening corrects for.", "",

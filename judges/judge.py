@@ -50,6 +50,18 @@ class JudgeConfig:
     budget_usd: float | None = None
     local_dtype: str = "bfloat16"
     local_max_batch: int = 16
+    #: torch threads for the local backend (None: torch's default, all cores)
+    local_threads: int | None = None
+    #: "auto": CUDA when visible (e.g. evaluating a trained checkpoint on the training GPU), else CPU
+    local_device: str = "auto"
+
+
+def _local_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def make_backend(config: JudgeConfig, accounting: Accounting) -> Backend:
@@ -62,6 +74,8 @@ def make_backend(config: JudgeConfig, accounting: Accounting) -> Backend:
             accounting,
             dtype=config.local_dtype,
             max_batch=config.local_max_batch,
+            device=_local_device(config.local_device),
+            threads=config.local_threads,
         )
     return ApiBackend(
         config.model,
@@ -122,9 +136,9 @@ class Judge:
             order = list(pending.values())
             fresh = await self.backend.complete([requests[idx[0]] for idx in order])
             refused: Completion | None = None
+            if self.cache is not None:
+                self.cache.put_many(self.model, [(requests[idx[0]], c) for idx, c in zip(order, fresh)])
             for idx, completion in zip(order, fresh):
-                if completion.ok and self.cache is not None:
-                    self.cache.put(self.model, requests[idx[0]], completion)
                 if completion.refused:
                     refused = completion
                 for n, i in enumerate(idx):

@@ -148,17 +148,28 @@ def user_turn(prompt: str) -> list[Message]:
 # -- readers --------------------------------------------------------------------------------------------------
 
 
+# Backslashes JSON does not allow: LaTeX in rubrics about maths (\( A \), \frac, \theta) written by a proposer
+# that forgot to escape it. \" \\ \/ and \uXXXX stay escapes; every other backslash is read literally.
+_LOOSE_BACKSLASH = re.compile(r'\\(?!["\\/]|u[0-9a-fA-F]{4})')
+
+
+def repair_escapes(text: str) -> str:
+    return _LOOSE_BACKSLASH.sub(r"\\\\", text)
+
+
 def first_json(text: str) -> Any | None:
-    """The first JSON object or array in `text`, or None. Scans each '[' / '{' and tries a raw decode there."""
+    """The first JSON object or array in `text`, or None. Scans each '[' / '{' and tries a raw decode there;
+    if nothing decodes, tries again with unescaped LaTeX backslashes read literally (repair_escapes)."""
     decoder = json.JSONDecoder()
     s = text or ""
-    for i, ch in enumerate(s):
-        if ch in "[{":
-            try:
-                value, _ = decoder.raw_decode(s, i)
-            except ValueError:
-                continue
-            return value
+    for candidate in (s, repair_escapes(s)):
+        for i, ch in enumerate(candidate):
+            if ch in "[{":
+                try:
+                    value, _ = decoder.raw_decode(candidate, i)
+                except ValueError:
+                    continue
+                return value
     return None
 
 
@@ -180,7 +191,8 @@ _JSON_STRING = re.compile(r'"((?:[^"\\]|\\.)*)"')
 def _truncated_list(text: str) -> list[str]:
     """The complete strings of a JSON list cut off by the token limit ('["a", "b", "c' gives a and b): a long
     proposal that ran out of tokens keeps what it finished instead of failing Stage 1."""
-    start = (text or "").find("[")
+    text = repair_escapes(text or "")
+    start = text.find("[")
     if start < 0:
         return []
     items = []

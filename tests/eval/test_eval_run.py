@@ -244,6 +244,8 @@ async def test_report_is_rebuilt_identically_from_the_files(tmp_path):
     assert (config.out_dir / "report.md").read_text() == first
     summary = json.loads((config.out_dir / "summary.json").read_text())
     assert summary["rrd-wu"]["accuracy"] == 1.0 and summary["direct"]["accuracy"] == 0.0
+    assert "| rrd-wu | 4 | 2.0 | 0 |" in first  # four stored sets of two rubrics each, none empty
+    assert "Rubric correlation heatmap (rrd-wu" in first and (config.out_dir / "rubric_correlation.png").is_file()
 
 
 def test_unknown_benchmark_and_missing_policy_are_clear_errors(tmp_path, capsys):

@@ -27,3 +27,14 @@ def test_parse_index():
     assert parse_index('{"overlaps": null}', "overlaps", 3) == (True, None)
     assert parse_index('{"overlaps": 7}', "overlaps", 3) == (False, None)
     assert parse_index("yes it overlaps", "overlaps", 3) == (False, None)
+
+
+def test_rubric_list_with_unescaped_latex_is_read_literally():
+    """A real Qwen 1.5B answer on a JudgeBench maths prompt: LaTeX backslashes not escaped for JSON."""
+    text = ('```json\n[\n  "The response should clearly state the set \\( A \\) and the sum of its elements.",\n'
+            '  "The response computes \\frac{1}{2} and says \\"done\\"."\n]\n```')
+    assert parse_rubric_list(text) == ["The response should clearly state the set \\( A \\) and the sum of its "
+                                       "elements.", 'The response computes \\frac{1}{2} and says "done".']
+    assert parse_rubric_list('["a\\nb"]') == ["a\nb"]  # valid JSON keeps its escapes
+    cut = '["Uses \\( x \\) correctly.", "States \\( y'  # truncated by the token limit, with LaTeX
+    assert parse_rubric_list(cut) == ["Uses \\( x \\) correctly."]
