@@ -251,9 +251,10 @@ def build_report(out_dir: Path, bench: str, kind: str, command: str | None = Non
         secs = np.mean([r.get("elapsed_s", 0.0) for r in rows])
         lines.append(f"| {m} | {len(rows)} | {u['calls']:.0f} | {u['prompt_tokens']:.0f} | "
                      f"{u['completion_tokens']:.0f} | {u['cost_usd']:.4f} | {secs:.1f} |")
-    lines += ["", "Calls and tokens count what was sent (cache hits cost none), including rubric refinement, which "
-              "is charged to the first item that needed the set; mean s/item is wall time with items running "
-              "concurrently."]
+    counted = ("policy generation and grading" if kind in ("healthbench", "biggen") else
+               "rubric refinement, charged to the first item that needed the set")
+    lines += ["", f"Calls and tokens count what was sent (cache hits cost none), including {counted}; mean s/item "
+              "is wall time with items running concurrently."]
     write_atomic(out_dir / "summary.json", json.dumps(summaries, indent=1, default=str))
     text = "\n".join(lines) + "\n"
     write_atomic(out_dir / "report.md", text)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -194,6 +195,7 @@ class EvalRun:
         self.progress(1)
 
     async def _policy_item(self, evaluator: PolicyEvaluator, item: Any) -> dict[str, Any]:
+        t0 = time.monotonic()
         if self.config.spec.kind == "healthbench":
             conversation = list(item.conversation)
             reply, gen_usage = await evaluator.respond(item.prompt_id, conversation)
@@ -210,4 +212,5 @@ class EvalRun:
             graded = await evaluator.biggen(instruction, reply, item.reference_answer, item.score_rubric)
         graded["policy"] = self.policy.model
         graded["policy_usage"] = gen_usage
+        graded["elapsed_s"] = round(time.monotonic() - t0, 3)
         return graded
