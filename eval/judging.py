@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal, Sequence
 
 from judges.judge import GradeItem, Judge
-from judges.types import PairVerdict, Verdict
+from judges.types import Completion, PairVerdict, Verdict
 from rrd.cli_commands import Models
 from rrd.config import RefineConfig
 from rrd.io import JsonlAppender
@@ -42,8 +42,8 @@ class ItemResponses:
     responses: Sequence[str]
 
 
-def usage_of(verdicts: Sequence[Verdict | PairVerdict]) -> dict[str, float]:
-    """Tokens and dollars actually spent on these verdicts (cache hits carry zero usage)."""
+def usage_of(verdicts: Sequence[Verdict | PairVerdict | Completion]) -> dict[str, float]:
+    """Tokens and dollars actually spent on these verdicts or completions (cache hits carry zero usage)."""
     return {
         "prompt_tokens": float(sum(v.usage.prompt_tokens for v in verdicts)),
         "completion_tokens": float(sum(v.usage.completion_tokens for v in verdicts)),

@@ -16,6 +16,7 @@ from judges.types import Completion, Message, Request, SamplingParams
 from rrd.io import JsonlAppender
 
 from . import templates
+from .judging import add_usage, usage_of
 from .metrics import healthbench_example_score, parse_prometheus
 
 T = TypeVar("T")
@@ -30,12 +31,7 @@ class PolicyConfig:
 
 
 def _usage(completions: Sequence[Completion]) -> dict[str, float]:
-    return {
-        "calls": float(sum(not c.cached for c in completions)),
-        "prompt_tokens": float(sum(c.usage.prompt_tokens for c in completions)),
-        "completion_tokens": float(sum(c.usage.completion_tokens for c in completions)),
-        "cost_usd": float(sum(c.usage.cost_usd for c in completions)),
-    }
+    return add_usage({"calls": float(sum(not c.cached for c in completions))}, usage_of(completions))
 
 
 async def ask_until_parsed(judge: Judge, requests: Sequence[Request], parse: Callable[[str], T | None],
