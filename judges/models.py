@@ -351,6 +351,31 @@ def _gguf_sha256(path: Path, cache_dir: Path | None) -> str:
     return digest
 
 
+def _verified_gguf(model: BundledModel, files: Sequence[Path], cache_dir: Path | None) -> Path:
+    if model.chunked:
+        return assemble_parts(files, models_dir(cache_dir) / "gguf" / model.gguf_name, size=model.size,
+                              sha256=model.sha256)
+    verify_file(files[0], size=model.size, sha256=model.sha256)
+    return files[0]
+
+
+def bundled_gguf(name: str, cache_dir: Path | None = None) -> Path:
+    """The verified GGUF file of a bundled model (assembled from its parts if chunked), kept in the cache.
+
+    For serving the embedded judge from an inference server instead of in-process, e.g.
+    `python -m llama_cpp.server --model "$(python -c 'from judges.models import bundled_gguf; print(bundled_gguf(
+    "qwen2.5-coder-1.5b"))')"`, then `--judge qwen2.5-coder-1.5b --api-base http://127.0.0.1:8000/v1`: the server
+    runs the shipped Q4_K_M weights as they are, where the in-process backend uses a dequantized bf16 copy.
+    """
+    key = name.removeprefix("local:").strip()
+    if key not in REGISTRY:
+        raise FileNotFoundError(f"unknown bundled model {name!r}: expected one of {sorted(REGISTRY)}")
+    model = REGISTRY[key]
+    files = locate_bundled_files(model)
+    with _file_lock(models_dir(cache_dir) / f".lock-{model.sha256[:16]}"):
+        return _verified_gguf(model, files, cache_dir)
+
+
 def _resolve_bundled(model: BundledModel, cache_dir: Path | None) -> Path:
     dest = converted_dir(model.sha256, cache_dir)
     if is_complete(dest, model.sha256):
@@ -361,13 +386,7 @@ def _resolve_bundled(model: BundledModel, cache_dir: Path | None) -> Path:
             return dest
         print(f"rrd: preparing local model {model.name!r} once (verify sha256, dequantize to bf16, cache in "
               f"{dest}); this takes a minute or two", file=sys.stderr)
-        if model.chunked:
-            gguf = assemble_parts(
-                files, models_dir(cache_dir) / "gguf" / model.gguf_name, size=model.size, sha256=model.sha256
-            )
-        else:
-            gguf = files[0]
-            verify_file(gguf, size=model.size, sha256=model.sha256)
+        gguf = _verified_gguf(model, files, cache_dir)
         convert_gguf(gguf, dest, sha256=model.sha256, source=model.name)
         if model.chunked:  # the assembled copy is only a conversion input; the parts stay installed
             for leftover in (_sidecar(gguf), gguf):

@@ -33,10 +33,10 @@ def _require(module: str, why: str) -> None:
 
 @pytest.fixture(scope="session")
 def smollm2_gguf() -> Path:
-    from judges.models import REGISTRY, ModelUnavailableError, locate_bundled_files
+    from judges.models import ModelUnavailableError, bundled_gguf
 
     try:
-        return locate_bundled_files(REGISTRY["smollm2-135m"])[0]
+        return bundled_gguf("smollm2-135m")  # sha256-verified, as a user serving it would get it
     except ModelUnavailableError as exc:
         if os.environ.get("CI"):
             raise

@@ -317,6 +317,27 @@ def test_assemble_parts_size_mismatch(tmp_path: Path) -> None:
         models.assemble_parts(parts, tmp_path / "m.gguf", size=200, sha256="0" * 64)
 
 
+def test_bundled_gguf_assembles_verified_file_for_servers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """bundled_gguf hands a serving process (llama.cpp, vLLM) the verified GGUF, without converting anything."""
+    chunks = [b"GGUF" + bytes(range(50)), b"z" * 300]
+    parts = _parts(tmp_path, chunks)
+    whole = b"".join(chunks)
+    real = models.REGISTRY["qwen2.5-coder-1.5b"]
+    fake = models.BundledModel(real.name, real.gguf_name, real.files, len(whole), hashlib.sha256(whole).hexdigest(),
+                               real.license, real.install)
+    monkeypatch.setattr(models, "REGISTRY", {real.name: fake})
+    monkeypatch.setattr(models, "locate_bundled_files", lambda m: parts)
+    out = models.bundled_gguf(f"local:{real.name}", cache_dir=tmp_path)
+    assert out == models.models_dir(tmp_path) / "gguf" / real.gguf_name and out.read_bytes() == whole
+    assert not models.converted_dir(fake.sha256, tmp_path).exists()
+    parts[0].write_bytes(b"corrupt")
+    (out.parent / (out.name + ".verified.json")).unlink()
+    with pytest.raises(models.ModelIntegrityError):
+        models.bundled_gguf(real.name, cache_dir=tmp_path)
+    with pytest.raises(FileNotFoundError, match="unknown bundled model"):
+        models.bundled_gguf("no-such-model", cache_dir=tmp_path)
+
+
 @pytest.mark.parametrize(
     "name,command",
     [
