@@ -156,7 +156,7 @@ def _run(config: Any, args: argparse.Namespace, items: list[Any], results: Any) 
 
 
 def _dry_run(config: Any, args: argparse.Namespace, items: list[Any], done: list[dict[str, Any]]) -> str:
-    from .estimate import Assumptions, estimate_method, estimate_policy, price
+    from .estimate import Assumptions, Estimate, estimate_method, estimate_policy, price, refinement_key
     from .runner import as_responses, item_id
 
     assumptions = Assumptions()
@@ -171,13 +171,23 @@ def _dry_run(config: Any, args: argparse.Namespace, items: list[Any], done: list
             lines.append(_estimate_line(name, len(pending), est, price(model, est)))
         return "\n".join(lines)
     proposer = args.proposer or args.judge
+    first_with: dict[str | None, str] = {}
+    total, total_cost = Estimate(), 0.0
+    total_cost_known = True
     for method in config.method_list():
         pending = [as_responses(it) for it in items if (method.name, item_id(it)) not in finished]
+        key = refinement_key(method, config.refine)
         est, how = estimate_method(method, pending, args.judge, config.refine, done, assumptions,
-                                   item_samples=config.rubric_samples == "item")
+                                   item_samples=config.rubric_samples == "item",
+                                   shares_with=first_with.get(key) if key is not None else None)
+        first_with.setdefault(key, method.name)
         # the judge grades and the proposer writes: price at the judge's rate unless both are the same model
         cost = price(args.judge, est) if proposer == args.judge else None
+        total.merge(est)
+        total_cost += cost or 0.0
+        total_cost_known = total_cost_known and cost is not None
         lines.append(_estimate_line(method.name, len(pending), est, cost) + f"  [{how}]")
+    lines.append(_estimate_line("total", len(items), total, total_cost if total_cost_known else None))
     return "\n".join(lines)
 
 

@@ -9,6 +9,7 @@ assumptions are printed with the estimate. Items already in results.jsonl are no
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -44,6 +45,11 @@ class Estimate:
         self.prompt_tokens += calls * prompt_tokens
         self.completion_tokens += calls * completion_tokens
 
+    def merge(self, other: Estimate) -> None:
+        self.calls += other.calls
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+
 
 def count_tokens(model: str, messages: list[dict[str, str]]) -> int:
     """litellm's tokenizer for the model (tiktoken for OpenAI models, shipped offline), else ~4 chars a token."""
@@ -76,10 +82,25 @@ def _measured(method: str, results: Sequence[dict[str, Any]]) -> dict[str, float
     return {k: sum(u.get(k, 0.0) for u in rows) / len(rows) for k in ("calls", "prompt_tokens", "completion_tokens")}
 
 
+def refinement_key(method: Method, refine: RefineConfig) -> str | None:
+    """Methods with equal keys make the same refinement calls and grade the same rubrics on the same responses,
+    so the judge cache answers all but the first of them; only their weights differ. None for pairwise methods."""
+    if method.kind != "rubric":
+        return None
+    d = method.refine_config(refine).to_dict()
+    d.pop("weight_scheme")
+    d.pop("whitening")
+    return json.dumps(d, sort_keys=True, default=str)
+
+
 def estimate_method(method: Method, items: Sequence[Any], judge_model: str, refine: RefineConfig,
-                    results: Sequence[dict[str, Any]], a: Assumptions, item_samples: bool = False
-                    ) -> tuple[Estimate, str]:
-    """Estimate for one judge method over the pending items (each an ItemResponses), and how it was made."""
+                    results: Sequence[dict[str, Any]], a: Assumptions, item_samples: bool = False,
+                    shares_with: str | None = None) -> tuple[Estimate, str]:
+    """Estimate for one judge method over the pending items (each an ItemResponses), and how it was made.
+
+    `shares_with` names an earlier method of the same run with the same refinement_key: everything but this
+    method's own weighting call (LLM weights) is then a cache hit and costs nothing.
+    """
     est = Estimate()
     measured = _measured(method.name, results)
     if measured is not None and method.kind == "rubric":
@@ -88,6 +109,11 @@ def estimate_method(method: Method, items: Sequence[Any], judge_model: str, refi
                                                                ("calls", "prompt_tokens", "completion_tokens"))
         return est, f"measured on {sum(r.get('method') == method.name for r in results)} finished items"
     cfg = method.refine_config(refine)
+    if shares_with is not None:
+        if cfg.weight_scheme == "llm":
+            for item in items:
+                est.add(1, count_tokens(judge_model, [{"role": "user", "content": item.prompt}]) + 400, 200)
+        return est, f"rubric sets and grading shared with {shares_with} through the cache; only the weights differ"
     for item in items:
         if method.kind == "pairwise":
             msgs = judge_templates.pairwise(item.prompt, *item.responses)

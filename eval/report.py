@@ -299,7 +299,7 @@ def _rrd_section(groups: dict[str, list[dict[str, Any]]], out_dir: Path) -> list
     if not rubric_methods:
         return []
     lines = ["", "## Rubrics", "", "| method | sets | mean rubrics/set | empty sets (why) | unscored verdicts | "
-             "edges > 0 | edges = 0 | edges < 0 |", "|---|---|---|---|---|---|---|---|"]
+             "edges > 0 | edges = 0 | edges < 0 | rejections (why) |", "|---|---|---|---|---|---|---|---|---|"]
     edges_by_method = {}
     for m in rubric_methods:
         rows = groups[m]
@@ -311,13 +311,13 @@ def _rrd_section(groups: dict[str, list[dict[str, Any]]], out_dir: Path) -> list
         empty = [rs.stopped for rs in sets if not rs.rubrics]
         why = ", ".join(f"{k} {v}" for k, v in sorted(Counter(empty).items()))
         mean = np.mean([len(rs.rubrics) for rs in sets]) if sets else 0.0
+        rejected = Counter(r.reason for rs in sets for r in rs.tree if r.status == "rejected")
+        reasons = ", ".join(f"{k} {v}" for k, v in rejected.most_common())
         lines.append(f"| {m} | {len(sets)} | {mean:.1f} | {len(empty)}{f' ({why})' if why else ''} | "
-                     f"{sum(r.get('unscored', 0) for r in rows)} | {share(e > 0)} | {share(e == 0)} | {share(e < 0)} |")
-    rejected = Counter(r.reason for m in rubric_methods for rs in stored_sets(out_dir, m) for r in rs.tree
-                       if r.status == "rejected")
-    if rejected:
-        lines += ["", "Rejections in the stored trees: " + ", ".join(f"{k} {v}" for k, v in rejected.most_common())
-                  + ". An empty set gives no verdict (counted wrong)."]
+                     f"{sum(r.get('unscored', 0) for r in rows)} | {share(e > 0)} | {share(e == 0)} | {share(e < 0)} | "
+                     f"{sum(rejected.values())}{f' ({reasons})' if reasons else ''} |")
+    lines += ["", "An empty set gives no verdict (counted wrong). Rejections are counted in the stored decomposition "
+              "trees (rubrics/METHOD.jsonl), where every rejected rubric keeps its reason."]
     if any(edges_by_method.values()):
         plot_edges({m: e for m, e in edges_by_method.items() if e}, out_dir / "rubric_edges.png")
         lines += ["", "An edge is a rubric's verdict on the preferred response minus its verdict on the other; a "

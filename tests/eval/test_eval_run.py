@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from eval.estimate import Assumptions, estimate_method, estimate_policy
+from eval.estimate import Assumptions, estimate_method, estimate_policy, refinement_key
 from eval.judging import ItemResponses, flip
 from eval.loaders import load_biggen, load_healthbench, load_judgebench
 from eval.methods import METHODS, resolve_methods
@@ -129,6 +129,24 @@ async def test_resume_judges_nothing_twice_and_reuses_stored_rubric_sets(tmp_pat
     assert run.summary.written == 0 and len(backend.requests) == count
 
 
+async def test_methods_sharing_a_refinement_are_charged_only_what_they_sent(tmp_path):
+    """rrd-wu after rrd-uniform is answered by the disk cache: its records and rubric sets show zero calls AND
+    zero tokens and dollars (a hit carries the usage of the call that filled the cache; it cost nothing now)."""
+    acc = Accounting()
+    backend = ScriptedBackend(_script, accounting=acc)
+    judge = Judge(JudgeConfig(model="scripted", cache_path=str(tmp_path / "c.sqlite")), backend=backend,
+                  accounting=acc)
+    config = _config(tmp_path, "rrd-uniform,rrd-wu", rubric_samples="item")
+    _, records = await _run(config, Models(judge, judge, {}))
+    first = [r["usage"] for r in records if r["method"] == "rrd-uniform"]
+    second = [r["usage"] for r in records if r["method"] == "rrd-wu"]
+    assert all(u["calls"] > 0 and u["prompt_tokens"] > 0 for u in first)
+    assert second == [{"calls": 0.0, "prompt_tokens": 0.0, "completion_tokens": 0.0, "cost_usd": 0.0}] * 4
+    sets = [json.loads(x) for x in (config.out_dir / "rubrics" / "rrd-wu.jsonl").read_text().splitlines()]
+    assert all(s["stats"]["calls"] == 0 and s["stats"]["prompt_tokens"] == 0 for s in sets)
+    assert sum(u["prompt_tokens"] for u in first) == acc.prompt_tokens  # records add up to what was spent
+
+
 async def test_a_failing_item_is_reported_not_written_and_retried(tmp_path):
     models, _ = _models()
     config = _config(tmp_path, "prompt-only")
@@ -222,6 +240,19 @@ def test_dry_run_counts_the_calls_the_protocol_fixes():
     done = [{"method": "rrd-wu", "usage": {"calls": 40.0, "prompt_tokens": 1000.0, "completion_tokens": 10.0}}]
     est, how = estimate_method(METHODS["rrd-wu"], items, "gpt-4o", RefineConfig(), done, Assumptions())
     assert est.calls == 200 and how.startswith("measured on 1")
+    # rrd-uniform / rrd-llm / rrd-wu refine identically: after the first, only LLM weights cost a call
+    keys = {m: refinement_key(METHODS[m], RefineConfig()) for m in ("rrd-uniform", "rrd-llm", "rrd-wu",
+                                                                   "rrd-no-overlap", "conditioned", "direct")}
+    assert keys["rrd-uniform"] == keys["rrd-llm"] == keys["rrd-wu"] != keys["rrd-no-overlap"] != keys["conditioned"]
+    assert keys["direct"] is None
+    est, how = estimate_method(METHODS["rrd-wu"], items, "gpt-4o", RefineConfig(), [], Assumptions(),
+                               shares_with="rrd-uniform")
+    assert est.calls == 0 and "shared with rrd-uniform" in how
+    est, _ = estimate_method(METHODS["rrd-llm"], items, "gpt-4o", RefineConfig(), [], Assumptions(),
+                             shares_with="rrd-uniform")
+    assert est.calls == len(items)
+    alone, _ = estimate_method(METHODS["rrd-wu"], items, "gpt-4o", RefineConfig(), [], Assumptions())
+    assert alone.calls > 10 * len(items)
     examples = load_healthbench(str(DATA / "healthbench" / "healthbench_hard_subset_50.jsonl"), limit=4)
     gen, grade = estimate_policy("healthbench", examples, "gpt-4o", "gpt-4o", Assumptions())
     assert gen.calls == 4 and grade.calls == sum(len(e.rubrics) for e in examples)
