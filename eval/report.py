@@ -68,7 +68,8 @@ def summarise(kind: str, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         return metrics.judgebench_summary(rows)
     if kind == "pairs":
         return metrics.ppe_human_summary([{"winner": r["label"], "verdict": combined_verdict(r["games"]),
-                                           "categories": r.get("categories", [])} for r in rows])
+                                           "categories": r.get("categories", []), "language": r.get("language")}
+                                          for r in rows])
     if kind == "bok":
         return metrics.ppe_correctness_summary(rows)
     if kind == "healthbench":
@@ -272,8 +273,8 @@ def _pairs_section(summaries: dict[str, Any], groups: dict[str, list[dict[str, A
                   " | tie rate | inconsistency | failed games |",
                   "|---|---|---|---|" + "---|" * len(families) + "---|---|---|"]
         for m, s in summaries.items():
-            fam = " | ".join(_fmt_ci(s["per_family"][f]["accuracy"], None) + f" (n={s['per_family'][f]['n']})"
-                             if f in s["per_family"] else "–" for f in families)
+            fam = " | ".join(_fmt_ci(s["per_family"][f]["accuracy"], s["per_family"][f]["ci"]) +
+                             f" (n={s['per_family'][f]['n']})" if f in s["per_family"] else "–" for f in families)
             games = METHODS[m].games if m in METHODS else "?"
             incon = f"{s['inconsistency_rate']:.3f}" if games == 2 else "–"
             lines.append(f"| {m} | {games} | {s['n']} | {_fmt_ci(s['accuracy'], s['ci'])} | {fam} | "
@@ -286,11 +287,23 @@ def _pairs_section(summaries: dict[str, Any], groups: dict[str, list[dict[str, A
         for m, s in summaries.items():
             lines.append(f"| {m} | {s['n']} | {_fmt_ci(s['accuracy'], s['ci'])} |")
         lines += ["", "Human-tie rows dropped; a judge tie or failure on a non-tie row counts wrong."]
+        for key, title in (("per_category", "category"), ("per_language", "language")):
+            lines += _slice_table(summaries, key, title)
     plot_accuracy(summaries, out_dir / "accuracy_by_method.png", f"{bench}: accuracy by method")
     plot_by_slice(summaries, slice_key, out_dir / "accuracy_by_source.png", f"{bench}: accuracy by source")
     lines += ["", "![accuracy by method](accuracy_by_method.png)", "",
               "![accuracy by source](accuracy_by_source.png)"]
     lines += _rrd_section(groups, out_dir)
+    return lines
+
+
+def _slice_table(summaries: dict[str, Any], key: str, title: str) -> list[str]:
+    """Accuracy per slice (a row can be in several categories), one row per (method, slice), with its CI."""
+    rows = [(m, name, a) for m, s in summaries.items() for name, a in s.get(key, {}).items()]
+    if not rows:
+        return []
+    lines = ["", f"By {title}:", "", f"| method | {title} | n | accuracy [95% CI] |", "|---|---|---|---|"]
+    lines += [f"| {m} | {name} | {a['n']} | {_fmt_ci(a['accuracy'], a['ci'])} |" for m, name, a in rows]
     return lines
 
 

@@ -310,6 +310,9 @@ async def test_ppe_human_and_best_of_k_through_the_runner(tmp_path):
     summary = json.loads((config.out_dir / "summary.json").read_text())["conditioned"]
     assert summary["dropped_ties"] >= 1 and "creative_writing_prompt" in summary["per_category"]
     assert "Human-tie rows dropped" in report
+    cat = summary["per_category"]["creative_writing_prompt"]
+    assert f"| conditioned | creative_writing_prompt | {cat['n']} | {cat['accuracy']:.3f} [" in report
+    assert summary["per_language"] and "| method | language | n |" in report  # the records' language is used
     config = EvalConfig(bench="ppe-math", out_dir=tmp_path / "k", methods="conditioned",
                         data=str(data / "ppe_bok_sample.jsonl"), rubric_samples="item",
                         refine=RefineConfig(n_samples=2, misalignment=False))
