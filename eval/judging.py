@@ -43,13 +43,11 @@ class ItemResponses:
 
 
 def usage_of(verdicts: Sequence[Verdict | PairVerdict | Completion]) -> dict[str, float]:
-    """Tokens and dollars actually spent on these verdicts or completions. A cache hit spent none, though it
-    carries the usage of the call that filled the cache."""
-    sent = [v for v in verdicts if not v.cached]
+    """Tokens and dollars actually spent on these verdicts or completions (cache hits carry zero usage)."""
     return {
-        "prompt_tokens": float(sum(v.usage.prompt_tokens for v in sent)),
-        "completion_tokens": float(sum(v.usage.completion_tokens for v in sent)),
-        "cost_usd": float(sum(v.usage.cost_usd for v in sent)),
+        "prompt_tokens": float(sum(v.usage.prompt_tokens for v in verdicts)),
+        "completion_tokens": float(sum(v.usage.completion_tokens for v in verdicts)),
+        "cost_usd": float(sum(v.usage.cost_usd for v in verdicts)),
     }
 
 

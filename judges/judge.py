@@ -125,7 +125,8 @@ class Judge:
         for i, req in enumerate(requests):
             hit = self.cache.get(self.model, req) if self.cache is not None else None
             if hit is not None:
-                results[i] = hit
+                # the stored usage is that of the call that filled the cache; this answer cost nothing
+                results[i] = replace(hit, usage=Usage())
                 self.accounting.record_hit()
                 continue
             key = cache_key(self.model, req)

@@ -59,10 +59,9 @@ class _Meter:
         t["calls"] += calls
         t["cache_hits"] += share - calls
         t["failures"] += share if failed else 0.0
-        if not cached:  # a disk-cache hit carries the usage of the call that filled it; it cost nothing now
-            t["prompt_tokens"] += usage.prompt_tokens
-            t["completion_tokens"] += usage.completion_tokens
-            t["cost_usd"] += usage.cost_usd
+        t["prompt_tokens"] += usage.prompt_tokens
+        t["completion_tokens"] += usage.completion_tokens
+        t["cost_usd"] += usage.cost_usd
         return calls
 
     def completion(self, stage: str, c: Completion) -> float:

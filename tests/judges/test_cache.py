@@ -78,3 +78,18 @@ def test_writer_killed_mid_run_leaves_a_usable_cache(tmp_path):
     assert cache.get("m", _req("k0")).text == "x" * 1000
     cache.put("m", _req("after"), Completion(text="ok"))
     assert len(cache) == n + 1
+
+
+async def test_a_hit_served_by_the_judge_costs_nothing(tmp_path):
+    """The cache keeps the usage of the call that filled it; the Judge hands a hit out with zero usage, so every
+    sum over verdicts (eval records, RubricSet stats) counts only what was sent."""
+    from judges import Accounting, Judge, JudgeConfig
+    from tests.fakes import ScriptedBackend
+
+    acc = Accounting()
+    backend = ScriptedBackend(lambda r: "YES", accounting=acc)
+    judge = Judge(JudgeConfig(model="m", cache_path=str(tmp_path / "c.sqlite")), backend=backend, accounting=acc)
+    (fresh,) = await judge.grade(["c"], "response")
+    (hit,) = await judge.grade(["c"], "response")
+    assert not fresh.cached and fresh.usage.prompt_tokens == 10 and len(backend.requests) == 1
+    assert hit.cached and hit.met is True and hit.usage == Usage()
