@@ -172,8 +172,7 @@ def _dry_run(config: Any, args: argparse.Namespace, items: list[Any], done: list
         return "\n".join(lines)
     proposer = args.proposer or args.judge
     first_with: dict[str | None, str] = {}
-    total, total_cost = Estimate(), 0.0
-    total_cost_known = True
+    total, costs = Estimate(), []
     for method in config.method_list():
         pending = [as_responses(it) for it in items if (method.name, item_id(it)) not in finished]
         key = refinement_key(method, config.refine)
@@ -184,10 +183,10 @@ def _dry_run(config: Any, args: argparse.Namespace, items: list[Any], done: list
         # the judge grades and the proposer writes: price at the judge's rate unless both are the same model
         cost = price(args.judge, est) if proposer == args.judge else None
         total.merge(est)
-        total_cost += cost or 0.0
-        total_cost_known = total_cost_known and cost is not None
+        costs.append(cost)
         lines.append(_estimate_line(method.name, len(pending), est, cost) + f"  [{how}]")
-    lines.append(_estimate_line("total", len(items), total, total_cost if total_cost_known else None))
+    total_cost = None if None in costs else sum(c for c in costs if c is not None)  # unpriced if any part is
+    lines.append(_estimate_line("total", len(items), total, total_cost))
     return "\n".join(lines)
 
 

@@ -109,18 +109,17 @@ def estimate_method(method: Method, items: Sequence[Any], judge_model: str, refi
                                                                ("calls", "prompt_tokens", "completion_tokens"))
         return est, f"measured on {sum(r.get('method') == method.name for r in results)} finished items"
     cfg = method.refine_config(refine)
-    if shares_with is not None:
-        if cfg.weight_scheme == "llm":
-            for item in items:
-                est.add(1, count_tokens(judge_model, [{"role": "user", "content": item.prompt}]) + 400, 200)
-        return est, f"rubric sets and grading shared with {shares_with} through the cache; only the weights differ"
     for item in items:
         if method.kind == "pairwise":
             msgs = judge_templates.pairwise(item.prompt, *item.responses)
             est.add(2, count_tokens(judge_model, msgs), a.pairwise_completion_tokens)
             continue
-        resp_tokens = [count_tokens(judge_model, [{"role": "user", "content": r}]) for r in item.responses]
         q = count_tokens(judge_model, [{"role": "user", "content": item.prompt}])
+        if cfg.weight_scheme == "llm":
+            est.add(1, q + 400, 200)  # the importance-scoring call
+        if shares_with is not None:
+            continue  # everything else is the same requests as the earlier method's: cache hits
+        resp_tokens = [count_tokens(judge_model, [{"role": "user", "content": r}]) for r in item.responses]
         mean_resp = sum(resp_tokens) / max(1, len(resp_tokens))
         n_samples = len(item.responses) if item_samples else cfg.n_samples
         if not item_samples:
@@ -134,11 +133,11 @@ def estimate_method(method: Method, items: Sequence[Any], judge_model: str, refi
         est.add(processed * (int(cfg.overlap) + int(cfg.conflict)), 300, 8)  # filter checks
         if cfg.decompose:
             est.add(processed / 2, q + 200, a.proposer_completion_tokens)
-        if cfg.weight_scheme == "llm":
-            est.add(1, q + 400, 200)
         accepted = a.accepted_per_set if looped else a.initial_rubrics
         for r in resp_tokens:  # scoring the item's responses
             est.add(accepted, r + 80, 2)
+    if shares_with is not None:
+        return est, f"rubric sets and grading shared with {shares_with} through the cache; only the weights differ"
     return est, "modelled (assumptions: " + ", ".join(f"{k}={v}" for k, v in vars(a).items()) + ")"
 
 
