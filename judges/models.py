@@ -351,10 +351,13 @@ def _gguf_sha256(path: Path, cache_dir: Path | None) -> str:
     return digest
 
 
+def _assembled_path(model: BundledModel, cache_dir: Path | None) -> Path:
+    return models_dir(cache_dir) / "gguf" / model.gguf_name
+
+
 def _verified_gguf(model: BundledModel, files: Sequence[Path], cache_dir: Path | None) -> Path:
     if model.chunked:
-        return assemble_parts(files, models_dir(cache_dir) / "gguf" / model.gguf_name, size=model.size,
-                              sha256=model.sha256)
+        return assemble_parts(files, _assembled_path(model, cache_dir), size=model.size, sha256=model.sha256)
     verify_file(files[0], size=model.size, sha256=model.sha256)
     return files[0]
 
@@ -386,9 +389,10 @@ def _resolve_bundled(model: BundledModel, cache_dir: Path | None) -> Path:
             return dest
         print(f"rrd: preparing local model {model.name!r} once (verify sha256, dequantize to bf16, cache in "
               f"{dest}); this takes a minute or two", file=sys.stderr)
+        kept = _assembled_path(model, cache_dir).is_file()  # assembled earlier by bundled_gguf, for a server
         gguf = _verified_gguf(model, files, cache_dir)
         convert_gguf(gguf, dest, sha256=model.sha256, source=model.name)
-        if model.chunked:  # the assembled copy is only a conversion input; the parts stay installed
+        if model.chunked and not kept:  # assembled only as a conversion input; the parts stay installed
             for leftover in (_sidecar(gguf), gguf):
                 with contextlib.suppress(OSError):
                     leftover.unlink()

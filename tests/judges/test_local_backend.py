@@ -330,6 +330,19 @@ def test_bundled_gguf_assembles_verified_file_for_servers(tmp_path: Path, monkey
     out = models.bundled_gguf(f"local:{real.name}", cache_dir=tmp_path)
     assert out == models.models_dir(tmp_path) / "gguf" / real.gguf_name and out.read_bytes() == whole
     assert not models.converted_dir(fake.sha256, tmp_path).exists()
+
+    def convert(gguf: Path, dest: Path, *, sha256: str, source: str = "") -> Path:
+        dest.mkdir(parents=True)
+        (dest / models.MARKER_NAME).write_text(f'{{"sha256": "{sha256}"}}')
+        return dest
+
+    # a later in-process conversion keeps the file a server may be serving; one it assembled itself is removed
+    monkeypatch.setattr(models, "convert_gguf", convert)
+    models.resolve_local_model(real.name, cache_dir=tmp_path)
+    assert out.read_bytes() == whole
+    other = tmp_path / "other"
+    models.resolve_local_model(real.name, cache_dir=other)
+    assert not (models.models_dir(other) / "gguf" / real.gguf_name).exists()
     parts[0].write_bytes(b"corrupt")
     (out.parent / (out.name + ".verified.json")).unlink()
     with pytest.raises(models.ModelIntegrityError):
