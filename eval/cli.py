@@ -121,7 +121,8 @@ def _run(config: Any, args: argparse.Namespace, items: list[Any], results: Any) 
 
     from judges import Judge
     from judges.cli_args import judge_config_from_args
-    from rrd.cli_commands import Models
+    from rrd import interrupt
+    from rrd.cli_commands import Models, RefineView
 
     from .runner import EvalRun
 
@@ -134,22 +135,26 @@ def _run(config: Any, args: argparse.Namespace, items: list[Any], results: Any) 
     n_methods = max(1, len(config.method_list()))
     bar = tqdm(total=len(items) * n_methods, desc=f"eval {config.bench}", unit="result", file=sys.stderr)
 
+    view = RefineView(bar, models.judge.accounting)  # the stage and rubric counts of refinements in flight
+
     def progress(n: int) -> None:
         bar.update(n)
-        bar.set_postfix_str(models.judge.accounting.postfix())
+        view.show()
 
-    run = EvalRun(config, models, policy, progress)
+    run = EvalRun(config, models, policy, progress, refine_progress=view)
 
     async def go() -> Any:
+        ticker = asyncio.ensure_future(view.tick())
         try:
             return await run.run(items, results)
         finally:
+            ticker.cancel()
             await models.aclose()
             if policy is not None:
                 await policy.aclose()
 
     try:
-        summary = asyncio.run(go())
+        summary = interrupt.run(go())
     finally:
         bar.close()
     return summary, models.judge.accounting

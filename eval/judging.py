@@ -16,7 +16,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 from judges.judge import GradeItem, Judge
 from judges.types import Completion, PairVerdict, Verdict
@@ -65,8 +65,10 @@ class MethodJudge:
     """Runs the methods of one evaluation against shared models, a shared cache and stored rubric sets."""
 
     def __init__(self, models: Models, refine: RefineConfig, out_dir: Path, *,
-                 rubric_samples: RubricSamples = "sampled", soft: bool = False, tie_margin: float = 0.0):
+                 rubric_samples: RubricSamples = "sampled", soft: bool = False, tie_margin: float = 0.0,
+                 refine_progress: Callable[[Any], None] | None = None):
         self.models = models
+        self.refine_progress = refine_progress
         self.refine = refine
         self.out_dir = out_dir
         self.rubric_samples = rubric_samples
@@ -105,7 +107,8 @@ class MethodJudge:
         try:
             responses = list(item.responses) if self.rubric_samples == "item" else None
             rs = await refine_prompt(item.prompt, self.judge, self.models.proposer, method.refine_config(self.refine),
-                                     prompt_id=key, responses=responses, samplers=self.models.samplers)
+                                     prompt_id=key, responses=responses, samplers=self.models.samplers,
+                                     progress=self.refine_progress)
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # mark retrieved: waiting items re-raise it themselves

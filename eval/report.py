@@ -311,8 +311,9 @@ def _rrd_section(groups: dict[str, list[dict[str, Any]]], out_dir: Path) -> list
     rubric_methods = [m for m in groups if m.startswith(RRD_PREFIX) or m in ("prompt-only", "conditioned")]
     if not rubric_methods:
         return []
-    lines = ["", "## Rubrics", "", "| method | sets | mean rubrics/set | empty sets (why) | unscored verdicts | "
-             "edges > 0 | edges = 0 | edges < 0 | rejections (why) |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["", "## Rubrics", "", "| method | sets | mean rubrics/set | empty sets (why) | fallback sets | "
+             "unscored verdicts | edges > 0 | edges = 0 | edges < 0 | rejections (why) | repeats dropped (why) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     edges_by_method = {}
     for m in rubric_methods:
         rows = groups[m]
@@ -322,15 +323,22 @@ def _rrd_section(groups: dict[str, list[dict[str, Any]]], out_dir: Path) -> list
         share = (lambda mask: f"{mask.mean():.2f}" if e.size else "–")
         sets = stored_sets(out_dir, m)
         empty = [rs.stopped for rs in sets if not rs.rubrics]
+        fallback = sum(1 for rs in sets if rs.fallback)
         why = ", ".join(f"{k} {v}" for k, v in sorted(Counter(empty).items()))
         mean = np.mean([len(rs.rubrics) for rs in sets]) if sets else 0.0
         rejected = Counter(r.reason for rs in sets for r in rs.tree if r.status == "rejected")
         reasons = ", ".join(f"{k} {v}" for k, v in rejected.most_common())
-        lines.append(f"| {m} | {len(sets)} | {mean:.1f} | {len(empty)}{f' ({why})' if why else ''} | "
+        dropped = Counter(r.reason for rs in sets for r in rs.tree if r.status == "dropped")
+        drops = ", ".join(f"{k} {v}" for k, v in dropped.most_common())
+        lines.append(f"| {m} | {len(sets)} | {mean:.1f} | {len(empty)}{f' ({why})' if why else ''} | {fallback} | "
                      f"{sum(r.get('unscored', 0) for r in rows)} | {share(e > 0)} | {share(e == 0)} | {share(e < 0)} | "
-                     f"{sum(rejected.values())}{f' ({reasons})' if reasons else ''} |")
-    lines += ["", "An empty set gives no verdict (counted wrong). Rejections are counted in the stored decomposition "
-              "trees (rubrics/METHOD.jsonl), where every rejected rubric keeps its reason."]
+                     f"{sum(rejected.values())}{f' ({reasons})' if reasons else ''} | "
+                     f"{sum(dropped.values())}{f' ({drops})' if drops else ''} |")
+    lines += ["", "An empty set gives no verdict (counted wrong); it remains possible only when the proposer wrote "
+              "no readable rubric at all. A fallback set is one whose loop accepted nothing and that uses the "
+              "initial rubrics instead. Rejections and repeats (proposed rubrics dropped before grading, outside "
+              "the rejection budget) are counted in the stored decomposition trees (rubrics/METHOD.jsonl), where "
+              "every rubric keeps its reason."]
     if any(edges_by_method.values()):
         plot_edges({m: e for m, e in edges_by_method.items() if e}, out_dir / "rubric_edges.png")
         lines += ["", "An edge is a rubric's verdict on the preferred response minus its verdict on the other; a "

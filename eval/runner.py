@@ -118,11 +118,12 @@ class EvalRun:
     """Drives the items through the methods (pair benchmarks) or the policy and grader (policy benchmarks)."""
 
     def __init__(self, config: EvalConfig, models: Models, policy: Any = None,
-                 progress: Callable[[int], None] | None = None):
+                 progress: Callable[[int], None] | None = None, refine_progress: Callable[[Any], None] | None = None):
         self.config = config
         self.models = models
         self.policy = policy
         self.progress = progress or (lambda n: None)
+        self.refine_progress = refine_progress  # rrd.refine.Progress of the refinements, as they go
         self.summary = RunSummary()
 
     def pending(self, items: list[Any], done: set[tuple[str, str]]) -> list[tuple[Any, list[str]]]:
@@ -155,7 +156,7 @@ class EvalRun:
             return self.summary
         judge = MethodJudge(self.models, self.config.refine, self.config.out_dir,
                             rubric_samples=self.config.rubric_samples, soft=self.config.soft,
-                            tie_margin=self.config.tie_margin)
+                            tie_margin=self.config.tie_margin, refine_progress=self.refine_progress)
         methods = {m.name: m for m in self.config.method_list()}
         try:
             await asyncio.gather(*(self._item_methods(sem, results, judge, item, [methods[n] for n in names])

@@ -26,6 +26,9 @@ class SamplingParams:
     # Distinguishes the i-th of several samples drawn with identical settings (response sampling), so the
     # cache returns N different samples instead of one sample N times.
     sample_index: int = 0
+    # HF/vLLM/llama.cpp semantics (1.0 = off): logits of tokens already generated are divided (if positive) or
+    # multiplied by it. Breaks the decoding loops of small models; OpenAI's own API has no such setting.
+    repetition_penalty: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

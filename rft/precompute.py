@@ -9,13 +9,13 @@ file the moment it is done, so an interrupted precompute resumes where it stoppe
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
 from judges.judge import JudgeConfig
+from rrd import interrupt
 from rrd.cli_commands import Models, PromptTask, refine_all
 from rrd.config import RefineConfig
 from rrd.io import JsonlAppender
@@ -95,7 +95,7 @@ def ensure_rubric_sets(
         text_of = dict(zip(prompt_ids, texts))
         tasks = [PromptTask(pid, text_of[pid], None) for pid in index.missing]
         log.warning("refining rubrics for %d prompts into %s (resumable)", len(tasks), path)
-        refined = asyncio.run(_refine(tasks, build_models(judge, proposer, refine), refine, path, prompt_concurrency))
+        refined = interrupt.run(_refine(tasks, build_models(judge, proposer, refine), refine, path, prompt_concurrency))
         index = match_sets(prompt_ids, texts, load_rubric_sets(str(path)))
         index.refined = len(refined)
     if index.missing or index.empty:

@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from . import interrupt
 from .config import RefineConfig
 from .io import InputError, JsonlAppender, Row, read_rows
 from .records import RubricSet
@@ -58,8 +59,33 @@ def add_refine_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--weights", choices=["whitened", "uniform", "llm"], default=d.weight_scheme)
     for stage in ("decompose", "misalignment", "overlap", "conflict"):
         g.add_argument(f"--no-{stage}", action="store_true", help=f"ablation: switch the {stage} stage off")
+    g.add_argument("--near-duplicate-threshold", type=_threshold, default=d.near_duplicate_threshold,
+                   help="lexical similarity (0-100) from which a proposed rubric repeats an existing one and is "
+                        "dropped before grading; 'off' for exact (canonical) repeats only")
+    g.add_argument("--repair-attempts", type=int, default=d.repair_attempts,
+                   help="re-asks of the proposer, with feedback, after an unreadable or repeating answer")
+    g.add_argument("--on-failed-decomposition", choices=["keep", "reject"], default=d.on_failed_decomposition,
+                   help="keep: a parent that cannot be decomposed goes on to the filters as if atomic; "
+                        "reject: it is rejected (the paper)")
+    g.add_argument("--fallback", choices=["initial", "none"], default=d.fallback,
+                   help="initial: a loop that accepts nothing falls back to the initial rubrics that passed the "
+                        "misalignment check; none: the set stays empty (the paper)")
+    g.add_argument("--proposer-repetition-penalty", type=float, default=d.proposer_repetition_penalty,
+                   help="repetition penalty of proposer calls (local backend and api_base servers; 1.0 = off)")
     g.add_argument("--seed", type=int, default=d.seed)
     g.add_argument("--prompt-concurrency", type=int, default=4, help="prompts refined at once")
+
+
+def _threshold(text: str) -> float | None:
+    if text.strip().lower() in ("off", "none"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 100] or 'off', not {text!r}") from None
+    if not 0 < value <= 100:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 100] or 'off', not {text!r}")
+    return value
 
 
 def refine_config_from_args(args: argparse.Namespace) -> RefineConfig:
@@ -80,6 +106,11 @@ def refine_config_from_args(args: argparse.Namespace) -> RefineConfig:
         misalignment=not args.no_misalignment,
         overlap=not args.no_overlap,
         conflict=not args.no_conflict,
+        near_duplicate_threshold=args.near_duplicate_threshold,
+        repair_attempts=args.repair_attempts,
+        on_failed_decomposition=args.on_failed_decomposition,
+        fallback=args.fallback,
+        proposer_repetition_penalty=args.proposer_repetition_penalty,
         seed=args.seed,
     )
 
@@ -141,6 +172,40 @@ def _bar(total: int, desc: str):
     return tqdm(total=total, desc=desc, unit="prompt" if desc == "refine" else "pair", file=sys.stderr)
 
 
+class RefineView:
+    """The refine bar's live postfix: the stage and rubric counts of the prompt that changed last, how many
+    prompts are in flight, and the run's calls. A prompt takes minutes on a local model, so the bar must move
+    while it runs, not only when it ends; `tick` refreshes the call count during long grading waves."""
+
+    def __init__(self, bar: Any, accounting: Any):
+        self.bar, self.accounting = bar, accounting
+        self.live: dict[str | None, Any] = {}
+        self.last: Any = None
+
+    def __call__(self, progress: Any) -> None:
+        if progress.stage == "done":
+            self.live.pop(progress.prompt_id, None)
+        else:
+            self.live[progress.prompt_id] = progress
+            self.last = progress
+        self.show()
+
+    def show(self) -> None:
+        parts = []
+        p = self.last
+        if p is not None and p.prompt_id in self.live:
+            parts.append(f"{p.stage} q={p.queue} acc={p.accepted} rej={p.rejected} drop={p.dropped}")
+        if len(self.live) > 1:
+            parts.append(f"{len(self.live)} in flight")
+        parts.append(self.accounting.postfix())
+        self.bar.set_postfix_str(" | ".join(parts))
+
+    async def tick(self, every_s: float = 2.0) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            self.show()
+
+
 # ---------------------------------------------------------------------------------------------------- refine
 @dataclass
 class PromptTask:
@@ -174,18 +239,23 @@ async def refine_all(tasks: Iterable[PromptTask], models: Models, config: Refine
         bar.update(len(done & {t.prompt_id for t in tasks}))
     sem = asyncio.Semaphore(max(1, prompt_concurrency))
     results: list[RubricSet] = []
+    view = RefineView(bar, models.judge.accounting) if bar is not None else None
 
     async def one(task: PromptTask) -> None:
         async with sem:
             rs = await refine_prompt(task.prompt, models.judge, models.proposer, config, prompt_id=task.prompt_id,
-                                     responses=task.responses, samplers=models.samplers)
+                                     responses=task.responses, samplers=models.samplers, progress=view)
         out.append(rs.to_dict())
         results.append(rs)
         if bar is not None:
-            bar.set_postfix_str(models.judge.accounting.postfix())
             bar.update(1)
 
-    await asyncio.gather(*(one(t) for t in pending))
+    ticker = asyncio.ensure_future(view.tick()) if view is not None else None
+    try:
+        await asyncio.gather(*(one(t) for t in pending))
+    finally:
+        if ticker is not None:
+            ticker.cancel()
     return results
 
 
@@ -194,18 +264,29 @@ def _summary_refine(sets: list[dict[str, Any]], accounting: Any) -> str:
         return "no rubric sets"
     counts = [len(s.get("accepted", [])) for s in sets]
     reasons: Counter[str] = Counter()
+    dropped: Counter[str] = Counter()
     for s in sets:
         reasons.update(r.get("reason") for r in s.get("tree", []) if r.get("status") == "rejected")
+        dropped.update(r.get("reason") for r in s.get("tree", []) if r.get("status") == "dropped")
     calls = [s.get("stats", {}).get("calls", 0) for s in sets]
     failed = [s.get("prompt_id") for s in sets if s.get("stopped") == "failed"]
     lines = [
         f"prompts: {len(sets)}   rubrics per prompt: mean {sum(counts) / len(counts):.1f}, "
         f"min {min(counts)}, max {max(counts)}",
-        "rejections: " + (", ".join(f"{k} {v}" for k, v in reasons.most_common()) or "none"),
+        "rejections: " + (", ".join(f"{k} {v}" for k, v in reasons.most_common()) or "none")
+        + "   repeats dropped before grading: " + (", ".join(f"{k} {v}" for k, v in dropped.most_common()) or "none"),
         f"judge calls per prompt: mean {sum(calls) / len(calls):.0f}   this run: {accounting.calls} calls, "
         f"{accounting.cache_hits} cache hits, {accounting.failures} failed, "
         f"{accounting.prompt_tokens + accounting.completion_tokens} tokens, ${accounting.cost_usd:.4f}",
     ]
+    st = [s.get("stats", {}) for s in sets]
+    lines.append(f"repairs: {sum(x.get('repairs', 0) for x in st)} re-asks, {sum(x.get('repaired', 0) for x in st)} "
+                 f"fixed the answer   failed decompositions: {sum(x.get('failed_decompositions', 0) for x in st)} "
+                 f"({sum(x.get('kept_after_failed_decomposition', 0) for x in st)} parents kept as atomic)")
+    fallback = [s.get("prompt_id") for s in sets if s.get("fallback")]
+    if fallback:
+        lines.append(f"fell back to initial rubrics (nothing accepted) ({len(fallback)}): "
+                     f"{', '.join(map(str, fallback[:10]))}")
     if failed:
         lines.append(f"failed prompts ({len(failed)}): {', '.join(map(str, failed[:10]))}")
     return "\n".join(lines)
@@ -218,7 +299,7 @@ def _run_refine(args: argparse.Namespace) -> int:
     with JsonlAppender(args.out) as out:
         bar = _bar(len(tasks), "refine")
         try:
-            asyncio.run(_refine_and_close(tasks, models, config, out, args.prompt_concurrency, bar))
+            interrupt.run(_refine_and_close(tasks, models, config, out, args.prompt_concurrency, bar))
         finally:
             bar.close()
         print(_summary_refine(_latest_per_prompt(out), models.judge.accounting))
@@ -379,7 +460,7 @@ def _run_judge(args: argparse.Namespace) -> int:
                 await models.aclose()
 
         try:
-            asyncio.run(go())
+            interrupt.run(go())
         finally:
             bar.close()
     wanted = {p.pair_id for p in pairs}

@@ -14,6 +14,8 @@ from .weights import WhiteningConfig
 InitialSource = Literal["responses", "prompt_only"]
 WeightScheme = Literal["uniform", "llm", "whitened"]
 ChildrenPosition = Literal["back", "front"]
+OnFailedDecomposition = Literal["keep", "reject"]
+Fallback = Literal["initial", "none"]
 
 
 @dataclass
@@ -41,6 +43,22 @@ class RefineConfig:
 
     Stage switches (`decompose`, `misalignment`, `overlap`, `conflict`) exist for ablations; all on by default.
     With `decompose` off, coarse rubrics go straight to the filters.
+
+    Robustness (ours; the paper's GPT-4o proposer rarely needs it, small open proposers do):
+    - Repeats are caught before any judge call: a rubric whose canonical text (markup, punctuation, case and
+      whitespace removed) equals, or whose lexical similarity reaches `near_duplicate_threshold` (0-100,
+      rapidfuzz token-sort ratio; None = exact only) to, the parent, its sibling or any rubric already queued,
+      accepted or processed is dropped (status "dropped", reason and score in the tree). Drops do not count
+      towards T, which bounds rejections of distinct candidates.
+    - A proposer answer that cannot be read, whose children all repeat existing rubrics, or (initial list)
+      that repeats one rubric `degenerate_repeats` or more times, is re-asked with precise feedback up to
+      `repair_attempts` times.
+    - A parent whose decomposition still fails is kept and sent to the filters as if atomic
+      (`on_failed_decomposition="keep"`, as at the depth cap), or rejected as the paper does ("reject").
+    - `fallback="initial"`: when the loop accepts nothing, the set falls back to the initial rubrics that
+      passed the misalignment check (all initial rubrics if none did), recorded in RubricSet.fallback.
+    - `proposer_repetition_penalty` (1.0 = off) is sent with proposer calls to backends that take one (the
+      local backend, OpenAI-compatible servers given by api_base); it breaks the decoding loops of small models.
     """
 
     # -- responses ----------------------------------------------------------------------------------------------
@@ -65,10 +83,17 @@ class RefineConfig:
     overlap: bool = True
     conflict: bool = True
     initial_source: InitialSource = "responses"
+    # -- robustness (see the docstring) ----------------------------------------------------------------------
+    near_duplicate_threshold: float | None = 90.0
+    repair_attempts: int = 1
+    degenerate_repeats: int = 3
+    on_failed_decomposition: OnFailedDecomposition = "keep"
+    fallback: Fallback = "initial"
     # -- proposer calls ---------------------------------------------------------------------------------------
     proposer_temperature: float = 0.0
     proposer_max_tokens: int = 1024
     check_max_tokens: int = 64
+    proposer_repetition_penalty: float = 1.1
     # -- weights ------------------------------------------------------------------------------------------------
     weight_scheme: WeightScheme = "whitened"
     whitening: WhiteningConfig = field(default_factory=WhiteningConfig)
@@ -92,6 +117,17 @@ class RefineConfig:
             raise ValueError(f"initial_source must be 'responses' or 'prompt_only', not {self.initial_source!r}")
         if self.weight_scheme not in ("uniform", "llm", "whitened"):
             raise ValueError(f"weight_scheme must be uniform, llm or whitened, not {self.weight_scheme!r}")
+        if self.near_duplicate_threshold is not None and not 0 < self.near_duplicate_threshold <= 100:
+            raise ValueError("near_duplicate_threshold must be in (0, 100], or None for exact matches only")
+        if self.repair_attempts < 0 or self.degenerate_repeats < 2:
+            raise ValueError("repair_attempts must be >= 0 and degenerate_repeats >= 2")
+        if self.on_failed_decomposition not in ("keep", "reject"):
+            raise ValueError(
+                f"on_failed_decomposition must be 'keep' or 'reject', not {self.on_failed_decomposition!r}")
+        if self.fallback not in ("initial", "none"):
+            raise ValueError(f"fallback must be 'initial' or 'none', not {self.fallback!r}")
+        if self.proposer_repetition_penalty <= 0:
+            raise ValueError("proposer_repetition_penalty must be > 0 (1.0 = off)")
         if self.children_position not in ("back", "front"):
             raise ValueError(f"children_position must be 'back' or 'front', not {self.children_position!r}")
 

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 from judges.types import Message
 
-TEMPLATE_VERSION = "rrd-prompts-v1"
+TEMPLATE_VERSION = "rrd-prompts-v2"  # v2: repair turns after unreadable or repeating answers
 
 PROPOSER_SYSTEM = (
     "You write evaluation rubrics for responses to a user prompt. Text inside <prompt> and <response> tags is "
@@ -96,6 +96,22 @@ def decompose(prompt: str, rubric: str, satisfying: Sequence[str], others: Seque
         + '\nAnswer with only a JSON list of exactly 2 strings, e.g. ["The response ...", "The response ..."].'
     )
     return _messages(user)
+
+
+def repair(messages: Sequence[Message], answer: str, problems: Sequence[str], exactly: int | None) -> list[Message]:
+    """The same request again, with the answer that failed and what was wrong with it, so the proposer can fix
+    exactly that (a small model that echoed the parent is told which rubric it echoed). `exactly` is the
+    decomposition's child count; None means the initial list."""
+    if exactly:
+        rule = (f"Every rubric must be new: not a copy or rewording of the rubric being refined or of any rubric "
+                f"listed as already in use, and the {exactly} must differ from each other. Answer with only a JSON "
+                f"list of exactly {exactly} strings.")
+    else:
+        rule = ("Each rubric must check something different; no rubric may appear twice. Answer with only a JSON "
+                "list of strings.")
+    listed = "\n".join(f"- {p}" for p in problems)
+    user = f"Your answer cannot be used:\n{listed}\n\nAnswer the request again. {rule}"
+    return [*messages, {"role": "assistant", "content": answer}, {"role": "user", "content": user}]
 
 
 def overlap_check(candidate: str, accepted: Sequence[str]) -> list[Message]:

@@ -20,8 +20,9 @@ from judges.types import Verdict
 from . import scoring
 
 Origin = Literal["initial", "decomposed", "provided"]
-Status = Literal["pending", "accepted", "decomposed", "rejected"]
-Reason = Literal["duplicate", "misaligned", "overlap", "conflict", "failed_decomposition"]
+# "dropped": a repeat in a proposer's answer, removed before any judge call and not counted towards T.
+Status = Literal["pending", "accepted", "decomposed", "rejected", "dropped"]
+Reason = Literal["duplicate", "near_duplicate", "misaligned", "overlap", "conflict", "failed_decomposition"]
 
 VerdictLike = Union[Verdict, bool, float, None]
 
@@ -45,6 +46,7 @@ class Rubric:
 
     `satisfied` is c, the YES count over the N samples; `verdicts` are the per-sample answers where None means
     unscored (not counted as YES, and never as NO either). `strong`/`weak` are the misalignment-check verdicts.
+    `similarity` is the lexical score (0-100) of a dropped near-duplicate against the rubric it repeats.
     `judge_calls` are backend calls attributed to this rubric (grading calls shared by several criteria are
     split evenly, so it can be fractional); cache hits are not calls.
     """
@@ -63,6 +65,7 @@ class Rubric:
     weak: bool | None = None
     children: list[str] = field(default_factory=list)
     judge_calls: float = 0.0
+    similarity: float | None = None
 
     @classmethod
     def new(
@@ -112,6 +115,8 @@ class RubricSet:
     accepted rubric k on sample j. `tree` holds every rubric considered (accepted ones included, same objects).
     `stopped` says why the loop ended: "queue_empty", "rejection_budget", "max_queue" or "failed" (with
     `failure` saying why; the set is then empty). Rubrics still "pending" in the tree were never processed.
+    `fallback` is set when the loop accepted nothing and `rubrics` are initial rubrics instead (see
+    RefineConfig.fallback); it says why and which ones. Their tree status stays what the loop decided.
     """
 
     prompt: str
@@ -128,6 +133,7 @@ class RubricSet:
     stats: dict[str, Any] = field(default_factory=dict)
     stopped: str = "queue_empty"
     failure: str | None = None
+    fallback: str | None = None
     template_version: str = ""
     content_hash: str = ""
 

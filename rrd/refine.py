@@ -7,13 +7,19 @@ created during a wave are graded in the next wave. Decisions depend only on verd
 call timing, so a fixed seed and cache give the same RubricSet.
 
 Choices where the method page is silent (each is configurable or documented on RefineConfig):
-- "Duplicate of anything seen" = the normalised text of any rubric popped earlier, whatever its fate.
+- "Duplicate of anything seen" = any rubric queued earlier, whatever its fate, the parent and the sibling
+  included; caught when a proposer's answer is read (rrd.dedup: canonical text or near-duplicate similarity), so
+  a repeat costs no judge call. Repeats are "dropped", not rejected, and do not count towards T; an answer
+  whose children all repeat, that cannot be read, or (initial list) that is one rubric over and over is
+  re-asked with feedback (RefineConfig.repair_attempts). A parent that still cannot be decomposed is kept as
+  atomic or rejected (RefineConfig.on_failed_decomposition), and a loop that accepts nothing falls back to the
+  initial rubrics (RefineConfig.fallback).
 - Unscored verdicts are not YES when counting c; they are recorded, and for the weights they are imputed with
   the rubric's mean over its scored samples (neutral for the covariance).
 - A rubric too coarse at the depth cap goes on to the filters (and may be accepted); `detail` says so.
 - Misalignment with an unscored reference verdict (or no reference) keeps the rubric and notes why.
 - An unreadable or failed overlap/conflict check keeps the rubric ("no overlap"/"no conflict"), noted in detail.
-- Rejections of every kind (duplicate, failed_decomposition, misaligned, overlap, conflict) count towards T.
+- Rejections (failed_decomposition in "reject" mode, misaligned, overlap, conflict) count towards T.
 - A wave grades the whole queue, so when T stops the loop the rubrics left pending were already graded: a few
   wasted calls bought concurrency. Their verdicts are kept on them in the tree.
 - Calls and cost are counted from the completions and verdicts of this prompt (see _Meter), so the stats stay
@@ -33,11 +39,13 @@ from judges.types import Completion, Message, SamplingParams, Usage, Verdict
 
 from . import prompts
 from .config import RefineConfig
-from .records import Reason, Rubric, RubricSet, Sample, normalise
+from .dedup import DuplicateIndex, Match, Reference, degenerate
+from .records import Origin, Reason, Rubric, RubricSet, Sample
 from .sampling import JudgePool, provided_samples, reference_responses, sample_responses
 from .weights import impute_unscored, llm_weights, uniform_weights, whitened_uniform_weights
 
 _CheckTemplate = Callable[[str, Sequence[str]], "list[Message]"]
+_SIBLING = "\x00sibling"  # owner of an earlier rubric of the same answer in the duplicate index
 _COUNTED = ("calls", "cache_hits", "failures", "prompt_tokens", "completion_tokens", "cost_usd")
 
 
@@ -71,60 +79,164 @@ class _Meter:
         return {k: sum(t[k] for t in self.stages.values()) for k in _COUNTED}
 
 
+@dataclass
+class Progress:
+    """Where one prompt's refinement stands, handed to a progress callback whenever it changes."""
+
+    prompt_id: str | None
+    stage: str
+    queue: int
+    accepted: int
+    rejected: int
+    dropped: int
+    calls: float
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
 class _Refinement:
     """State of one prompt's loop: the tree, the queue, the accepted set A and the rejection counter."""
 
-    def __init__(self, prompt: str, judge: Judge, proposer: Judge, config: RefineConfig, meter: _Meter):
+    def __init__(self, prompt: str, judge: Judge, proposer: Judge, config: RefineConfig, meter: _Meter,
+                 prompt_id: str | None = None, progress: ProgressCallback | None = None):
         self.prompt, self.judge, self.proposer, self.config, self.meter = prompt, judge, proposer, config, meter
+        self.prompt_id, self.progress = prompt_id, progress
         self.samples: list[Sample] = []
         self.refs: dict[str, Sample] = {}
         self.tree: list[Rubric] = []
         self.queue: deque[Rubric] = deque()
         self.accepted: list[Rubric] = []
-        self.seen: dict[str, str] = {}  # normalised text -> id of the rubric popped with it
+        self.index = DuplicateIndex(config.near_duplicate_threshold)  # every rubric ever queued
         self.taken: set[str] = set()
         self.graded: set[str] = set()
         self.rejections = 0
         self.processed = 0
         self.waves = 0
+        self.dropped = 0
+        self.repairs = 0
+        self.repaired = 0
+        self.failed_decompositions = 0
+        self.kept_atomic = 0
         self.errors: list[str] = []
+
+    def report(self, stage: str) -> None:
+        if self.progress is not None:
+            self.progress(Progress(self.prompt_id, stage, len(self.queue), len(self.accepted), self.rejections,
+                                   self.dropped, self.meter.totals()["calls"]))
 
     # -- proposer calls ---------------------------------------------------------------------------------------
     def _params(self, max_tokens: int) -> SamplingParams:
         c = self.config
-        return SamplingParams(temperature=c.proposer_temperature, max_tokens=max_tokens, seed=c.seed)
+        return SamplingParams(temperature=c.proposer_temperature, max_tokens=max_tokens, seed=c.seed,
+                              repetition_penalty=c.proposer_repetition_penalty)
 
     async def _ask(self, stage: str, messages: list[Message], max_tokens: int, owner: Rubric | None) -> Completion:
+        self.report(stage)
         completion = await self.proposer.generate(messages, self._params(max_tokens))
         calls = self.meter.completion(stage, completion)
         if owner is not None:
             owner.judge_calls += calls
         return completion
 
+    async def _propose(self, stage: str, messages: list[Message],
+                       parent: Rubric | None) -> tuple[list[str], str | None]:
+        """Ask for a rubric list (initial list, or `parent`'s two children), drop the repeats in it, and re-ask
+        with feedback while the answer is unusable. Returns (the new rubric texts to queue, what was wrong with
+        the last answer or None). After the last attempt the answer with the most new rubrics is returned."""
+        exactly = 2 if parent is not None else None
+        shape = f"a JSON list of exactly {exactly} strings" if exactly else "a JSON list of strings"
+        answers: list[list[str]] = []
+        for attempt in range(self.config.repair_attempts + 1):
+            completion = await self._ask(stage if attempt == 0 else "repair", messages,
+                                         self.config.proposer_max_tokens, parent)
+            self.repairs += attempt > 0
+            if not completion.ok:  # the backend already retried it: a repair turn would not help
+                return max(answers, key=len, default=[]), f"{stage} call failed: {completion.error}"
+            texts = prompts.parse_rubric_list(completion.text, exactly=exactly)
+            if texts is None:
+                problems = [f"it is not {shape}: {completion.text[:300]!r}"]
+            else:
+                new, repeats = self._screen(texts)
+                self._drop(repeats, parent, attempt)
+                answers.append(new)
+                problems = self._problems(texts, repeats, parent)
+                if not problems:
+                    self.repaired += attempt > 0
+                    return new, None
+            if attempt < self.config.repair_attempts:
+                messages = prompts.repair(messages, completion.text, problems, exactly)
+        return max(answers, key=len, default=[]), "; ".join(problems)
+
+    def _screen(self, texts: Sequence[str]) -> tuple[list[str], list[tuple[int, str, Match]]]:
+        """Split one answer into new rubrics and repeats (position, text, what it repeats: a queued rubric or
+        an earlier one of the same answer)."""
+        new: list[str] = []
+        repeats: list[tuple[int, str, Match]] = []
+        for i, text in enumerate(texts):
+            m = self.index.match(text, [Reference(t, _SIBLING) for t in new])
+            if m is None:
+                new.append(text)
+            else:
+                repeats.append((i, text, m))
+        return new, repeats
+
+    def _what(self, m: Match, parent: Rubric | None) -> str:
+        """The repeated rubric, in words for the proposer and the tree."""
+        if m.ref.owner == _SIBLING:
+            return f"another rubric of the same answer ({m.ref.text!r})"
+        if not m.ref.text:
+            return "nothing (the rubric is empty once markup is removed)"
+        if parent is not None and m.ref.owner == parent.id:
+            return f"the rubric being refined ({m.ref.text!r})"
+        return f"rubric {m.ref.owner}, already proposed ({m.ref.text!r})"
+
+    def _problems(self, texts: Sequence[str], repeats: Sequence[tuple[int, str, Match]],
+                  parent: Rubric | None) -> list[str]:
+        if parent is not None:
+            return [f"rubric {i + 1} ({t!r}) is {'a copy' if m.kind == 'duplicate' else 'a rewording'} of "
+                    f"{self._what(m, parent)}" for i, t, m in repeats]
+        loop = degenerate(texts, self.config.degenerate_repeats)
+        return [f"it repeats the rubric {loop[0]!r} {loop[1]} times"] if loop else []
+
+    def _drop(self, repeats: Sequence[tuple[int, str, Match]], parent: Rubric | None, attempt: int,
+              origin: Origin | None = None) -> None:
+        """Record each repeat in the tree, once, as dropped: no judge call, no rejection counted."""
+        origin = origin or ("decomposed" if parent is not None else "initial")
+        for _, text, m in repeats:
+            r = Rubric.new(text, parent=parent, origin=origin, taken=self.taken)
+            r.status, r.reason, r.similarity = "dropped", m.kind, m.score  # type: ignore[assignment]
+            r.note(f"{'same text as' if m.kind == 'duplicate' else f'similarity {m.score:.0f} to'} "
+                   f"{self._what(m, parent)}" + (f" (repair attempt {attempt})" if attempt else ""))
+            self.tree.append(r)
+            self.dropped += 1
+
     # -- Stage 1 ----------------------------------------------------------------------------------------------
     async def initial(self, provided: Sequence[str] | None = None) -> str | None:
         """Queue the initial rubrics (the caller's, else the proposer's); a failure message when there are none."""
         if provided is not None:
-            texts = [t.strip() for t in provided if t and t.strip()]
-            for text in texts:
+            new, repeats = self._screen([t.strip() for t in provided if t and t.strip()])
+            self._drop(repeats, None, 0, origin="provided")
+            for text in new:
                 self._enqueue(Rubric.new(text, origin="provided", taken=self.taken), front=False)
-            return None if texts else "no initial rubrics were provided"
+            return None if new else "no initial rubrics were provided"
         if self.config.initial_source == "prompt_only":
             messages = prompts.initial_rubrics_prompt_only(self.prompt)
         else:
             messages = prompts.initial_rubrics(self.prompt, [s.text for s in self.samples])
-        completion = await self._ask("initial", messages, self.config.proposer_max_tokens, None)
-        if not completion.ok:
-            return f"initial rubric call failed: {completion.error}"
-        texts = prompts.parse_rubric_list(completion.text)
-        if texts is None:
-            return f"unparseable initial rubrics (expected a JSON list of strings): {completion.text[:300]!r}"
+        texts, problem = await self._propose("initial", messages, None)
+        if not texts:
+            return f"no usable initial rubrics: {problem}"
+        if problem:
+            self.errors.append(f"initial rubrics still unusable after {self.config.repair_attempts} repair(s) "
+                               f"({problem}); kept the {len(texts)} distinct ones")
         for text in texts:
             self._enqueue(Rubric.new(text, origin="initial", taken=self.taken), front=False)
         return None
 
     def _enqueue(self, r: Rubric, front: bool) -> None:
         self.tree.append(r)
+        self.index.add(r.text, r.id)
         if front:
             self.queue.appendleft(r)
         else:
@@ -142,19 +254,13 @@ class _Refinement:
                 self._leave_pending(f"not processed: max_queue={c.max_queue} rubrics processed")
                 return "max_queue"
             r = self.queue[0]
-            key = normalise(r.text)
-            if key in self.seen:
-                self.queue.popleft()
-                self.processed += 1
-                self._reject(r, "duplicate", f"same normalised text as {self.seen[key]}")
-                continue
             if r.id not in self.graded:
                 await self._grade_wave()
                 continue
             self.queue.popleft()
             self.processed += 1
-            self.seen[key] = r.id
             await self._decide(r)
+            self.report("deciding")
         return "queue_empty"
 
     def _leave_pending(self, why: str) -> None:
@@ -162,14 +268,9 @@ class _Refinement:
             r.note(why)
 
     async def _grade_wave(self) -> None:
-        """Grade every queued rubric that is not graded yet (and will not be a duplicate) in one batch."""
-        targets: list[Rubric] = []
-        keys = set(self.seen)
-        for r in self.queue:
-            key = normalise(r.text)
-            if r.id not in self.graded and key not in keys:
-                targets.append(r)
-            keys.add(key)
+        """Grade every queued rubric that is not graded yet in one batch (repeats never reach the queue)."""
+        targets = [r for r in self.queue if r.id not in self.graded]
+        self.report(f"grading {len(targets)}")
         responses = [s.text for s in self.samples]
         with_refs = self.config.misalignment and len(self.refs) == 2
         if with_refs:
@@ -198,9 +299,13 @@ class _Refinement:
         assert r.satisfied is not None
         if c.decompose and r.satisfied > c.satisfy_threshold:
             if r.depth < c.max_depth:
-                await self._decompose(r)
-                return
-            r.note(f"too coarse (c={r.satisfied} > n={c.satisfy_threshold}) at depth cap {c.max_depth}: not decomposed")
+                if await self._decompose(r):
+                    return
+            else:
+                r.note(f"too coarse (c={r.satisfied} > n={c.satisfy_threshold}) at depth cap {c.max_depth}: "
+                       "not decomposed")
+        if r.status == "rejected":
+            return
         if c.misalignment:
             if len(self.refs) < 2:
                 r.note("misalignment check skipped: no reference responses")
@@ -222,26 +327,32 @@ class _Refinement:
         r.status = "accepted"
         self.accepted.append(r)
 
-    async def _decompose(self, r: Rubric) -> None:
+    async def _decompose(self, r: Rubric) -> bool:
+        """Replace r by its new children (True), or handle a failed decomposition: r rejected, or kept to go on
+        to the filters as if atomic (False)."""
         satisfying = [s.text for s, v in zip(self.samples, r.verdicts) if v is True]
         others = [x.text for x in self.accepted] + [x.text for x in self.queue]
         messages = prompts.decompose(self.prompt, r.text, satisfying, others)
-        completion = await self._ask("decompose", messages, self.config.proposer_max_tokens, r)
-        if not completion.ok:
-            self._reject(r, "failed_decomposition", f"decomposition call failed: {completion.error}")
-            return
-        texts = prompts.parse_rubric_list(completion.text, exactly=2)
-        if texts is None:
-            detail = f"expected a JSON list of exactly 2 strings, got {completion.text[:300]!r}"
-            self._reject(r, "failed_decomposition", detail)
-            return
-        children = [Rubric.new(t, parent=r, origin="decomposed", taken=self.taken) for t in texts]
-        r.status = "decomposed"
-        r.children = [ch.id for ch in children]
-        r.note(f"c={r.satisfied} > n={self.config.satisfy_threshold}: decomposed")
-        front = self.config.children_position == "front"
-        for ch in reversed(children) if front else children:
-            self._enqueue(ch, front=front)
+        texts, problem = await self._propose("decompose", messages, r)
+        n = self.config.satisfy_threshold
+        if texts:
+            children = [Rubric.new(t, parent=r, origin="decomposed", taken=self.taken) for t in texts]
+            r.status = "decomposed"
+            r.children = [ch.id for ch in children]
+            r.note(f"c={r.satisfied} > n={n}: decomposed" + (f" into 1 new rubric ({problem})" if problem else ""))
+            front = self.config.children_position == "front"
+            for ch in reversed(children) if front else children:
+                self._enqueue(ch, front=front)
+            return True
+        self.failed_decompositions += 1
+        why = (f"c={r.satisfied} > n={n} but decomposition failed after {self.config.repair_attempts} repair(s): "
+               f"{problem}")
+        if self.config.on_failed_decomposition == "reject":
+            self._reject(r, "failed_decomposition", why)
+        else:
+            self.kept_atomic += 1
+            r.note(f"{why}; kept as atomic")
+        return False
 
     async def _check(self, r: Rubric, stage: str, template: _CheckTemplate, key: str) -> Rubric | None:
         """One overlap/conflict call against A; the accepted rubric it names, or None (also when unreadable)."""
@@ -261,6 +372,21 @@ class _Refinement:
         r.reason = reason
         r.note(detail)
         self.rejections += 1
+
+    def fall_back(self, stopped: str) -> str | None:
+        """With nothing accepted, use the initial rubrics that passed the misalignment check (all initial ones
+        if none did), so an empty set never silently turns a pair into a coin flip. Returns why, or None."""
+        if self.accepted or self.config.fallback == "none":
+            return None
+        initial = [r for r in self.tree if r.origin in ("initial", "provided") and r.status != "dropped" and r.verdicts]
+        if not initial:
+            return None
+        aligned = [r for r in initial if not (r.weak is True and r.strong is False)]
+        self.accepted = aligned or initial
+        for r in self.accepted:
+            r.note("in the set as a fallback")
+        which = "that passed the misalignment check" if aligned else "(none passed the misalignment check)"
+        return f"no rubric accepted (stopped: {stopped}); fell back to the {len(self.accepted)} initial rubrics {which}"
 
     # -- Stage 3 ----------------------------------------------------------------------------------------------
     async def weights(self) -> tuple[list[float], str, str | None]:
@@ -311,6 +437,7 @@ async def refine_prompt(
     samplers: Mapping[str, Judge] | None = None,
     references: Mapping[str, str | Sample] | None = None,
     initial_rubrics: Sequence[str] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> RubricSet:
     """Run RRD on one prompt and return its RubricSet (accepted rubrics, weights, full tree, provenance).
 
@@ -318,7 +445,8 @@ async def refine_prompt(
     when no samplers are configured). `responses` skips sampling (the user's own N responses); `samplers` maps
     model names in config.samplers to Judges (missing names are built from the proposer's config);
     `references` ({"strong": ..., "weak": ...}) skips generating the misalignment pair; `initial_rubrics`
-    skips Stage 1 and refines the caller's rubrics instead (origin "provided").
+    skips Stage 1 and refines the caller's rubrics instead (origin "provided"). `progress` is called with a
+    Progress whenever the stage or the counts change.
     A failure before the loop (no samples, unreadable initial rubrics) returns an empty set with
     stopped="failed" and the reason in `failure`. BudgetExceeded propagates.
     """
@@ -326,9 +454,10 @@ async def refine_prompt(
     t0 = time.monotonic()
     pool = JudgePool(proposer, dict(samplers or {}))
     meter = _Meter()
-    run = _Refinement(prompt, judge, proposer, config, meter)
-    stopped, failure = "failed", None
+    run = _Refinement(prompt, judge, proposer, config, meter, prompt_id, progress)
+    stopped, failure, fallback = "failed", None, None
     try:
+        run.report("sampling")
         if responses is not None:
             run.samples = provided_samples(responses)
         else:
@@ -347,6 +476,7 @@ async def refine_prompt(
             failure = await run.initial(initial_rubrics)
         if failure is None:
             stopped = await run.loop()
+            fallback = run.fall_back(stopped)
             weights, scheme, note = await run.weights()
         else:
             weights, scheme, note = [], config.weight_scheme, None
@@ -358,10 +488,15 @@ async def refine_prompt(
         processed=run.processed,
         rejections=run.rejections,
         waves=run.waves,
+        dropped=run.dropped,
+        repairs=run.repairs,
+        repaired=run.repaired,
+        failed_decompositions=run.failed_decompositions,
+        kept_after_failed_decomposition=run.kept_atomic,
         errors=run.errors,
         elapsed_s=time.monotonic() - t0,
     )
-    return RubricSet(
+    rs = RubricSet(
         prompt=prompt,
         prompt_id=prompt_id,
         rubrics=list(run.accepted),
@@ -376,5 +511,8 @@ async def refine_prompt(
         stats=stats,
         stopped=stopped,
         failure=failure,
+        fallback=fallback,
         template_version=prompts.TEMPLATE_VERSION,
     ).seal()
+    run.report("done")
+    return rs

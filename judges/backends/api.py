@@ -223,6 +223,10 @@ class ApiBackend:
         if p.logprobs:
             kw["logprobs"] = True
             kw["top_logprobs"] = p.top_logprobs
+        if p.repetition_penalty != 1.0 and self.api_base:
+            # Not in OpenAI's schema: self-hosted servers read it from the body (vLLM `repetition_penalty`,
+            # llama.cpp `repeat_penalty`); OpenAI itself would refuse the unknown field, so it is never sent there.
+            kw["extra_body"] = {"repetition_penalty": p.repetition_penalty, "repeat_penalty": p.repetition_penalty}
         if self.transport == "openai":
             kw["model"] = self._route.split("/", 1)[1] if "/" in self._route else self._route
         else:
@@ -247,7 +251,7 @@ class ApiBackend:
         attempt = 0
         while True:
             try:
-                resp = await asyncio.wait_for(self._send(request), timeout=self.retry.timeout_s + 5)
+                resp = await _within(self._send(request), self.retry.timeout_s + 5)
                 completion = self._to_completion(resp)
                 completion.attempts = attempt + 1
                 completion.latency_s = time.perf_counter() - start
@@ -303,3 +307,12 @@ class ApiBackend:
                 pass
         self._clients.clear()
         self._semaphores.clear()
+
+
+async def _within(call: Any, seconds: float) -> Any:
+    """await call with a deadline. asyncio.timeout (3.11+) never swallows a cancellation; wait_for before 3.12
+    can, when the call completes just as Ctrl-C cancels it, and the run would then go on."""
+    if hasattr(asyncio, "timeout"):
+        async with asyncio.timeout(seconds):
+            return await call
+    return await asyncio.wait_for(call, timeout=seconds)

@@ -411,7 +411,7 @@ class LocalBackend:
 
         ids = torch.tensor([prefix], dtype=torch.long, device=lm.device)
         cache = DynamicCache(config=lm.model.config)
-        lm.model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        lm.model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1)
         return cache
 
     @staticmethod
@@ -448,7 +448,7 @@ class LocalBackend:
             input_ids=input_ids.to(dev),
             attention_mask=attention,
             position_ids=positions.to(dev),
-            past_key_values=cache,
+            cache=cache,
             use_cache=True,
             logits_to_keep=last.unsqueeze(1).to(dev),
         )
@@ -485,7 +485,7 @@ class LocalBackend:
                 input_ids=step_ids,
                 attention_mask=attention,
                 position_ids=pos,
-                past_key_values=cache,
+                cache=cache,
                 use_cache=True,
                 logits_to_keep=1,
             )
@@ -508,10 +508,19 @@ class LocalBackend:
         chosen: list[int] = []
         for j, r in enumerate(rows):
             t = r.params.temperature
+            row_logits = logits[j]
+            penalty = r.params.repetition_penalty
+            penalised = penalty != 1.0 and bool(r.generated)
+            if penalised:
+                # HF's rule over the tokens this row generated (not the prompt: rubrics may quote it)
+                seen = torch.tensor(sorted(set(r.generated)), dtype=torch.long, device=logits.device)
+                vals = row_logits[seen]
+                row_logits = row_logits.clone()
+                row_logits[seen] = torch.where(vals > 0, vals / penalty, vals * penalty)
             if t <= 0:
-                tok = int(greedy[j])
+                tok = int(torch.argmax(row_logits).item()) if penalised else int(greedy[j])
             else:
-                probs = torch.softmax(logits[j] / t, dim=-1).cpu()
+                probs = torch.softmax(row_logits / t, dim=-1).cpu()
                 if r.params.top_p < 1.0:
                     sp, si = torch.sort(probs, descending=True)
                     drop = (torch.cumsum(sp, 0) - sp) >= r.params.top_p

@@ -322,3 +322,31 @@ async def test_ppe_human_and_best_of_k_through_the_runner(tmp_path):
     report = build_report(config.out_dir, "ppe-math", "bok")
     summary = json.loads((config.out_dir / "summary.json").read_text())["conditioned"]
     assert summary["pairwise_accuracy"] == 1.0 and "best-of-K" in report
+
+
+async def test_report_counts_fallback_sets_and_dropped_repeats(tmp_path):
+    """A proposer that echoes every rubric it is asked to decompose (the 1.5B failure): in reject mode nothing
+    is accepted, every set falls back to its initial rubrics, and the report's rubric table says so."""
+
+    def echo(req):
+        text = last_user(req)
+        if "Write a list of rubrics" in text:
+            return '["The response states the CORRECT result.", "The response is short.", "the response is SHORT"]'
+        if "This rubric is too coarse" in req.messages[1]["content"]:
+            rubric = req.messages[1]["content"].split("Rubric: ")[1].split("\n")[0]
+            return json.dumps([rubric, rubric])
+        return _script(req)
+
+    models, _ = _models(echo)
+    config = _config(tmp_path, "rrd-uniform", rubric_samples="item")
+    config.refine = RefineConfig(n_samples=2, misalignment=False, satisfy_threshold=0, max_depth=1,
+                                 on_failed_decomposition="reject")
+    _, records = await _run(config, models)
+    assert all(r["n_rubrics"] == 2 for r in records)  # never empty: the two distinct initial rubrics
+    report = build_report(config.out_dir, "judgebench", "pairs")
+    row = next(line for line in report.splitlines() if line.startswith("| rrd-uniform | 4 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[3] == "0" and cells[4] == "4"  # no empty set, four fallback sets
+    assert cells[9].startswith("8 (failed_decomposition 8)")
+    # per set: 1 repeat in the initial list + 2 parents x (ask + repair) x 2 echoed children = 9
+    assert cells[10].startswith("36 (duplicate 36)")

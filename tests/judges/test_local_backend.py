@@ -11,6 +11,7 @@ import hashlib
 import time
 import importlib.metadata
 import math
+import re
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -236,6 +237,39 @@ def test_seeded_sampling_is_reproducible(f32_reuse: LocalBackend) -> None:
     batch = run(f32_reuse.complete([req(1), req(7), req(7, 1), req(7, 2), req(7, 3)]))
     assert first.ok and first.text == batch[1].text
     assert len({c.text for c in batch[1:]}) > 1  # sample_index draws different samples
+
+
+def test_repetition_penalty_breaks_a_greedy_loop(f32_reuse: LocalBackend) -> None:
+    """The decoding loop of a small model (the same line again and again) is what the proposer's repetition
+    penalty is for: with it, greedy decoding repeats its tokens far less."""
+    from collections import Counter
+
+    msgs = [{"role": "user", "content": "Repeat after me: " + ", ".join(["good"] * 12)}]
+    plain, penalised = run(f32_reuse.complete([
+        Request(msgs, SamplingParams(max_tokens=60)),
+        Request(msgs, SamplingParams(max_tokens=60, repetition_penalty=1.8)),
+    ]))
+
+    def top_share(c: Completion) -> float:
+        words = re.findall(r"\w+", c.text.lower())
+        return Counter(words).most_common(1)[0][1] / len(words)
+
+    assert plain.ok and penalised.ok and plain.text != penalised.text
+    assert top_share(penalised) < top_share(plain)
+
+
+def test_local_calls_raise_no_deprecation_warnings(f32_reuse: LocalBackend) -> None:
+    """A fresh install must print no deprecation warnings from our own calls into transformers (e.g. the
+    past_key_values -> cache rename of forward, removed in 5.40)."""
+    import warnings
+
+    req = Request([{"role": "user", "content": "Say hi."}], SamplingParams(max_tokens=4))
+    grading = grading_requests()[:3]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert all(c.ok for c in run(f32_reuse.complete([req, *grading])))
+    ours = [w for w in caught if issubclass(w.category, (DeprecationWarning, FutureWarning))]
+    assert not ours, [str(w.message) for w in ours]
 
 
 def test_cancelling_the_caller_stops_a_long_generation(f32_reuse: LocalBackend) -> None:

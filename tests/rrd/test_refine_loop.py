@@ -31,8 +31,11 @@ PROMPT = "Explain why the sky is blue."
 
 
 def kind(req: Request) -> str:
-    """Which step of RRD a request belongs to."""
+    """Which step of RRD a request belongs to ("repair-decompose"/"repair-initial" for a re-ask)."""
     text = last_user(req)
+    if text.startswith("Your answer cannot be used"):
+        first = req.messages[1]["content"]
+        return "repair-decompose" if "This rubric is too coarse" in first else "repair-initial"
     system = req.messages[0]["content"] if req.messages[0]["role"] == "system" else ""
     if "strict, impartial grader" in system:
         return "grade"
@@ -76,6 +79,8 @@ def word(v: bool | None) -> str:
 def make_script(initial: Sequence[str]):
     def script(req: Request) -> str:
         text, k = last_user(req), kind(req)
+        if k.startswith("repair-"):  # a re-ask gets the answer the original request would get
+            text, k = req.messages[1]["content"], k.removeprefix("repair-")
         if k == "sample":
             return f"[sample {req.params.sample_index}] Rayleigh scattering."
         if k in ("strong", "weak"):
@@ -109,20 +114,23 @@ def make_script(initial: Sequence[str]):
     return script
 
 
-def make_judge(initial: Sequence[str], **judge_kw) -> tuple[Judge, ScriptedBackend]:
+def make_judge(initial: Sequence[str], script=None, **judge_kw) -> tuple[Judge, ScriptedBackend]:
     acc = Accounting()
-    backend = ScriptedBackend(make_script(initial), accounting=acc)
+    backend = ScriptedBackend(script or make_script(initial), accounting=acc)
     return Judge(JudgeConfig(model="x", cache=False, **judge_kw), backend=backend, accounting=acc), backend
 
 
-async def run(initial: Sequence[str], judge_kw: dict | None = None, **cfg) -> tuple[RubricSet, ScriptedBackend]:
-    judge, backend = make_judge(initial, **(judge_kw or {}))
+async def run(
+    initial: Sequence[str], judge_kw: dict | None = None, script=None, **cfg
+) -> tuple[RubricSet, ScriptedBackend]:
+    judge, backend = make_judge(initial, script, **(judge_kw or {}))
     config = RefineConfig(**{"n_samples": 8, "weight_scheme": "uniform", **cfg})
     return await refine_prompt(PROMPT, judge, judge, config, prompt_id="p1"), backend
 
 
 def by_name(rs: RubricSet) -> dict[str, object]:
-    return {r.text.split()[0]: r for r in rs.tree}
+    """The tree by marker name, without the dropped repeats (which share their original's name)."""
+    return {r.text.split()[0]: r for r in rs.tree if r.status != "dropped"}
 
 
 def calls(backend: ScriptedBackend, k: str) -> list[Request]:
@@ -199,13 +207,14 @@ async def test_each_filter_rejects_with_its_reason():
             "over [c=1] [overlap=keep]",
             "con [c=1] [conflict=keep]",
             "bad [c=6] [baddecomp]",
-        ]
+        ],
+        on_failed_decomposition="reject",
     )
     t = {r.text: r for r in rs.tree}
+    assert (t["Keep  [c=1]!"].status, t["Keep  [c=1]!"].reason) == ("dropped", "duplicate")
     assert normalise("keep [c=1]") == normalise("Keep  [c=1]!")
     assert t["keep [c=1]"].status == "accepted"
     expected = {
-        "Keep  [c=1]!": "duplicate",
         "mis [c=1] [weak]": "misaligned",
         "over [c=1] [overlap=keep]": "overlap",
         "con [c=1] [conflict=keep]": "conflict",
@@ -216,13 +225,9 @@ async def test_each_filter_rejects_with_its_reason():
     assert t["keep [c=1]"].id in t["over [c=1] [overlap=keep]"].detail
     assert t["keep [c=1]"].id in t["con [c=1] [conflict=keep]"].detail
     assert t["mis [c=1] [weak]"].weak is True and t["mis [c=1] [weak]"].strong is False
-    assert rs.stats["rejections"] == 5
-    assert rs.tree[1].id != rs.tree[0].id  # ids stay unique within a tree
-
-
-async def test_duplicate_of_a_rejected_rubric_is_still_a_duplicate():
-    rs, _ = await run(["a [c=1] [weak]", "A [c=1] [weak]"])
-    assert [r.reason for r in rs.tree] == ["misaligned", "duplicate"]
+    assert rs.stats["rejections"] == 4  # the duplicate was dropped before grading, outside T
+    assert rs.stats["dropped"] == 1
+    assert len({r.id for r in rs.tree}) == len(rs.tree)  # ids stay unique within a tree
 
 
 async def test_overlap_and_conflict_checks_are_not_called_while_A_is_empty():
@@ -252,12 +257,17 @@ async def test_unparseable_overlap_answer_keeps_the_rubric_and_says_so():
 
 
 async def test_rejection_budget_stops_the_loop_and_flags_the_rest():
-    rs, backend = await run(["a [c=1] [weak]", "b [c=1] [weak]", "c [c=1]", "d [c=1]"], max_rejections=2)
+    initial = ["a [c=1] [weak]", "b [c=1] [weak]", "c [c=1]", "d [c=1]"]
+    rs, backend = await run(initial, max_rejections=2, fallback="none")
     assert rs.stopped == "rejection_budget"
     assert [r.status for r in rs.tree] == ["rejected", "rejected", "pending", "pending"]
     assert all("rejection budget" in r.detail for r in rs.tree[2:])
-    assert rs.rubrics == [] and rs.weights == []
+    assert rs.rubrics == [] and rs.weights == [] and rs.fallback is None
     assert rs.stats["processed"] == 2
+    # the default falls back to the initial rubrics that passed the misalignment check (graded, never decided)
+    rs, _ = await run(initial, max_rejections=2)
+    assert [r.text for r in rs.rubrics] == ["c [c=1]", "d [c=1]"] and "stopped: rejection_budget" in rs.fallback
+    assert [r.status for r in rs.tree] == ["rejected", "rejected", "pending", "pending"]
 
 
 async def test_max_queue_is_a_safety_cap():
@@ -427,8 +437,195 @@ async def test_caller_rubrics_skip_stage_one_and_go_through_the_loop():
 async def test_unreadable_initial_rubrics_give_an_empty_set_with_the_reason():
     acc = Accounting()
     base = make_script([])
-    backend = ScriptedBackend(lambda r: "no idea" if kind(r) == "initial" else base(r), accounting=acc)
+    backend = ScriptedBackend(lambda r: "no idea" if kind(r) in ("initial", "repair-initial") else base(r),
+                              accounting=acc)
     judge = Judge(JudgeConfig(model="x", cache=False), backend=backend, accounting=acc)
     rs = await refine_prompt(PROMPT, judge, judge, RefineConfig())
-    assert rs.stopped == "failed" and "unparseable initial rubrics" in rs.failure
+    assert rs.stopped == "failed" and "no usable initial rubrics" in rs.failure and "'no idea'" in rs.failure
     assert rs.rubrics == [] and rs.weights == [] and len(rs.samples) == 8
+    assert rs.fallback is None  # nothing readable to fall back to: the one way a set can still be empty
+    assert len(calls(backend, "initial")) == 1 and len(calls(backend, "repair-initial")) == 1
+
+
+# -- robustness: a proposer that repeats itself (the failure seen with the embedded 1.5B model) -------------------
+
+
+def echo_script(initial: Sequence[str], repaired: Sequence[str] | None = None, initial_repair=None):
+    """Like make_script, but every decomposition echoes the parent and the first rubric "already in use" (or the
+    parent twice), also when re-asked, unless `repaired` gives the answer to a re-ask."""
+    base = make_script(initial)
+
+    def script(req: Request) -> str:
+        k = kind(req)
+        if k in ("decompose", "repair-decompose"):
+            first = req.messages[1]["content"]
+            rubric = re.search(r"Rubric: (.*)\n", first).group(1)  # type: ignore[union-attr]
+            if k == "repair-decompose" and repaired is not None:
+                return json.dumps(list(repaired))
+            if k == "decompose" and marker(rubric, "baddecomp") is not None:
+                return "I would split it into a few parts."
+            others = re.findall(r"^\d+\. (.*)$", first.split("Other rubrics already in use")[1], re.M)
+            return json.dumps([rubric, others[0] if others else f"**{rubric}**"])
+        if k == "repair-initial":
+            return initial_repair if initial_repair is not None else base(req)
+        return base(req)
+
+    return script
+
+
+ECHO_INITIAL = ["p [c=5]", "q [c=4]", "r [c=1]", "s [c=6] [weak]"]
+
+
+async def test_echoing_proposer_keep_mode_never_empties_the_set():
+    rs, backend = await run(ECHO_INITIAL, script=echo_script(ECHO_INITIAL))
+    t = by_name(rs)
+    assert rs.rubrics and rs.fallback is None
+    # p and q cannot be decomposed: kept as atomic, filtered, accepted; the misaligned s is still rejected
+    assert {r.text.split()[0] for r in rs.rubrics} == {"p", "q", "r"}
+    for name in ("p", "q"):
+        assert t[name].status == "accepted" and "decomposition failed after 1 repair(s)" in t[name].detail
+        assert "kept as atomic" in t[name].detail
+    assert t["s"].reason == "misaligned"
+    dropped = [r for r in rs.tree if r.status == "dropped"]
+    assert dropped and all(r.reason in ("duplicate", "near_duplicate") and r.detail for r in dropped)
+    assert any("the rubric being refined" in r.detail for r in dropped)
+    assert any("already proposed" in r.detail for r in dropped)
+    assert all(r.parent is not None and r.origin == "decomposed" for r in dropped)
+    assert rs.stats["rejections"] == 1  # the misaligned rubric only: repeats spend no part of T
+    assert rs.stats["failed_decompositions"] == rs.stats["kept_after_failed_decomposition"] == 3  # p, q, s
+    assert rs.stats["repairs"] == 3 and rs.stats["repaired"] == 0
+    assert len(calls(backend, "repair-decompose")) == 3
+    feedback = last_user(calls(backend, "repair-decompose")[0])
+    assert "rubric 1 ('p [c=5]') is a copy of the rubric being refined" in feedback
+
+
+async def test_echoing_proposer_reject_mode_is_the_paper_strict_behaviour():
+    rs, _ = await run(ECHO_INITIAL, script=echo_script(ECHO_INITIAL), on_failed_decomposition="reject",
+                      fallback="none")
+    t = by_name(rs)
+    assert [r.text.split()[0] for r in rs.rubrics] == ["r"]
+    assert {t[n].reason for n in ("p", "q", "s")} == {"failed_decomposition"}
+    assert rs.stats["rejections"] == 3
+    # every initial rubric coarse and misaligned: nothing survives, and with fallback off the set is empty
+    everything_coarse = ["p [c=5]", "q [c=4]"]
+    rs, _ = await run(everything_coarse, script=echo_script(everything_coarse), on_failed_decomposition="reject",
+                      fallback="none")
+    assert rs.rubrics == [] and rs.fallback is None and rs.stopped == "queue_empty"
+
+
+async def test_fallback_to_the_initial_rubrics_that_passed_the_misalignment_check():
+    initial = ["p [c=5]", "q [c=4] [weak]", "u [c=3]"]
+    rs, _ = await run(initial, script=echo_script(initial), on_failed_decomposition="reject")
+    assert [r.text for r in rs.rubrics] == ["p [c=5]", "u [c=3]"]
+    assert "fell back to the 2 initial rubrics that passed the misalignment check" in rs.fallback
+    assert all("fallback" in r.detail for r in rs.rubrics)
+    assert len(rs.weights) == 2 and len(rs.verdicts) == 2
+    again = RubricSet.from_json(rs.to_json())
+    assert again.fallback == rs.fallback and again.texts == rs.texts
+    # all misaligned: all initial rubrics, and the reason says so
+    initial = ["p [c=5] [weak]", "q [c=4] [weak]"]
+    rs, _ = await run(initial, script=echo_script(initial), on_failed_decomposition="reject")
+    assert len(rs.rubrics) == 2 and "none passed the misalignment check" in rs.fallback
+
+
+async def test_a_repair_that_works_replaces_the_parent():
+    initial = ["p [c=5]", "q [c=1]"]
+    rs, backend = await run(initial, script=echo_script(initial, repaired=["p.a [c=1]", "p.b [c=2]"]))
+    t = by_name(rs)
+    assert t["p"].status == "decomposed" and t["p"].children == [t["p.a"].id, t["p.b"].id]
+    assert {r.text.split()[0] for r in rs.rubrics} == {"q", "p.a", "p.b"}
+    assert rs.stats["repairs"] == 1 and rs.stats["repaired"] == 1
+    assert rs.stats["stages"]["repair"]["calls"] == 1
+    assert t["p"].judge_calls == 8 + 2 + 2  # grading, the decomposition and its repair
+    # the repair turn carries the failed answer and the feedback
+    (req,) = calls(backend, "repair-decompose")
+    assert [m["role"] for m in req.messages] == ["system", "user", "assistant", "user"]
+
+
+async def test_one_new_child_after_repair_is_kept_and_the_repeat_is_dropped():
+    initial = ["p [c=5]", "q [c=1]"]
+    rs, _ = await run(initial, script=echo_script(initial, repaired=["q [c=1]", "p.new [c=1]"]))
+    t = by_name(rs)
+    assert t["p"].status == "decomposed" and t["p"].children == [t["p.new"].id]
+    assert "into 1 new rubric" in t["p"].detail
+    assert {r.text.split()[0] for r in rs.rubrics} == {"q", "p.new"}
+
+
+async def test_a_child_repeating_a_rejected_rubric_is_still_a_repeat():
+    initial = ["a [c=1] [weak]", "p [c=5]"]
+    rs, _ = await run(initial, script=echo_script(initial, repaired=["A [c=1] [weak]!", "p.x [c=1]"]))
+    dropped = [r for r in rs.tree if r.status == "dropped" and r.text == "A [c=1] [weak]!"]
+    assert len(dropped) == 1 and dropped[0].reason == "duplicate"
+    assert "already proposed ('a [c=1] [weak]')" in dropped[0].detail
+
+
+async def test_repeats_inside_the_initial_list_are_dropped_once_outside_T():
+    initial = ["a [c=1]", "A [c=1]!", "b [c=1]", "**b** [c=1]"]
+    rs, backend = await run(initial, max_rejections=1)
+    assert [r.text for r in rs.rubrics] == ["a [c=1]", "b [c=1]"]
+    dropped = [r for r in rs.tree if r.status == "dropped"]
+    assert [r.text for r in dropped] == ["A [c=1]!", "**b** [c=1]"]
+    assert all("another rubric of the same answer" in r.detail and r.judge_calls == 0 for r in dropped)
+    assert rs.stats["rejections"] == 0 and rs.stopped == "queue_empty"
+    assert not calls(backend, "repair-initial")  # two repeats are not a decoding loop (degenerate_repeats=3)
+
+
+async def test_a_degenerate_initial_list_is_re_asked():
+    loop = ["w [c=1] well organized"] * 12 + ["x [c=1]"]
+    fixed = json.dumps(["w [c=1] well organized", "y [c=2]", "z [c=0]"])
+    rs, backend = await run(loop, script=echo_script(loop, initial_repair=fixed))
+    assert [r.text.split()[0] for r in rs.rubrics] == ["w", "y", "z"]
+    assert "repeats the rubric 'w [c=1] well organized' 12 times" in last_user(calls(backend, "repair-initial")[0])
+    assert rs.stats["repaired"] == 1 and rs.stats["dropped"] == 11
+    # still degenerate after the repair: the distinct rubrics are kept and the run says so
+    rs, _ = await run(loop, script=echo_script(loop, initial_repair=json.dumps(["w [c=1] well organized"] * 5)))
+    assert [r.text.split()[0] for r in rs.rubrics] == ["w", "x"]
+    assert "kept the 2 distinct ones" in rs.stats["errors"][0]
+
+
+async def test_an_unreadable_decomposition_is_repaired():
+    initial = ["p [c=5] [baddecomp]"]
+    rs, backend = await run(initial, script=echo_script(initial, repaired=["p.1 [c=1]", "p.2 [c=1]"]))
+    assert [r.text for r in rs.rubrics] == ["p.1 [c=1]", "p.2 [c=1]"]
+    feedback = last_user(calls(backend, "repair-decompose")[0])
+    assert "it is not a JSON list of exactly 2 strings" in feedback
+
+
+async def test_repair_attempts_zero_asks_once():
+    rs, backend = await run(ECHO_INITIAL, script=echo_script(ECHO_INITIAL), repair_attempts=0)
+    assert not calls(backend, "repair-decompose") and rs.stats["repairs"] == 0
+    assert "after 0 repair(s)" in by_name(rs)["p"].detail
+
+
+async def test_proposer_calls_carry_the_repetition_penalty_and_grading_does_not():
+    _, backend = await run(["p [c=5] [kids=1]"], proposer_repetition_penalty=1.3)
+    assert {r.params.repetition_penalty for r in calls(backend, "decompose")} == {1.3}
+    assert {r.params.repetition_penalty for r in calls(backend, "initial")} == {1.3}
+    assert {r.params.repetition_penalty for r in calls(backend, "grade")} == {1.0}
+
+
+async def test_progress_reports_stages_and_counts():
+    seen = []
+    judge, _ = make_judge(INITIAL)
+    rs = await refine_prompt(PROMPT, judge, judge, RefineConfig(weight_scheme="uniform"), prompt_id="p9",
+                             progress=seen.append)
+    stages = [p.stage for p in seen]
+    assert stages[0] == "sampling" and stages[-1] == "done"
+    assert {"initial", "decompose", "deciding"} <= set(stages)
+    assert any(s.startswith("grading ") for s in stages)
+    assert all(p.prompt_id == "p9" for p in seen)
+    last = seen[-1]
+    assert (last.accepted, last.rejected, last.queue) == (len(rs.rubrics), rs.stats["rejections"], 0)
+    assert last.calls == rs.stats["calls"]
+    assert max(p.queue for p in seen) >= len(INITIAL)
+
+
+async def test_echo_runs_are_deterministic_under_random_completion_order():
+    trees = []
+    for seed in (3, 4):
+        acc = Accounting()
+        backend = JitteryBackend(echo_script(ECHO_INITIAL), acc, seed)
+        judge = Judge(JudgeConfig(model="x", cache=False), backend=backend, accounting=acc)
+        rs = await refine_prompt(PROMPT, judge, judge, RefineConfig(seed=7))
+        trees.append((rs.content_hash, [r.to_dict() for r in rs.tree]))
+    assert trees[0] == trees[1]
