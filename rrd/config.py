@@ -53,8 +53,9 @@ class RefineConfig:
     - A proposer answer that cannot be read, whose children all repeat existing rubrics, or (initial list)
       that repeats one rubric `degenerate_repeats` or more times, is re-asked with precise feedback up to
       `repair_attempts` times.
-    - A parent whose decomposition still fails is kept and sent to the filters as if atomic
-      (`on_failed_decomposition="keep"`, as at the depth cap), or rejected as the paper does ("reject").
+    - A parent whose decomposition still fails is rejected as the paper does (`on_failed_decomposition=
+      "reject"`, the default: on JudgeBench it matched "keep" in accuracy at 60% of the calls, see
+      docs/results/judgebench_robust), or kept and sent to the filters as if atomic ("keep", as at the depth cap).
     - `fallback="initial"`: when the loop accepts nothing, the set falls back to the initial rubrics that
       passed the misalignment check (all initial rubrics if none did), recorded in RubricSet.fallback.
     - `proposer_repetition_penalty` (1.0 = off) is sent with proposer calls to backends that take one (the
@@ -87,7 +88,7 @@ class RefineConfig:
     near_duplicate_threshold: float | None = 90.0
     repair_attempts: int = 1
     degenerate_repeats: int = 3
-    on_failed_decomposition: OnFailedDecomposition = "keep"
+    on_failed_decomposition: OnFailedDecomposition = "reject"
     fallback: Fallback = "initial"
     # -- proposer calls ---------------------------------------------------------------------------------------
     proposer_temperature: float = 0.0

@@ -31,11 +31,14 @@ async def _interruptible(main: Coroutine[Any, Any, T], repeat_s: float) -> T:
         interrupted = True
         task.cancel()
 
-    try:
-        loop.add_signal_handler(signal.SIGINT, on_sigint)
-        handled = True
-    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals (Windows)
-        handled = False
+    handled = False
+    # A process started with SIGINT ignored (nohup, `cmd &` in a script) keeps ignoring it, as Python does.
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        try:
+            loop.add_signal_handler(signal.SIGINT, on_sigint)
+            handled = True
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals (Windows)
+            pass
     try:
         while not task.done():
             await asyncio.wait({task}, timeout=repeat_s)

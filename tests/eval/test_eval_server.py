@@ -54,8 +54,11 @@ def test_eval_judgebench_interrupted_and_resumed_matches_a_clean_run(llama_serve
 
     resumed = tmp_path / "resumed"
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    # SIGINT back to its default in the child: a test run started in the background (`pytest &`) inherits it
+    # ignored, and the command rightly keeps ignoring it then
     proc = subprocess.Popen([sys.executable, "-m", "rrd.cli", *_argv(llama_server, resumed, tmp_path / "r.sqlite")],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 300
     results = resumed / "results.jsonl"
     while not (results.exists() and results.read_text().count("\n") >= 1):

@@ -161,7 +161,8 @@ def test_rrd_refine_end_to_end_over_http_and_resume(tmp_path, capsys):
     out = tmp_path / "rubrics.jsonl"
     with LoopbackServer(_refine_server) as server:
         argv = ["refine", str(prompts), "--out", str(out), "--judge", "m", "--api-base", server.api_base,
-                "--cache-path", str(tmp_path / "c.sqlite"), "--n-samples", "4", "--no-misalignment"]
+                "--cache-path", str(tmp_path / "c.sqlite"), "--n-samples", "4", "--no-misalignment",
+                "--on-failed-decomposition", "keep"]
         assert main(argv) == 0
         captured = capsys.readouterr()
         summary = captured.out
@@ -173,7 +174,7 @@ def test_rrd_refine_end_to_end_over_http_and_resume(tmp_path, capsys):
         for rs in sets:
             assert len(rs.samples) == 4 and rs.content_hash == rs.compute_hash()
             # the colour rubric is met by all 4 samples (c=4 > n=2), but the server's decompositions are prose:
-            # re-asked once, still unreadable, so the parent is kept as atomic (the default) and filtered
+            # re-asked once, still unreadable, so the parent is kept as atomic (--on-failed-decomposition keep)
             colour = next(r for r in rs.tree if r.text == "The response names a colour.")
             assert colour.satisfied == 4 and colour.status == "accepted" and "kept as atomic" in colour.detail
             assert rs.stats["repairs"] == 1 and rs.stats["failed_decompositions"] == 1

@@ -13,6 +13,15 @@ import pytest
 from rrd import interrupt
 
 
+@pytest.fixture(autouse=True)
+def sigint_not_ignored():
+    """These tests send SIGINT to their own process: a test run started in the background (`pytest &`)
+    inherits it ignored, which rrd.interrupt respects."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def _sigint_after(seconds: float) -> None:
     threading.Timer(seconds, os.kill, (os.getpid(), signal.SIGINT)).start()
 
@@ -64,3 +73,16 @@ def test_cleanup_in_finally_runs_and_results_pass_through():
         return 7
 
     assert interrupt.run(quick()) == 7
+
+
+def test_an_ignored_sigint_stays_ignored():
+    """Started with SIGINT ignored (nohup, `cmd &` in a script), a run is not stopped by it, as Python does."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    async def work() -> str:
+        await asyncio.sleep(0.6)
+        return "done"
+
+    _sigint_after(0.2)
+    assert interrupt.run(work(), repeat_s=0.1) == "done"
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN

@@ -477,7 +477,7 @@ ECHO_INITIAL = ["p [c=5]", "q [c=4]", "r [c=1]", "s [c=6] [weak]"]
 
 
 async def test_echoing_proposer_keep_mode_never_empties_the_set():
-    rs, backend = await run(ECHO_INITIAL, script=echo_script(ECHO_INITIAL))
+    rs, backend = await run(ECHO_INITIAL, script=echo_script(ECHO_INITIAL), on_failed_decomposition="keep")
     t = by_name(rs)
     assert rs.rubrics and rs.fallback is None
     # p and q cannot be decomposed: kept as atomic, filtered, accepted; the misaligned s is still rejected
@@ -592,7 +592,8 @@ async def test_an_unreadable_decomposition_is_repaired():
 
 
 async def test_repair_attempts_zero_asks_once():
-    rs, backend = await run(ECHO_INITIAL, script=echo_script(ECHO_INITIAL), repair_attempts=0)
+    rs, backend = await run(ECHO_INITIAL, script=echo_script(ECHO_INITIAL), repair_attempts=0,
+                            on_failed_decomposition="keep")
     assert not calls(backend, "repair-decompose") and rs.stats["repairs"] == 0
     assert "after 0 repair(s)" in by_name(rs)["p"].detail
 
