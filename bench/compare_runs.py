@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from eval.report import stored_sets, summarise
+from eval.report import stored_sets, summarise, tree_reasons
 
 REPEATS = ("duplicate", "near_duplicate")
 
@@ -36,8 +35,7 @@ def _row(label: str, run: Path, method: str, items: list[str], records: list[dic
         return row
     keys = {f"item:{i}" for i in items}
     sets = [rs for rs in stored_sets(run, method) if rs.prompt_id in keys]
-    rejected = Counter(r.reason for rs in sets for r in rs.tree if r.status == "rejected")
-    dropped = Counter(r.reason for rs in sets for r in rs.tree if r.status == "dropped")
+    rejected, dropped = tree_reasons(sets, "rejected"), tree_reasons(sets, "dropped")
     n_rej = sum(rejected.values())
     row.update(
         sets=len(sets),

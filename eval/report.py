@@ -152,6 +152,11 @@ def stored_sets(out_dir: Path, method: str) -> list[RubricSet]:
     return [RubricSet.from_dict(d) for d in latest.values()]
 
 
+def tree_reasons(sets: Sequence[RubricSet], status: str) -> Counter[str]:
+    """Reasons of the tree nodes with `status` ("rejected" or "dropped") over several rubric sets."""
+    return Counter(r.reason for rs in sets for r in rs.tree if r.status == status)
+
+
 def verdict_matrix(rubric_set: RubricSet) -> np.ndarray:
     """Rubrics x responses (the samples, then the misalignment references), 1/0 with NaN where unscored: every
     response to this prompt each accepted rubric was graded on."""
@@ -326,9 +331,9 @@ def _rrd_section(groups: dict[str, list[dict[str, Any]]], out_dir: Path) -> list
         fallback = sum(1 for rs in sets if rs.fallback)
         why = ", ".join(f"{k} {v}" for k, v in sorted(Counter(empty).items()))
         mean = np.mean([len(rs.rubrics) for rs in sets]) if sets else 0.0
-        rejected = Counter(r.reason for rs in sets for r in rs.tree if r.status == "rejected")
+        rejected = tree_reasons(sets, "rejected")
         reasons = ", ".join(f"{k} {v}" for k, v in rejected.most_common())
-        dropped = Counter(r.reason for rs in sets for r in rs.tree if r.status == "dropped")
+        dropped = tree_reasons(sets, "dropped")
         drops = ", ".join(f"{k} {v}" for k, v in dropped.most_common())
         lines.append(f"| {m} | {len(sets)} | {mean:.1f} | {len(empty)}{f' ({why})' if why else ''} | {fallback} | "
                      f"{sum(r.get('unscored', 0) for r in rows)} | {share(e > 0)} | {share(e == 0)} | {share(e < 0)} | "

@@ -95,20 +95,22 @@ class Match:
 class DuplicateIndex:
     """Canonical keys of every rubric seen so far, and the near-duplicate test against them.
 
-    `threshold` is the similarity (0-100) from which two rubrics with the same negations count as repeats;
+    `threshold` is the similarity (0-100) from which two rubrics with the same negations and numbers count as
+    repeats;
     None switches the near-duplicate test off (exact canonical matches are still caught).
     """
 
     def __init__(self, threshold: float | None = 90.0):
         self.threshold = threshold
-        self._refs: list[tuple[str, str, Reference]] = []  # (canonical key, body without the stem, reference)
+        # (body without the stem, its negations and numbers, reference), computed once per rubric
+        self._refs: list[tuple[str, Counter[str], Reference]] = []
         self._keys: dict[str, Reference] = {}
 
     def add(self, text: str, owner: str) -> None:
         key = canonical(text)
         ref = Reference(text, owner)
         self._keys.setdefault(key, ref)
-        self._refs.append((key, _body(key), ref))
+        self._refs.append((_body(key), _signature(key), ref))
 
     def match(self, text: str, extra: Sequence[Reference] = ()) -> Match | None:
         """The rubric `text` repeats, among those added and `extra` (e.g. earlier rubrics of the same answer),
@@ -127,8 +129,8 @@ class DuplicateIndex:
         signature = _signature(key)
         body = _body(key)
         best: Match | None = None
-        for k, b, r in [(k, _body(k), r) for k, r in candidates] + self._refs:
-            if _signature(k) != signature:
+        for b, sig, r in [(_body(k), _signature(k), r) for k, r in candidates] + self._refs:
+            if sig != signature:
                 continue  # "mentions X" vs "does not mention X", "3 steps" vs "4 steps": other checks
             score = _score(body, b, self.threshold)
             if score >= self.threshold and (best is None or score > best.score):
