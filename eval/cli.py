@@ -49,7 +49,7 @@ def eval_command(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--grader-retries", type=int, default=2, help="re-asks of an unreadable grader answer")
     p.add_argument("--dry-run", action="store_true", help="estimate calls, tokens and dollars; spend nothing")
     p.add_argument("--report-only", action="store_true", help="rebuild report.md and plots from results.jsonl")
-    add_refine_args(p)
+    add_refine_args(p, default_profile="paper")  # benchmarks keep the paper's protocol unless asked
     p.set_defaults(func=run_eval_command)
 
 

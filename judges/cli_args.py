@@ -33,6 +33,12 @@ def add_judge_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--cache-path", default=None, help="SQLite cache file (default ~/.cache/rrd/judge-cache.sqlite)")
     g.add_argument("--no-cache", action="store_true")
     g.add_argument("--budget-usd", type=float, default=None, help="stop cleanly before spending more than this")
+    g.add_argument("--local-engine", choices=["auto", "hybrid", "llama.cpp", "transformers"], default="auto",
+                   help="what runs local: models; hybrid = verdicts on transformers, generation on llama.cpp "
+                        "(each where it is faster); auto = hybrid for GGUF/bundled models on CPU when "
+                        "llama-cpp-python is installed, else transformers")
+    g.add_argument("--local-parallel", type=int, default=JudgeConfig.local_parallel,
+                   help="llama.cpp: most requests decoded together in one batch")
 
 
 def add_proposer_args(parser: argparse.ArgumentParser) -> None:
@@ -58,6 +64,8 @@ def judge_config_from_args(args: argparse.Namespace, *, model: str | None = None
         cache=not args.no_cache,
         cache_path=args.cache_path,
         budget_usd=args.budget_usd,
+        local_engine=args.local_engine,
+        local_parallel=args.local_parallel,
     )
 
 

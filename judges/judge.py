@@ -54,6 +54,15 @@ class JudgeConfig:
     local_threads: int | None = None
     #: "auto": CUDA when visible (e.g. evaluating a trained checkpoint on the training GPU), else CPU
     local_device: str = "auto"
+    #: what runs `local:` models: "llama.cpp" (in-process, the GGUF as shipped), "transformers" (a bf16 copy),
+    #: or "hybrid" (short answers such as verdicts on transformers, everything that writes on llama.cpp: each
+    #: where it is faster, see judges/backends/routed.py). "auto": hybrid for GGUF and bundled models on the
+    #: CPU when llama-cpp-python is installed, else transformers (model folders, CUDA, no llama-cpp-python)
+    local_engine: Literal["auto", "hybrid", "llama.cpp", "transformers"] = "auto"
+    #: llama.cpp: the most requests decoded together (each up to 4,096 tokens of prompt + answer), and the
+    #: longest request (run alone)
+    local_parallel: int = 8
+    local_max_context: int = 16384
 
 
 def _local_device(device: str) -> str:
@@ -64,19 +73,41 @@ def _local_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def make_backend(config: JudgeConfig, accounting: Accounting) -> Backend:
-    """`local:NAME|PATH` runs in-process on transformers; any other string is a litellm model."""
-    if config.model.startswith("local:"):
-        from .backends.local import LocalBackend  # torch/transformers load only when a local model is used
+def local_engine(config: JudgeConfig) -> Literal["hybrid", "llama.cpp", "transformers"]:
+    """The engine that runs a `local:` model under this config (see JudgeConfig.local_engine)."""
+    if config.local_engine not in ("auto", "hybrid", "llama.cpp", "transformers"):
+        raise ValueError(
+            f"local_engine must be auto, hybrid, llama.cpp or transformers, not {config.local_engine!r}")
+    if config.local_engine != "auto":
+        return config.local_engine
+    from .backends import llamacpp
+    from .models import REGISTRY
 
-        return LocalBackend(
-            config.model.removeprefix("local:"),
-            accounting,
-            dtype=config.local_dtype,
-            max_batch=config.local_max_batch,
-            device=_local_device(config.local_device),
+    spec = config.model.removeprefix("local:").strip()
+    gguf = spec in REGISTRY or spec.endswith(".gguf")
+    if gguf and _local_device(config.local_device) == "cpu" and llamacpp.available():
+        return "hybrid"
+    return "transformers"
+
+
+def make_backend(config: JudgeConfig, accounting: Accounting) -> Backend:
+    """`local:NAME|PATH` runs in-process (llama.cpp or transformers); any other string is an API model."""
+    if config.model.startswith("local:"):
+        spec = config.model.removeprefix("local:")
+        engine = local_engine(config)
+        if engine == "transformers":
+            return _transformers_backend(config, accounting)
+        from .backends.llamacpp import LlamaCppBackend
+
+        llama = LlamaCppBackend(
+            spec, accounting, n_seq=config.local_parallel, max_context=config.local_max_context,
             threads=config.local_threads,
         )
+        if engine == "llama.cpp":
+            return llama
+        from .backends.routed import RoutedBackend
+
+        return RoutedBackend(_transformers_backend(config, accounting), llama)
     return ApiBackend(
         config.model,
         accounting,
@@ -85,6 +116,19 @@ def make_backend(config: JudgeConfig, accounting: Accounting) -> Backend:
         concurrency=config.concurrency,
         transport=config.transport,
         retry=RetryPolicy(max_retries=config.max_retries, timeout_s=config.timeout_s),
+    )
+
+
+def _transformers_backend(config: JudgeConfig, accounting: Accounting) -> Backend:
+    from .backends.local import LocalBackend  # torch/transformers load only when a local model is used
+
+    return LocalBackend(
+        config.model.removeprefix("local:"),
+        accounting,
+        dtype=config.local_dtype,
+        max_batch=config.local_max_batch,
+        device=_local_device(config.local_device),
+        threads=config.local_threads,
     )
 
 
@@ -117,19 +161,29 @@ class Judge:
         assert self.backend is not None
         return self.backend.model
 
+    @property
+    def cache_id(self) -> str:
+        """The model's name in cache keys: its `model`, plus the engine where two engines answer differently."""
+        return getattr(self.backend, "cache_id", None) or self.model
+
+    def _cache_id(self, request: Request) -> str:
+        """Per request: a backend that routes requests to two engines names the one that answers this one."""
+        for_request = getattr(self.backend, "cache_id_for", None)
+        return for_request(request) if for_request is not None else self.cache_id
+
     # -- the one path to the model ------------------------------------------------------------------------
     async def run(self, requests: Sequence[Request]) -> list[Completion]:
         assert self.backend is not None and self.accounting is not None
         results: list[Completion | None] = [None] * len(requests)
         pending: dict[str, list[int]] = {}
         for i, req in enumerate(requests):
-            hit = self.cache.get(self.model, req) if self.cache is not None else None
+            hit = self.cache.get(self._cache_id(req), req) if self.cache is not None else None
             if hit is not None:
                 # the stored usage is that of the call that filled the cache; this answer cost nothing
                 results[i] = replace(hit, usage=Usage())
                 self.accounting.record_hit()
                 continue
-            key = cache_key(self.model, req)
+            key = cache_key(self._cache_id(req), req)
             if key in pending:
                 self.accounting.record_hit()  # an identical request in this batch: answered by the same call
             pending.setdefault(key, []).append(i)
@@ -138,7 +192,11 @@ class Judge:
             fresh = await self.backend.complete([requests[idx[0]] for idx in order])
             refused: Completion | None = None
             if self.cache is not None:
-                self.cache.put_many(self.model, [(requests[idx[0]], c) for idx, c in zip(order, fresh)])
+                by_id: dict[str, list[tuple[Request, Completion]]] = {}
+                for idx, c in zip(order, fresh):
+                    by_id.setdefault(self._cache_id(requests[idx[0]]), []).append((requests[idx[0]], c))
+                for cid, rows in by_id.items():
+                    self.cache.put_many(cid, rows)
             for idx, completion in zip(order, fresh):
                 if completion.refused:
                     refused = completion

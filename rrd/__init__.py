@@ -6,7 +6,7 @@
 Imports judges only; nothing here knows about rewards, training or evaluation.
 """
 
-from .config import RefineConfig
+from .config import PROFILES, RefineConfig, profile_config
 from .records import Rubric, RubricSet, Sample, normalise, rubric_id
 from .refine import refine_prompt
 from .scoring import TieRule, compare, pair_credit, score_response
@@ -21,6 +21,7 @@ from .weights import (
 )
 
 __all__ = [
+    "PROFILES",
     "RefineConfig",
     "Rubric",
     "RubricSet",
@@ -34,6 +35,7 @@ __all__ = [
     "llm_weights",
     "normalise",
     "pair_credit",
+    "profile_config",
     "refine_prompt",
     "rubric_id",
     "score_response",

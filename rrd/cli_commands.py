@@ -6,12 +6,13 @@ import argparse
 import asyncio
 import hashlib
 import sys
+import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable
 
 from . import interrupt
-from .config import RefineConfig
+from .config import PROFILES, RefineConfig, auto_profile, profile_config
 from .io import InputError, JsonlAppender, Row, read_rows
 from .records import RubricSet
 from .rubric_files import load_rubric_sets, prompt_key
@@ -35,22 +36,30 @@ def _prompt_text(row: Row, field: str | None) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ shared flags
-def add_refine_args(p: argparse.ArgumentParser) -> None:
+def add_refine_args(p: argparse.ArgumentParser, default_profile: str = "auto") -> None:
     from judges.cli_args import add_judge_args, add_proposer_args
 
     add_judge_args(p)
     add_proposer_args(p)
     d = RefineConfig()
-    g = p.add_argument_group("refinement (defaults: the paper's)")
+    local = PROFILES["local"]
+    g = p.add_argument_group("refinement (defaults: the paper's, or the local profile's where they differ)")
+    g.add_argument("--profile", choices=["auto", *PROFILES], default=default_profile,
+                   help="paper: the paper's settings; local: sized for a small model on a CPU (n-samples "
+                        f"{local['n_samples']}, threshold {local['satisfy_threshold']}, max tokens "
+                        f"{local['sample_max_tokens']}); auto: local when every model is local:, else paper. "
+                        "Explicit flags override the profile")
     g.add_argument("--samplers", nargs="*", default=[], help="models that write the N sampled responses "
                    "(default: the proposer)")
-    g.add_argument("--n-samples", type=int, default=d.n_samples)
-    g.add_argument("--sample-max-tokens", type=int, default=d.sample_max_tokens,
-                   help="length cap of sampled and reference responses")
-    g.add_argument("--proposer-max-tokens", type=int, default=d.proposer_max_tokens,
-                   help="length cap of the proposer's rubric lists and decompositions")
-    g.add_argument("--threshold", type=int, default=d.satisfy_threshold,
-                   help="decompose a rubric when more than this many samples satisfy it (paper n=2)")
+    g.add_argument("--n-samples", type=int, default=None, help=f"paper {d.n_samples}")
+    g.add_argument("--sample-max-tokens", type=int, default=None,
+                   help=f"length cap of sampled and reference responses (paper {d.sample_max_tokens})")
+    g.add_argument("--proposer-max-tokens", type=int, default=None,
+                   help=f"length cap of the proposer's rubric lists and decompositions (paper "
+                        f"{d.proposer_max_tokens})")
+    g.add_argument("--threshold", type=int, default=None,
+                   help=f"decompose a rubric when more than this many samples satisfy it (paper "
+                        f"{d.satisfy_threshold})")
     g.add_argument("--max-rejections", type=int, default=d.max_rejections, help="rejection budget T")
     g.add_argument("--max-depth", type=int, default=d.max_depth)
     g.add_argument("--strong-model", default=d.strong_model, help="misalignment check: the strong reference")
@@ -88,14 +97,26 @@ def _threshold(text: str) -> float | None:
     return value
 
 
+def refine_profile(args: argparse.Namespace) -> str:
+    """The profile a run uses: --profile, with auto resolved from the models that write and grade."""
+    if args.profile != "auto":
+        return args.profile
+    models = [args.judge, args.proposer or args.judge, *args.samplers, args.strong_model, args.weak_model]
+    return auto_profile([m for m in models if m])
+
+
 def refine_config_from_args(args: argparse.Namespace) -> RefineConfig:
-    return RefineConfig(
-        n_samples=args.n_samples,
-        sample_max_tokens=args.sample_max_tokens,
-        reference_max_tokens=args.sample_max_tokens,
-        proposer_max_tokens=args.proposer_max_tokens,
+    sized = {
+        "n_samples": args.n_samples,
+        "sample_max_tokens": args.sample_max_tokens,
+        "reference_max_tokens": args.sample_max_tokens,
+        "proposer_max_tokens": args.proposer_max_tokens,
+        "satisfy_threshold": args.threshold,
+    }
+    return profile_config(
+        refine_profile(args),
+        **{k: v for k, v in sized.items() if v is not None},
         samplers=list(args.samplers),
-        satisfy_threshold=args.threshold,
         max_rejections=args.max_rejections,
         max_depth=args.max_depth,
         strong_model=args.strong_model,
@@ -166,6 +187,11 @@ class Models:
                 await j.aclose()
 
 
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m}:{s:02d}"
+
+
 def _bar(total: int, desc: str):
     from tqdm import tqdm
 
@@ -173,28 +199,56 @@ def _bar(total: int, desc: str):
 
 
 class RefineView:
-    """The refine bar's live postfix: the stage and rubric counts of the prompt that changed last, how many
-    prompts are in flight, and the run's calls. A prompt takes minutes on a local model, so the bar must move
-    while it runs, not only when it ends; `tick` refreshes the call count during long grading waves."""
+    """The refine bar's live postfix: the stage and rubric counts of the prompt that changed last, its elapsed
+    time and ETA, how many prompts are in flight, and the run's calls. A prompt takes minutes on a local model,
+    so the bar must move while it runs, not only when it ends; `tick` refreshes it during long grading waves.
 
-    def __init__(self, bar: Any, accounting: Any):
-        self.bar, self.accounting = bar, accounting
+    The ETA of a prompt in its loop is queue length x seconds per decided rubric so far (children join the
+    queue, so it can grow); before its loop starts, it is the mean duration of the prompts finished in this run
+    minus the time spent, and unknown ("?") until one has finished."""
+
+    def __init__(self, bar: Any, accounting: Any, clock: Any = time.monotonic):
+        self.bar, self.accounting, self.clock = bar, accounting, clock
         self.live: dict[str | None, Any] = {}
         self.last: Any = None
+        self.started: dict[str | None, float] = {}
+        self.loop_started: dict[str | None, float] = {}
+        self.durations: list[float] = []
 
     def __call__(self, progress: Any) -> None:
+        now = self.clock()
+        pid = progress.prompt_id
+        self.started.setdefault(pid, now)
         if progress.stage == "done":
-            self.live.pop(progress.prompt_id, None)
+            self.live.pop(pid, None)
+            self.durations.append(now - self.started.pop(pid))
+            self.loop_started.pop(pid, None)
         else:
-            self.live[progress.prompt_id] = progress
+            if progress.stage.startswith("grading") and pid not in self.loop_started:
+                self.loop_started[pid] = now
+            self.live[pid] = progress
             self.last = progress
         self.show()
+
+    def eta(self, progress: Any) -> float | None:
+        """Seconds left for this prompt, or None when nothing measured yet can tell."""
+        now = self.clock()
+        loop_t0 = self.loop_started.get(progress.prompt_id)
+        if loop_t0 is not None and progress.processed > 0:
+            return progress.queue * (now - loop_t0) / progress.processed
+        if self.durations:
+            spent = now - self.started.get(progress.prompt_id, now)
+            return max(0.0, sum(self.durations) / len(self.durations) - spent)
+        return None
 
     def show(self) -> None:
         parts = []
         p = self.last
         if p is not None and p.prompt_id in self.live:
-            parts.append(f"{p.stage} q={p.queue} acc={p.accepted} rej={p.rejected} drop={p.dropped}")
+            spent = self.clock() - self.started.get(p.prompt_id, self.clock())
+            eta = self.eta(p)
+            parts.append(f"{p.stage} q={p.queue} acc={p.accepted} rej={p.rejected} drop={p.dropped} "
+                         f"{_clock(spent)} eta {_clock(eta) if eta is not None else '?'}")
         if len(self.live) > 1:
             parts.append(f"{len(self.live)} in flight")
         parts.append(self.accounting.postfix())

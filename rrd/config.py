@@ -6,7 +6,9 @@ every RubricSet (and its content hash), so a rubric file always says how it was 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
+from types import MappingProxyType
 from typing import Any, Literal
 
 from .weights import WhiteningConfig
@@ -149,3 +151,36 @@ class RefineConfig:
         if unknown:
             raise ValueError(f"unknown RefineConfig fields: {sorted(unknown)}")
         return cls(**d)
+
+
+Profile = Literal["paper", "local"]
+
+#: Named starting points for RefineConfig; explicit settings override them. "paper" is the paper's protocol (the
+#: dataclass defaults), sized for API models. "local" is sized for a small model on a CPU, where every sampled
+#: token costs tens of milliseconds: half the samples (4, and the decompose threshold scaled with them: a rubric
+#: is split when at least 2 of 4 samples satisfy it, against 3 of 8), and answers, references and proposer
+#: lists capped at 512 tokens. It trades a coarser satisfaction count (and WU weights estimated from 4 samples,
+#: with more shrinkage) and truncated long answers for a refine several times faster; see docs/results/README.md.
+PROFILES: Mapping[str, Mapping[str, Any]] = MappingProxyType({
+    "paper": MappingProxyType({}),
+    "local": MappingProxyType({
+        "n_samples": 4,
+        "satisfy_threshold": 1,
+        "sample_max_tokens": 512,
+        "reference_max_tokens": 512,
+        "proposer_max_tokens": 512,
+    }),
+})
+
+
+def auto_profile(models: Iterable[str]) -> Profile:
+    """"local" when every model that writes or grades (proposer, samplers, references, judge) is a `local:`
+    model, else "paper": one API model in the mix means the paper's settings are affordable."""
+    return "local" if all(m.startswith("local:") for m in models) else "paper"
+
+
+def profile_config(profile: str, **overrides: Any) -> RefineConfig:
+    """RefineConfig of a profile with `overrides` (explicit settings) on top."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}: expected one of {sorted(PROFILES)}")
+    return RefineConfig(**{**PROFILES[profile], **overrides})

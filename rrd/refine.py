@@ -90,6 +90,8 @@ class Progress:
     rejected: int
     dropped: int
     calls: float
+    #: rubrics the loop has decided so far (accepted, rejected or decomposed), for a rate and an ETA
+    processed: int = 0
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -123,7 +125,7 @@ class _Refinement:
     def report(self, stage: str) -> None:
         if self.progress is not None:
             self.progress(Progress(self.prompt_id, stage, len(self.queue), len(self.accepted), self.rejections,
-                                   self.dropped, self.meter.totals()["calls"]))
+                                   self.dropped, self.meter.totals()["calls"], self.processed))
 
     # -- proposer calls ---------------------------------------------------------------------------------------
     def _params(self, max_tokens: int) -> SamplingParams:
@@ -417,11 +419,13 @@ def _snapshot(config: RefineConfig, judge: Judge, proposer: Judge) -> dict[str, 
         "refine": config.to_dict(),
         "judge": {
             "model": judge.config.model,
+            "engine": judge.cache_id,  # e.g. local:NAME@llama.cpp: the same name on two engines answers differently
             "grading_mode": judge.config.grading_mode,
             "batch_size": judge.config.batch_size,
             "include_prompt": judge.config.include_prompt,
         },
         "proposer": proposer.config.model,
+        "proposer_engine": proposer.cache_id,
         "template_version": prompts.TEMPLATE_VERSION,
     }
 

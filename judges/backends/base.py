@@ -19,7 +19,8 @@ from ..types import Completion, Request
 
 @runtime_checkable
 class Backend(Protocol):
-    #: canonical model name; part of every cache key
+    #: canonical model name; part of every cache key (a backend may add a `cache_id` attribute, e.g.
+    #: "local:NAME@llama.cpp", when its answers differ from another engine's for the same model name)
     model: str
 
     async def complete(self, requests: Sequence[Request]) -> list[Completion]:

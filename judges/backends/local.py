@@ -11,12 +11,8 @@ so the event loop stays responsive while the CPU is busy.
 
 from __future__ import annotations
 
-import asyncio
 import gc
-import secrets
-import threading
 import time
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,13 +20,17 @@ from typing import TYPE_CHECKING, Any
 
 from ..accounting import Accounting
 from ..models import canonical_spec, resolve_local_model
-from ..types import Completion, Request, SamplingParams, TokenLogprobs, Usage
+from ..types import Completion, Message, Request, SamplingParams, TokenLogprobs, Usage
+from .chat import encode_chat
+from .inprocess import GenerationCancelled, InProcessBackend
+from .prefix import plan_prefix_groups
+from .sampler import MIN_TOP_LOGPROBS, seed_for
+
+__all__ = ["GenerationCancelled", "LocalBackend", "plan_prefix_groups"]
 
 if TYPE_CHECKING:
     import torch
 
-#: at least this many top alternatives are returned per token when logprobs are requested (P(YES) needs them)
-MIN_TOP_LOGPROBS = 20
 _STOP_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>")
 
 
@@ -64,74 +64,7 @@ class _Loaded:
         return text
 
 
-def _common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
-
-
-def plan_prefix_groups(
-    seqs: Sequence[Sequence[int]], *, min_prefix: int = 16, max_depth: int = 64
-) -> list[tuple[int, list[int]]]:
-    """Partition requests into groups that share a prompt prefix: [(prefix_len, indices)].
-
-    Sequences are sorted so shared prefixes are adjacent; a contiguous run's shared prefix is the minimum of its
-    neighbours' common prefixes. We split runs at their weakest link whenever the parts save more tokens than the
-    whole ((members - 1) * prefix), so the criteria of two responses that only share the system prompt become two
-    groups, not one group sharing only the system prompt. Each group's prefix leaves every member at least one
-    token, whose logits start generation. Requests in no group come back with prefix_len 0, one index each.
-    """
-    n = len(seqs)
-    order = sorted(range(n), key=lambda i: list(seqs[i]))
-    adj = [_common_prefix_len(seqs[order[k]], seqs[order[k + 1]]) for k in range(n - 1)]
-
-    def shared(lo: int, hi: int) -> int:
-        if hi - lo < 2:
-            return 0
-        p = min(min(adj[lo : hi - 1]), min(len(seqs[order[k]]) - 1 for k in range(lo, hi)))
-        return p if p >= min_prefix else 0
-
-    def best(lo: int, hi: int, depth: int) -> tuple[int, list[tuple[int, int, int]]]:
-        whole_p = shared(lo, hi)
-        whole = ((hi - lo - 1) * whole_p, [(lo, hi, whole_p)] if whole_p else [])
-        if hi - lo < 3 or depth >= max_depth:
-            return whole
-        cut_at = min(adj[lo : hi - 1])
-        cuts = [k + 1 for k in range(lo, hi - 1) if adj[k] == cut_at]
-        if len(cuts) == hi - lo - 1 and whole_p:  # all links equal: splitting cannot beat the whole
-            return whole
-        total, segs = 0, []
-        for a, b in zip([lo, *cuts], [*cuts, hi]):
-            s, sg = best(a, b, depth + 1)
-            total += s
-            segs.extend(sg)
-        return (total, segs) if total > whole[0] else whole
-
-    groups: list[tuple[int, list[int]]] = []
-    grouped: set[int] = set()
-    if n:
-        for lo, hi, p in best(0, n, 0)[1]:
-            members = [order[k] for k in range(lo, hi)]
-            groups.append((p, members))
-            grouped.update(members)
-    groups.extend((0, [i]) for i in range(n) if i not in grouped)
-    return groups
-
-
-def _seed_for(params: SamplingParams) -> int:
-    if params.seed is None:
-        return secrets.randbits(62)
-    return (params.seed * 1_000_003 + params.sample_index) % (1 << 62)
-
-
-class GenerationCancelled(BaseException):
-    """Raised in the worker thread when the awaiting caller was cancelled; nobody reads its result. A
-    BaseException, like KeyboardInterrupt, so the per-row `except Exception` fallbacks do not retry the rows."""
-
-
-class LocalBackend:
+class LocalBackend(InProcessBackend):
     """A transformers causal LM run in-process (CPU by default). Implements the Backend protocol."""
 
     def __init__(
@@ -155,9 +88,9 @@ class LocalBackend:
         padded new tokens per forward pass, so long prompts are batched less and attention memory stays bounded.
         `max_context` caps the prompt + generation length below the model's own context.
         """
+        super().__init__(accounting)
         self.spec = canonical_spec(spec)
         self.model = "local:" + self.spec
-        self.accounting = accounting
         self.dtype = dtype
         self.device = device
         self.max_batch = max(1, max_batch)
@@ -167,42 +100,13 @@ class LocalBackend:
         self.max_batch_tokens = max(1, max_batch_tokens)
         self.max_context = max_context
         self.cache_dir = cache_dir
-        self._lock = threading.Lock()  # one model, one computation at a time, whatever the event loop
-        # callers queue on an asyncio lock first, so waiting requests do not each pin an executor thread
-        self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
         self._loaded: _Loaded | None = None
-        self._cancel: threading.Event | None = None  # set while a computation runs; checked every decode step
-
-    # ------------------------------------------------------------------------------------------------ public
-
-    async def complete(self, requests: Sequence[Request]) -> list[Completion]:
-        if not requests:
-            return []
-        queue = self._queues.setdefault(asyncio.get_running_loop(), asyncio.Lock())
-        async with queue:
-            cancel = threading.Event()
-            try:
-                return await asyncio.to_thread(self._complete_locked, list(requests), cancel)
-            except asyncio.CancelledError:
-                # Ctrl-C or a cancelled caller: the worker thread stops at its next decode step instead of
-                # finishing a long generation that nobody will read (asyncio.run waits for that thread to end)
-                cancel.set()
-                raise
-
-    async def aclose(self) -> None:
-        await asyncio.to_thread(self._unload)
-
-    def load(self) -> None:
-        """Load the model now rather than on the first request (e.g. to time loading separately)."""
-        with self._lock:
-            self._ensure_loaded()
 
     # ------------------------------------------------------------------------------------------------ loading
 
     def _unload(self) -> None:
-        with self._lock:
-            self._loaded = None
-            gc.collect()
+        self._loaded = None
+        gc.collect()
 
     def _ensure_loaded(self) -> _Loaded:
         if self._loaded is not None:
@@ -242,16 +146,11 @@ class LocalBackend:
 
     # ------------------------------------------------------------------------------------------------ compute
 
-    def _complete_locked(self, requests: list[Request], cancel: threading.Event | None = None) -> list[Completion]:
-        with self._lock:
-            import torch
+    def _compute(self, requests: list[Request]) -> list[Completion]:
+        import torch
 
-            self._cancel = cancel
-            try:
-                with torch.inference_mode():
-                    return self._complete(requests)
-            finally:
-                self._cancel = None
+        with torch.inference_mode():
+            return self._complete(requests)
 
     def _complete(self, requests: list[Request]) -> list[Completion]:
         out: list[Completion | None] = [None] * len(requests)
@@ -259,9 +158,7 @@ class LocalBackend:
             lm = self._ensure_loaded()
         except Exception as e:  # noqa: BLE001 -- a missing wheel or corrupt file fails every request, clearly
             msg = f"{type(e).__name__}: {e}"
-            results = [Completion(error=msg) for _ in requests]
-            self._record(results)
-            return results
+            return [Completion(error=msg) for _ in requests]
 
         rows: list[_Row] = []
         for i, req in enumerate(requests):
@@ -281,51 +178,20 @@ class LocalBackend:
 
         for row, comp in self._run_rows(lm, rows):
             out[row.index] = comp
-        results = [c if c is not None else Completion(error="internal: no result") for c in out]
-        self._record(results)
-        return results
-
-    def _record(self, results: list[Completion]) -> None:
-        if self.accounting is None:
-            return
-        for c in results:
-            self.accounting.record_call(
-                reserved_usd=0.0,
-                prompt_tokens=c.usage.prompt_tokens,
-                completion_tokens=c.usage.completion_tokens,
-                cost_usd=0.0,
-                latency_s=c.latency_s,
-                failed=c.error is not None,
-                retries=0,
-            )
+        return [c if c is not None else Completion(error="internal: no result") for c in out]
 
     @staticmethod
     def _encode(lm: _Loaded, req: Request) -> list[int]:
-        """Token ids of the chat prompt, with message contents encoded as plain text.
-
-        A graded response may contain control strings such as "<|im_end|>"; encoding the rendered chat as one
-        string would turn them into real special tokens, letting the response close its turn and forge an
-        answer. So the template is rendered around sentinels and only its own text may yield special tokens.
-        """
+        """Token ids of the chat prompt, with message contents encoded as plain text (see chat.encode_chat)."""
         tok = lm.tokenizer
-        marks = [f"\ue000rrd{i}\ue001" for i in range(len(req.messages))]
-        masked = [{**m, "content": mark} for m, mark in zip(req.messages, marks)]
-        text = tok.apply_chat_template(masked, add_generation_prompt=True, tokenize=False)
-        pieces: list[tuple[str, bool]] = []  # (text, is_content)
-        pos = 0
-        for m, mark in zip(req.messages, marks):
-            at = text.find(mark, pos)
-            if at < 0 or text.count(mark) != 1:  # a template that rewrites contents: encode it as rendered
-                full = tok.apply_chat_template(req.messages, add_generation_prompt=True, tokenize=False)
-                return list(tok(full, add_special_tokens=False)["input_ids"])
-            pieces += [(text[pos:at], False), (m.get("content", ""), True)]
-            pos = at + len(mark)
-        pieces.append((text[pos:], False))
-        ids: list[int] = []
-        for piece, is_content in pieces:
-            if piece:
-                ids += tok(piece, add_special_tokens=False, split_special_tokens=is_content)["input_ids"]
-        return ids
+
+        def render(messages: Sequence[Message]) -> str:
+            return tok.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
+
+        def tokenize(text: str, special: bool) -> list[int]:
+            return list(tok(text, add_special_tokens=False, split_special_tokens=not special)["input_ids"])
+
+        return encode_chat(req.messages, render, tokenize)
 
     def _run_rows(self, lm: _Loaded, rows: list[_Row]) -> list[tuple[_Row, Completion]]:
         """Plan prefix groups, then run each group's batches; a failing batch is retried row by row."""
@@ -455,14 +321,13 @@ class LocalBackend:
         logits = out.logits[:, -1, :]
         next_pos = torch.tensor([len(r.ids) for r in rows], dtype=torch.long)
         generators = [
-            torch.Generator(device="cpu").manual_seed(_seed_for(r.params)) if r.params.temperature > 0 else None
+            torch.Generator(device="cpu").manual_seed(seed_for(r.params)) if r.params.temperature > 0 else None
             for r in rows
         ]
         active = [i for i, r in enumerate(rows) if r.max_new > 0]
         # `active` lists the rows still in the batch, in batch order; the cache and mask follow it
         while active:
-            if self._cancel is not None and self._cancel.is_set():
-                raise GenerationCancelled("the caller was cancelled")
+            self._check_cancelled()
             chosen = self._pick(lm, [rows[i] for i in active], [generators[i] for i in active], logits)
             keep: list[int] = []
             for j, i in enumerate(active):

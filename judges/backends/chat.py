@@ -1,0 +1,37 @@
+"""Chat prompt -> token ids, with message contents that can never become control tokens.
+
+A graded response may contain control strings such as "<|im_end|>"; encoding the rendered chat as one string
+would turn them into real special tokens, letting the response close its turn and forge an answer. So the template
+is rendered around sentinels and only its own text may yield special tokens. Shared by the local backends, which
+differ only in how they render a template and tokenize a piece.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from ..types import Message
+
+#: render(messages) -> the prompt text with the generation prompt appended
+Render = Callable[[Sequence[Message]], str]
+#: tokenize(text, special) -> ids; `special=False` must encode control strings as plain text
+Tokenize = Callable[[str, bool], list[int]]
+
+
+def encode_chat(messages: Sequence[Message], render: Render, tokenize: Tokenize) -> list[int]:
+    marks = [f"\ue000rrd{i}\ue001" for i in range(len(messages))]
+    text = render([{**m, "content": mark} for m, mark in zip(messages, marks)])
+    pieces: list[tuple[str, bool]] = []  # (text, is_content)
+    pos = 0
+    for m, mark in zip(messages, marks):
+        at = text.find(mark, pos)
+        if at < 0 or text.count(mark) != 1:  # a template that rewrites contents: encode it as rendered
+            return tokenize(render(messages), True)
+        pieces += [(text[pos:at], False), (m.get("content", ""), True)]
+        pos = at + len(mark)
+    pieces.append((text[pos:], False))
+    ids: list[int] = []
+    for piece, is_content in pieces:
+        if piece:
+            ids += tokenize(piece, not is_content)
+    return ids

@@ -1,0 +1,373 @@
+"""In-process llama.cpp backend: the shipped GGUF as it is, several sequences decoded in one batch.
+
+On a 2-core CPU, llama.cpp runs the embedded Qwen2.5-Coder-1.5B Q4_K_M several times faster than transformers runs
+its dequantized bf16 copy (bench/bench_local_engines.py), and needs no conversion. Each `complete` call is planned
+like the transformers backend's (prefix.plan_prefix_groups): a group's shared prefix is evaluated once into
+sequence 0, copied to one sequence per member, and the members' suffixes and every decode step run as one
+llama_decode batch. Sequence 0 keeps the last prefix between calls, so the next wave of criteria for the same
+response, or the next sample of the same prompt, starts where the last one ended.
+
+Each sequence has a KV stream of its own (`seq_ctx` cells). llama.cpp's unified KV cache would let members share
+the prefix's cells, but in 0.3.36 a sequence's logits then move (by up to 0.5) with the cells other sequences hold
+at the same positions; separate streams give every request exactly the logits it gets alone, at the price of a
+copy of the prefix per member. A request longer than a stream (an initial-rubric prompt quoting every sample) runs
+alone in a second, single-sequence context of `max_context` cells, made when first needed.
+
+Sampling, logprobs and the repetition penalty are computed here from the raw logits with numpy (judges/backends/
+sampler.py), so verdicts carry P(YES) without llama.cpp's logits_all buffer, and seeds mean what they mean in the
+transformers backend (one generator per request, seeded by seed and sample index).
+
+llama-cpp-python is pinned exactly (the `local` extra): this module uses its ctypes bindings of llama.h and the
+thin wrappers in llama_cpp._internals, which follow llama.cpp's C API from release to release.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..accounting import Accounting
+from ..models import REGISTRY, bundled_gguf, canonical_spec
+from ..types import Completion, Message, Request, TokenLogprobs, Usage
+from .chat import encode_chat
+from .inprocess import InProcessBackend
+from .prefix import common_prefix_len, plan_prefix_groups
+from .sampler import Sampler
+
+_STOP_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>")
+#: the engine's name in cache keys: its answers differ from the transformers backend's (Q4_K_M vs bf16 weights)
+ENGINE = "llama.cpp"
+
+
+def available() -> bool:
+    """True when llama-cpp-python is installed (the `local` extra); never raises."""
+    try:
+        import llama_cpp  # noqa: F401
+    except Exception:  # noqa: BLE001 -- a missing or broken native build means "not available"
+        return False
+    return True
+
+
+def amx_build() -> bool:
+    """True when the installed llama.cpp was compiled with AMX kernels (see LlamaCppBackend._ensure_loaded)."""
+    import llama_cpp
+
+    return b"AMX_INT8 = 1" in (llama_cpp.llama_print_system_info() or b"")
+
+
+def gguf_path(spec: str, cache_dir: Path | None = None) -> Path:
+    """The GGUF a `local:` spec names: a bundled model (assembled and sha256-verified once) or a .gguf file."""
+    name = spec.removeprefix("local:").strip()
+    if name in REGISTRY:
+        return bundled_gguf(name, cache_dir)
+    path = Path(name).expanduser().resolve()
+    if path.is_file() and path.suffix == ".gguf":
+        return path
+    raise FileNotFoundError(
+        f"llama.cpp runs GGUF files: {spec!r} is neither a bundled model ({sorted(REGISTRY)}) nor a .gguf file; "
+        "use --local-engine transformers for a transformers model folder"
+    )
+
+
+@dataclass
+class _Seq:
+    """One request on its way through the model."""
+
+    index: int
+    ids: list[int]
+    max_new: int
+    sampler: Sampler
+    seq_id: int = -1
+    generated: list[int] = field(default_factory=list)
+    logprobs: list[TokenLogprobs] = field(default_factory=list)
+
+
+@dataclass
+class _Context:
+    """A llama.cpp context: `n_seq` sequences of `seq_ctx` cells each; sequence 0 keeps `resident` tokens."""
+
+    ctx: Any  # _internals.LlamaContext
+    n_seq: int
+    seq_ctx: int
+    resident: list[int] = field(default_factory=list)
+
+    def reset(self, llama_cpp: Any) -> None:
+        llama_cpp.llama_memory_clear(self.ctx.memory, True)
+        self.resident = []
+
+
+@dataclass
+class _Loaded:
+    llama_cpp: Any
+    model: Any  # _internals.LlamaModel
+    batched: _Context
+    batch: Any  # llama_batch with room for n_batch tokens
+    n_batch: int
+    n_vocab: int
+    stop_ids: frozenset[int]
+    template: Any  # a Jinja2ChatFormatter
+    long: _Context | None = None
+    pieces: dict[int, bytes] = field(default_factory=dict)
+
+    def piece(self, token: int) -> bytes:
+        out = self.pieces.get(token)
+        if out is None:
+            buf = ctypes.create_string_buffer(256)
+            n = self.llama_cpp.llama_token_to_piece(self.model.vocab, token, buf, 256, 0, True)
+            out = bytes(buf[: max(0, n)])
+            self.pieces[token] = out
+        return out
+
+    def text_of(self, token: int) -> str:
+        return self.piece(token).decode("utf-8", errors="replace")
+
+
+class LlamaCppBackend(InProcessBackend):
+    """A GGUF model run in-process by llama.cpp on the CPU. Implements the Backend protocol."""
+
+    def __init__(
+        self,
+        spec: str,
+        accounting: Accounting | None = None,
+        *,
+        n_seq: int = 8,
+        seq_ctx: int = 4096,
+        max_context: int = 16384,
+        n_batch: int = 512,
+        threads: int | None = None,
+        flash_attn: bool = False,
+        min_prefix: int = 16,
+        cache_dir: Path | None = None,
+    ) -> None:
+        """`spec`: a registry name (judges.models.REGISTRY) or a .gguf file.
+
+        `n_seq` requests of up to `seq_ctx` tokens (prompt + max_tokens) are decoded together; longer ones, up to
+        `max_context`, run one at a time. `flash_attn` is off by default: on CPU it computes attention in f16,
+        which moved the embedded judge's P(YES) logprobs by up to 0.2 against the f32 path.
+        """
+        super().__init__(accounting)
+        self.spec = canonical_spec(spec)
+        self.model = "local:" + self.spec
+        self.cache_id = f"{self.model}@{ENGINE}"
+        self.n_seq = max(1, n_seq)
+        self.seq_ctx = max(256, seq_ctx)
+        self.max_context = max(self.seq_ctx, max_context)
+        self.n_batch = max(32, n_batch)
+        self.threads = threads or max(1, os.cpu_count() or 1)
+        self.flash_attn = flash_attn
+        self.min_prefix = max(1, min_prefix)
+        self.cache_dir = cache_dir
+        self._loaded: _Loaded | None = None
+
+    # ------------------------------------------------------------------------------------------------ loading
+
+    def _unload(self) -> None:
+        lm, self._loaded = self._loaded, None
+        if lm is not None:
+            lm.llama_cpp.llama_batch_free(lm.batch)
+            for c in (lm.batched, lm.long):
+                if c is not None:
+                    c.ctx.close()
+            lm.model.close()
+
+    def _context(self, llama_cpp: Any, model: Any, n_seq: int, seq_ctx: int) -> _Context:
+        from llama_cpp import _internals
+
+        p = llama_cpp.llama_context_default_params()
+        p.n_ctx = n_seq * seq_ctx
+        p.n_batch = self.n_batch
+        p.n_ubatch = self.n_batch
+        p.n_seq_max = n_seq
+        p.kv_unified = False  # one KV stream per sequence (see the module docstring)
+        p.n_threads = self.threads
+        p.n_threads_batch = self.threads
+        p.flash_attn_type = (
+            llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED if self.flash_attn else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        )
+        p.no_perf = True
+        ctx = _internals.LlamaContext(model=model, params=p, verbose=False)
+        return _Context(ctx, n_seq, ctx.n_ctx() // n_seq)
+
+    def _ensure_loaded(self) -> _Loaded:
+        if self._loaded is not None:
+            return self._loaded
+        import llama_cpp
+        from llama_cpp import _internals
+        from llama_cpp._logger import set_verbose
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        set_verbose(False)  # llama.cpp logs every tensor at load otherwise
+        llama_cpp.llama_backend_init()
+        path = gguf_path(self.spec, self.cache_dir)
+        mparams = llama_cpp.llama_model_default_params()
+        mparams.n_gpu_layers = 0
+        # Extra buffer types repack weights for faster CPU kernels, but a build with AMX kernels
+        # (-march=native on a Sapphire Rapids or newer CPU) also routes matmuls to its AMX buffer, which crashed
+        # (SIGSEGV in ggml_backend_amx_mul_mat) on the 2-core machines we test on. Such a build runs without
+        # them; build with AMX off (README, .ci/run) to keep the repacked kernels.
+        mparams.use_extra_bufts = not amx_build()
+        model = _internals.LlamaModel(path_model=str(path), params=mparams, verbose=False)
+        template = model.metadata().get("tokenizer.chat_template")
+        if not template:
+            raise ValueError(f"{path} has no chat template (tokenizer.chat_template) in its metadata")
+        stop = {t for t in range(model.n_vocab()) if llama_cpp.llama_vocab_is_eog(model.vocab, t)}
+        for s in _STOP_TOKENS:
+            ids = model.tokenize(s.encode(), False, True)
+            if len(ids) == 1:
+                stop.add(ids[0])
+
+        def token_text(t: int) -> str:
+            return model.token_get_text(t) if t >= 0 else ""
+
+        fmt = Jinja2ChatFormatter(template, eos_token=token_text(model.token_eos()),
+                                  bos_token=token_text(model.token_bos()))
+        batched = self._context(llama_cpp, model, self.n_seq, self.seq_ctx)
+        batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
+        self._loaded = _Loaded(llama_cpp, model, batched, batch, self.n_batch, model.n_vocab(), frozenset(stop), fmt)
+        return self._loaded
+
+    def _long(self, lm: _Loaded) -> _Context:
+        if lm.long is None:
+            lm.long = self._context(lm.llama_cpp, lm.model, 1, self.max_context)
+        return lm.long
+
+    # ------------------------------------------------------------------------------------------------ compute
+
+    def _compute(self, requests: list[Request]) -> list[Completion]:
+        out: list[Completion | None] = [None] * len(requests)
+        try:
+            lm = self._ensure_loaded()
+        except Exception as e:  # noqa: BLE001 -- a missing wheel or corrupt file fails every request, clearly
+            return [Completion(error=f"{type(e).__name__}: {e}") for _ in requests]
+        short: list[_Seq] = []
+        long: list[_Seq] = []
+        for i, req in enumerate(requests):
+            try:
+                ids = self._encode(lm, req.messages)
+            except Exception as e:  # noqa: BLE001 -- a backend reports failures, it never raises them
+                out[i] = Completion(error=f"could not render prompt: {type(e).__name__}: {e}")
+                continue
+            if len(ids) >= self.max_context or not ids:
+                out[i] = Completion(
+                    error=f"prompt is {len(ids)} tokens; {self.model} runs with a context of {self.max_context}",
+                    usage=Usage(prompt_tokens=len(ids)),
+                )
+                continue
+            s = _Seq(i, ids, max(0, min(req.params.max_tokens, self.max_context - len(ids))), Sampler(req.params))
+            (short if len(ids) + s.max_new <= lm.batched.seq_ctx else long).append(s)
+        work = [(lm.batched, group, p) for group, p in self._plan(short, lm.batched.n_seq)]
+        work += [(self._long(lm), [s], len(s.ids) - 1) for s in long] if long else []
+        for ctx, group, p in work:
+            t0 = time.monotonic()
+            try:
+                self._run_group(lm, ctx, group, p)
+                latency = (time.monotonic() - t0) / len(group)
+                for s in group:
+                    out[s.index] = self._completion(lm, s, latency)
+            except Exception as e:  # noqa: BLE001 -- fail this group's requests, keep the rest
+                ctx.reset(lm.llama_cpp)
+                for s in group:
+                    out[s.index] = Completion(error=f"{type(e).__name__}: {e}", usage=Usage(len(s.ids), 0, 0.0))
+        return [c if c is not None else Completion(error="internal: no result") for c in out]
+
+    @staticmethod
+    def _encode(lm: _Loaded, messages: Sequence[Message]) -> list[int]:
+        def render(msgs: Sequence[Message]) -> str:
+            return lm.template(messages=list(msgs)).prompt
+
+        def tokenize(text: str, special: bool) -> list[int]:
+            return list(lm.model.tokenize(text.encode("utf-8"), False, special))
+
+        return encode_chat(messages, render, tokenize)
+
+    def _plan(self, seqs: list[_Seq], n_seq: int) -> list[tuple[list[_Seq], int]]:
+        """Batches of at most n_seq requests sharing a prefix. A request in no prefix group runs alone with all
+        but its last token as the prefix, so it still reuses whatever sequence 0 holds from the last call."""
+        out: list[tuple[list[_Seq], int]] = []
+        for p, members in plan_prefix_groups([s.ids for s in seqs], min_prefix=self.min_prefix):
+            group = sorted((seqs[i] for i in members), key=lambda s: (len(s.ids), s.index))
+            if p == 0:
+                out.extend(([s], len(s.ids) - 1) for s in group)
+            else:
+                out.extend((group[k : k + n_seq], p) for k in range(0, len(group), n_seq))
+        return out
+
+    def _decode(self, lm: _Loaded, ctx: _Context, tokens: list[tuple[int, int, int, bool]]) -> None:
+        """llama_decode of (token, position, sequence, wants_logits) entries, n_batch at a time (logits are
+        readable only for the last chunk: entries that want them are decoded in a call of their own)."""
+        for start in range(0, len(tokens), lm.n_batch):
+            self._check_cancelled()
+            chunk = tokens[start : start + lm.n_batch]
+            b = lm.batch
+            b.n_tokens = len(chunk)
+            for j, (tok, pos, seq, logits) in enumerate(chunk):
+                b.token[j] = tok
+                b.pos[j] = pos
+                b.n_seq_id[j] = 1
+                b.seq_id[j][0] = seq
+                b.logits[j] = logits
+            rc = lm.llama_cpp.llama_decode(ctx.ctx.ctx, b)
+            if rc != 0:
+                raise RuntimeError(f"llama_decode returned {rc} (KV cache full or invalid batch)")
+
+    def _logits(self, lm: _Loaded, ctx: _Context, batch_pos: int) -> np.ndarray:
+        ptr = lm.llama_cpp.llama_get_logits_ith(ctx.ctx.ctx, batch_pos)
+        return np.ctypeslib.as_array(ptr, shape=(lm.n_vocab,))
+
+    def _run_group(self, lm: _Loaded, ctx: _Context, group: list[_Seq], p: int) -> None:
+        """The prefix into sequence 0 (reusing what it holds), copied to the other members' sequences, then
+        every member's suffix and decode steps in shared batches. Sequence 0 is member 0's and keeps the prefix."""
+        mem = ctx.ctx.memory
+        cp = lm.llama_cpp
+        prefix = group[0].ids[:p]
+        keep = common_prefix_len(ctx.resident, prefix)
+        cp.llama_memory_seq_rm(mem, 0, keep, -1)
+        ctx.resident = ctx.resident[:keep]
+        try:
+            self._decode(lm, ctx, [(t, keep + k, 0, False) for k, t in enumerate(prefix[keep:])])
+            ctx.resident = list(prefix)
+            for n, s in enumerate(group):
+                s.seq_id = n
+                if n:
+                    cp.llama_memory_seq_cp(mem, 0, n, -1, -1)  # a whole-stream copy: sequence 0 holds the prefix
+            live = [s for s in group if s.max_new > 0]
+            # every suffix token but the last, then the last ones in one batch whose logits start the decoding
+            self._decode(lm, ctx, [(t, p + k, s.seq_id, False) for s in live for k, t in enumerate(s.ids[p:-1])])
+            active = live
+            step = [(s.ids[-1], len(s.ids) - 1, s.seq_id, True) for s in active]
+            while active:
+                self._decode(lm, ctx, step)
+                still: list[_Seq] = []
+                for j, s in enumerate(active):
+                    tok = s.sampler.pick(self._logits(lm, ctx, j), s.generated, s.logprobs, lm.text_of)
+                    s.generated.append(tok)
+                    if tok not in lm.stop_ids and len(s.generated) < s.max_new:
+                        still.append(s)
+                active = still
+                step = [(s.generated[-1], len(s.ids) + len(s.generated) - 1, s.seq_id, True) for s in active]
+        except BaseException:
+            ctx.reset(cp)
+            raise
+        cp.llama_memory_seq_rm(mem, 0, p, -1)
+        for s in group[1:]:
+            cp.llama_memory_seq_rm(mem, s.seq_id, -1, -1)
+
+    @staticmethod
+    def _completion(lm: _Loaded, s: _Seq, latency: float) -> Completion:
+        ids = s.generated
+        if ids and ids[-1] in lm.stop_ids:
+            ids = ids[:-1]
+        text = b"".join(lm.piece(t) for t in ids).decode("utf-8", errors="replace")
+        return Completion(
+            text=text,
+            logprobs=s.logprobs[: len(ids)] if s.sampler.params.logprobs else [],
+            usage=Usage(prompt_tokens=len(s.ids), completion_tokens=len(s.generated), cost_usd=0.0),
+            latency_s=latency,
+        )

@@ -1,0 +1,82 @@
+"""Refinement profiles (paper / local / auto) and the refine bar's per-prompt ETA."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from rrd.cli_commands import RefineView, add_refine_args, refine_config_from_args, refine_profile
+from rrd.config import PROFILES, RefineConfig, auto_profile, profile_config
+from rrd.refine import Progress
+
+
+def parse(*argv: str, default_profile: str = "auto") -> argparse.Namespace:
+    p = argparse.ArgumentParser()
+    add_refine_args(p, default_profile=default_profile)
+    return p.parse_args(list(argv))
+
+
+def test_paper_profile_is_the_dataclass_defaults() -> None:
+    assert profile_config("paper") == RefineConfig()
+    with pytest.raises(ValueError, match="unknown profile"):
+        profile_config("fast")
+
+
+def test_auto_is_local_only_when_every_model_is_local() -> None:
+    assert auto_profile(["local:qwen2.5-coder-1.5b"]) == "local"
+    assert auto_profile(["local:qwen2.5-coder-1.5b", "gpt-4o"]) == "paper"
+    assert refine_profile(parse()) == "local"  # the embedded default judge
+    assert refine_profile(parse("--judge", "gpt-4o")) == "paper"
+    assert refine_profile(parse("--samplers", "gpt-4o")) == "paper"  # an API sampler affords the paper's N
+    assert refine_profile(parse("--strong-model", "gpt-4o")) == "paper"
+
+
+def test_local_profile_sizes_and_explicit_flags_win() -> None:
+    local = refine_config_from_args(parse())
+    for k, v in PROFILES["local"].items():
+        assert getattr(local, k) == v
+    paper = refine_config_from_args(parse("--profile", "paper"))
+    assert (paper.n_samples, paper.satisfy_threshold, paper.sample_max_tokens) == (8, 2, 1024)
+    mixed = refine_config_from_args(parse("--n-samples", "6", "--sample-max-tokens", "300"))
+    assert (mixed.n_samples, mixed.sample_max_tokens, mixed.reference_max_tokens) == (6, 300, 300)
+    assert mixed.satisfy_threshold == PROFILES["local"]["satisfy_threshold"]  # the rest stays the profile's
+    # benchmarks default to the paper's protocol whatever the models
+    assert refine_config_from_args(parse(default_profile="paper")) == RefineConfig()
+
+
+class Bar:
+    def __init__(self) -> None:
+        self.postfix = ""
+
+    def set_postfix_str(self, s: str) -> None:
+        self.postfix = s
+
+
+class Acc:
+    def postfix(self) -> str:
+        return "calls 0"
+
+
+def progress(stage: str, queue: int = 0, processed: int = 0, pid: str = "p1") -> Progress:
+    return Progress(pid, stage, queue, 0, 0, 0, 0.0, processed)
+
+
+def test_eta_from_the_loop_rate_then_from_finished_prompts() -> None:
+    now = [0.0]
+    bar = Bar()
+    view = RefineView(bar, Acc(), clock=lambda: now[0])
+    view(progress("sampling"))
+    assert "0:00 eta ?" in bar.postfix  # nothing measured yet
+    now[0] = 60.0
+    view(progress("grading 10", queue=10))
+    now[0] = 90.0
+    view(progress("deciding", queue=6, processed=3))  # 3 rubrics in 30 s of loop: 10 s each, 6 queued
+    assert "1:30 eta 1:00" in bar.postfix
+    now[0] = 120.0
+    view(progress("done"))
+    # the next prompt, before its loop: the mean duration of finished prompts (120 s) minus the time spent
+    view(progress("sampling", pid="p2"))
+    now[0] = 150.0
+    view.show()
+    assert "0:30 eta 1:30" in bar.postfix
