@@ -17,6 +17,7 @@ BENCH_NAMES = ["judgebench", "ppe-human", "ppe-mmlu-pro", "ppe-math", "ppe-gpqa"
 
 
 def eval_command(sub: argparse._SubParsersAction) -> None:
+    from judges.cli_args import COUNT, POSITIVE, number
     from rrd.cli_commands import add_refine_args
 
     p = sub.add_parser(
@@ -31,22 +32,22 @@ def eval_command(sub: argparse._SubParsersAction) -> None:
                         "ablations (pair benchmarks only)")
     p.add_argument("--data", default=None, help="local file or Hub id (default: the benchmark's Hub dataset)")
     p.add_argument("--split", default=None, help="dataset split (default: the benchmark's, e.g. gpt for JudgeBench)")
-    p.add_argument("--limit", type=int, default=None, help="evaluate the first N items (after --shuffle-seed)")
+    p.add_argument("--limit", type=POSITIVE, default=None, help="evaluate the first N items (after --shuffle-seed)")
     p.add_argument("--shuffle-seed", type=int, default=None, help="shuffle items with this seed before --limit")
     p.add_argument("--out", default=None, help="output folder (default runs/eval/BENCH)")
     p.add_argument("--rubric-samples", choices=["sampled", "item"], default="sampled",
                    help="responses rubrics are conditioned on: sampled (the paper: N samples per prompt) or the "
                         "item's own responses (no sampling calls; labels are never shown)")
     p.add_argument("--soft", action="store_true", help="rubric methods score with P(YES) instead of hard verdicts")
-    p.add_argument("--tie-margin", type=float, default=0.0)
-    p.add_argument("--item-concurrency", type=int, default=4, help="items judged at once")
+    p.add_argument("--tie-margin", type=number(float), default=0.0)
+    p.add_argument("--item-concurrency", type=POSITIVE, default=4, help="items judged at once")
     g = p.add_argument_group("policy evaluation (HealthBench, BiGGen); --judge is the grader")
     g.add_argument("--policy", default=None, help="model string of the policy, e.g. local:/path/to/checkpoint")
     g.add_argument("--policy-api-base", default=None)
-    g.add_argument("--policy-temperature", type=float, default=0.0)
-    g.add_argument("--policy-max-tokens", type=int, default=2048)
-    g.add_argument("--grader-max-tokens", type=int, default=1024)
-    g.add_argument("--grader-retries", type=int, default=2, help="re-asks of an unreadable grader answer")
+    g.add_argument("--policy-temperature", type=number(float), default=0.0)
+    g.add_argument("--policy-max-tokens", type=POSITIVE, default=2048)
+    g.add_argument("--grader-max-tokens", type=POSITIVE, default=1024)
+    g.add_argument("--grader-retries", type=COUNT, default=2, help="re-asks of an unreadable grader answer")
     p.add_argument("--dry-run", action="store_true", help="estimate calls, tokens and dollars; spend nothing")
     p.add_argument("--report-only", action="store_true", help="rebuild report.md and plots from results.jsonl")
     add_refine_args(p, default_profile="paper")  # benchmarks keep the paper's protocol unless asked

@@ -21,6 +21,8 @@ class Accounting:
     calls: int = 0
     cache_hits: int = 0
     failures: int = 0
+    #: answers that arrived but could not be read as a verdict (unscored, like failures; cached, unlike them)
+    unreadable: int = 0
     retries: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -60,6 +62,10 @@ class Accounting:
             self.cost_usd += cost_usd
             self.latency_s += latency_s
 
+    def record_unreadable(self, n: int = 1) -> None:
+        with self._lock:
+            self.unreadable += n
+
     def record_hit(self) -> None:
         with self._lock:
             self.cache_hits += 1
@@ -72,4 +78,5 @@ class Accounting:
 
     def postfix(self) -> str:
         """Short text for a tqdm postfix."""
-        return f"calls={self.calls} hits={self.cache_hits} fail={self.failures} ${self.cost_usd:.4f}"
+        unreadable = f" unreadable={self.unreadable}" if self.unreadable else ""
+        return f"calls={self.calls} hits={self.cache_hits} fail={self.failures}{unreadable} ${self.cost_usd:.4f}"

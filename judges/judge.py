@@ -17,7 +17,8 @@ from .backends.api import ApiBackend, RetryPolicy
 from .backends.base import Backend
 from .cache import CompletionCache, cache_key, default_cache_path
 from .parsing import batch_p_yes, first_verdict_p_yes, parse_json_verdicts, parse_pairwise, parse_yes_no
-from .types import Completion, Message, PairVerdict, Request, SamplingParams, Usage, Verdict
+from .types import (Completion, Message, PairVerdict, Request, SamplingParams, Usage, Verdict, failure_reason,
+                    is_unreadable)
 
 DEFAULT_JUDGE = "local:qwen2.5-coder-1.5b"
 GradingMode = Literal["single", "batch"]
@@ -45,6 +46,9 @@ class JudgeConfig:
     include_prompt: bool = False
     verdict_max_tokens: int = 2
     pairwise_max_tokens: int = 1024
+    #: re-asks of a grading answer that arrived but could not be read, each with the unreadable answer and a
+    #: reminder of the format (grade-v3-reask); 0 leaves it unscored (the paper is silent on this)
+    reask_unreadable: int = 0
     cache: bool = True
     cache_path: str | None = None
     budget_usd: float | None = None
@@ -237,7 +241,7 @@ class Judge:
         usage = completion.usage
         if not completion.ok:
             return [
-                Verdict(criteria[i], None, raw="", reason=f"call failed: {completion.error}", usage=usage)
+                Verdict(criteria[i], None, raw="", reason=failure_reason(completion), usage=usage)
                 for i in idx
             ]
         text = completion.text
@@ -280,16 +284,39 @@ class Judge:
         """Calls actually sent for one item's verdicts (cache hits cost none)."""
         return sum(s for v, s in zip(verdicts, self.call_shares(len(verdicts))) if not v.cached)
 
+    def _readable(self, n_criteria: int, completion: Completion) -> bool:
+        """Whether a successful grading answer can be read at all (single: YES/NO; batch: a list of the right
+        length); unreadable entries inside a readable list are unscored on their own and not re-asked."""
+        if self.config.grading_mode == "single":
+            return parse_yes_no(completion.text) is not None
+        return parse_json_verdicts(completion.text, n_criteria) is not None
+
     async def grade_many(self, items: Sequence[GradeItem]) -> list[list[Verdict]]:
-        """Grade every item's criteria in one batch of calls (concurrent for APIs, prefix-batched locally)."""
+        """Grade every item's criteria in one batch of calls (concurrent for APIs, prefix-batched locally).
+        Answers that cannot be read are re-asked up to `reask_unreadable` times, and counted in the accounting
+        when they stay unreadable."""
+        assert self.accounting is not None
         plan: list[tuple[int, list[int], Request]] = []
         for n, item in enumerate(items):
             plan.extend((n, idx, req) for idx, req in self._grade_requests(item))
-        completions = await self.run([req for _, _, req in plan])
+        asked = [req for _, _, req in plan]
+        completions = await self.run(asked)
+        for _ in range(self.config.reask_unreadable):
+            redo = [k for k, c in enumerate(completions) if c.ok and not self._readable(len(plan[k][1]), c)]
+            if not redo:
+                break
+            asks = [Request(templates.reask(asked[k].messages, completions[k].text, self.config.grading_mode,
+                                            len(plan[k][1])), asked[k].params, templates.REASK_VERSION)
+                    for k in redo]
+            for k, ask, c in zip(redo, asks, await self.run(asks)):
+                if c.ok:  # a failed re-ask keeps the unreadable answer: it says more than the error
+                    asked[k], completions[k] = ask, c
         out: list[list[Verdict | None]] = [[None] * len(item.criteria) for item in items]
         for (n, idx, _), completion in zip(plan, completions):
             for i, verdict in zip(idx, self._verdicts(list(items[n].criteria), idx, completion)):
                 out[n][i] = verdict
+        self.accounting.record_unreadable(sum(
+            v is not None and v.met is None and is_unreadable(v.reason) for row in out for v in row))
         return [[v for v in row if v is not None] for row in out]
 
     async def grade(self, criteria: Sequence[str], response: str, prompt: str | None = None) -> list[Verdict]:
@@ -304,10 +331,12 @@ class Judge:
         out = []
         for c in await self.run(reqs):
             if not c.ok:
-                out.append(PairVerdict(None, "", f"call failed: {c.error}", c.usage, c.cached))
+                out.append(PairVerdict(None, "", failure_reason(c), c.usage, c.cached))
                 continue
             winner = parse_pairwise(c.text)
             reason = None if winner else f"no [[A]]/[[B]]/[[C]] verdict in {c.text[-200:]!r}"
+            if winner is None:
+                self.accounting.record_unreadable()  # type: ignore[union-attr]
             out.append(PairVerdict(winner, c.text, reason, c.usage, c.cached))  # type: ignore[arg-type]
         return out
 

@@ -13,6 +13,7 @@ import re
 from .types import Message
 
 TEMPLATE_VERSION = "grade-v3"
+REASK_VERSION = "grade-v3-reask"
 
 GRADER_SYSTEM = (
     "You are a strict, impartial grader. You check whether a response satisfies one criterion. "
@@ -21,17 +22,34 @@ GRADER_SYSTEM = (
 )
 
 
-_TAG = re.compile(r"<\s*(/?)\s*(prompt|response(?:_[AB])?)\s*>", re.IGNORECASE)
-# Chat-format control tokens (<|im_end|>, <|eot_id|>, <|start_header_id|>, ...): a zero-width space after "<"
-# keeps a tokenizer from reading them as the real special tokens that would end the user turn.
-_CONTROL = re.compile(r"<(?=\|)")
+# Anything that could be read as one of our tags: opening, closing or self-closing, with attributes, any case or
+# spacing (`</response x="1">`, `</response/>`, `< /RESPONSE >`). Escaping its "<" is enough: no tag without it.
+_TAG = re.compile(r"<(?=\s*/?\s*(?:prompt|response)(?:_[ab])?(?![a-z0-9]))", re.IGNORECASE)
+# Chat-format control tokens of the model families users serve, so a response cannot end its turn and forge the
+# judge's answer on a server that parses special tokens in message text: ChatML/Qwen/Phi/Llama-3/gpt-oss
+# (<|im_end|>, <|eot_id|>, <|end|> ...), DeepSeek (<｜end▁of▁sentence｜>, <｜User｜> ...), Gemma
+# (<start_of_turn>, <end_of_turn>, <bos>, <eos>) and Llama-2/Mistral (<s>, </s>, [INST], [/INST], <<SYS>>,
+# [SYSTEM_PROMPT], [TOOL_CALLS] ...). A zero-width space after the first character keeps a tokenizer from
+# matching the special token; local backends also encode message text without parsing special tokens at all.
+_CONTROL = re.compile(
+    r"<(?=[|\uff5c])"
+    r"|<(?=/?(?:start_of_turn|end_of_turn|bos|eos|pad|unk|s)>)"
+    r"|<(?=</?SYS>>)"
+    r"|\[(?=/?(?:INST|SYSTEM_PROMPT|AVAILABLE_TOOLS|TOOL_CALLS|TOOL_RESULTS|TOOL_CONTENT)\])",
+    re.IGNORECASE,
+)
+
+def neutralise(text: str) -> str:
+    """`text` with our tags escaped and chat control tokens broken, otherwise unchanged. Only the messages of
+    responses holding such text change, and messages are in the cache key: no TEMPLATE_VERSION bump needed."""
+    text = _TAG.sub("&lt;", text)
+    return _CONTROL.sub(lambda m: m.group(0) + "\u200b", text)
 
 
 def delimit(tag: str, text: str) -> str:
     """Wrap text in <tag>...</tag>, escaping any of our tags inside it, so a response cannot close its own block
     and smuggle text (a fake criterion, a fake verdict) into the judge's instructions."""
-    text = _CONTROL.sub("<\u200b", _TAG.sub(lambda m: f"&lt;{m.group(1)}{m.group(2)}&gt;", text))
-    return f"<{tag}>\n{text}\n</{tag}>"
+    return f"<{tag}>\n{neutralise(text)}\n</{tag}>"
 
 
 def _response_block(response: str, prompt: str | None) -> str:
@@ -63,6 +81,16 @@ def grade_batch(criteria: list[str], response: str, prompt: str | None = None) -
         'Example for 3 criteria: ["YES", "NO", "YES"]'
     )
     return [{"role": "system", "content": GRADER_SYSTEM}, {"role": "user", "content": shared + task}]
+
+
+def reask(messages: list[Message], answer: str, mode: str, n_criteria: int) -> list[Message]:
+    """The grading conversation again, with the unreadable answer and a reminder of the only accepted format."""
+    if mode == "single":
+        fmt = "exactly one word: YES or NO"
+    else:
+        fmt = f'only a JSON list of {n_criteria} strings, each "YES" or "NO", and nothing else'
+    return [*messages, {"role": "assistant", "content": answer},
+            {"role": "user", "content": f"That answer could not be read. Answer with {fmt}."}]
 
 
 PAIRWISE_SYSTEM = (

@@ -76,6 +76,9 @@ class Completion:
     error: str | None = None
     attempts: int = 1
     refused: bool = False  # not sent because the budget would be exceeded
+    #: whether sending the request again may succeed; False for errors that would repeat (a 4xx other than
+    #: 408/409/425/429, a prompt longer than the model's context), which a re-run does not retry
+    retryable: bool = True
 
     @property
     def ok(self) -> bool:
@@ -98,7 +101,30 @@ class Completion:
             error=d.get("error"),
             attempts=d.get("attempts", 1),
             refused=d.get("refused", False),
+            retryable=d.get("retryable", True),
         )
+
+
+#: how the reason of an unscored verdict starts when its call failed; a re-run retries these
+CALL_FAILED = "call failed: "
+#: ... and when the failure would repeat (not retried)
+CALL_FAILED_PERMANENTLY = "call failed (not retryable): "
+
+
+def failure_reason(completion: Completion) -> str:
+    """The reason recorded for a verdict whose call failed; says whether a re-run retries it."""
+    prefix = CALL_FAILED if completion.retryable else CALL_FAILED_PERMANENTLY
+    return prefix + (completion.error or "")
+
+
+def is_retryable_failure(reason: str | None) -> bool:
+    """Whether an unscored verdict's reason is a call failure worth retrying on a re-run."""
+    return bool(reason) and reason.startswith(CALL_FAILED)  # type: ignore[union-attr]
+
+
+def is_unreadable(reason: str | None) -> bool:
+    """Whether an unscored verdict's reason is an answer that arrived but could not be read."""
+    return bool(reason) and not reason.startswith("call failed")  # type: ignore[union-attr]
 
 
 @dataclass

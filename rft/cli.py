@@ -14,12 +14,14 @@ from typing import Sequence
 
 
 def _add_args(p: argparse.ArgumentParser) -> None:
+    from judges.cli_args import POSITIVE
+
     p.add_argument("config", metavar="CONFIG.yaml", help="training config (configs/smoke_cpu.yaml, "
                    "configs/paper_gpu.yaml)")
     p.add_argument("--output-dir", default=None, help="override output_dir (checkpoints, train_log.jsonl, "
                    "reward_curve.png)")
-    p.add_argument("--max-steps", type=int, default=None, help="override grpo.max_steps")
-    p.add_argument("--max-prompts", type=int, default=None, help="override data.max_prompts")
+    p.add_argument("--max-steps", type=POSITIVE, default=None, help="override grpo.max_steps")
+    p.add_argument("--max-prompts", type=POSITIVE, default=None, help="override data.max_prompts")
     p.add_argument("--rubrics", default=None, help="override rubrics.path")
     p.add_argument("--judge", default=None, help="override judge.model (e.g. local:smollm2-135m)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -82,13 +84,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     _add_args(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    from rrd.io import InputError
+    from judges import BudgetExceeded
+    from rrd.io import USER_ERRORS
+    from rrd.resume import BUDGET_EXIT
 
     try:
         return _run(args)
-    except InputError as exc:
+    except USER_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BudgetExceeded as exc:
+        print(f"stopped: {exc}", file=sys.stderr)
+        return BUDGET_EXIT
 
 
 if __name__ == "__main__":

@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from judges.accounting import BudgetExceeded
 from judges.judge import JudgeConfig
 from rrd import interrupt
 from rrd.cli_commands import Models, PromptTask, refine_all
 from rrd.config import RefineConfig
 from rrd.io import JsonlAppender
+from rrd.resume import Stop
 from rrd.records import RubricSet
 from rrd.rubric_files import load_rubric_sets, prompt_key
 
@@ -69,9 +71,13 @@ async def _refine(tasks: list[PromptTask], models: Models, refine: RefineConfig,
     from tqdm import tqdm
 
     bar = tqdm(total=len(tasks), desc="refine", unit="prompt")
+    stop = Stop()
     try:
         with JsonlAppender(path) as out:
-            return await refine_all(tasks, models, refine, out, prompt_concurrency, bar)
+            refined = await refine_all(tasks, models, refine, out, prompt_concurrency, bar, stop=stop)
+        if stop.budget is not None:  # training on a partial rubric file would silently drop prompts
+            raise BudgetExceeded(stop.message("prompt"))
+        return refined
     finally:
         bar.close()
         await models.aclose()

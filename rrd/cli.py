@@ -49,11 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    from .io import InputError
+    from .io import USER_ERRORS
 
     try:
         return int(args.func(args) or 0)
-    except InputError as exc:  # bad input is the user's to fix: say where, without a traceback
+    except USER_ERRORS as exc:  # bad input or output is the user's to fix: say where, without a traceback
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

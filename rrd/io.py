@@ -13,7 +13,12 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; two runs on one output are then the user's to avoid
+    fcntl = None  # type: ignore[assignment]
 
 
 class InputError(ValueError):
@@ -23,6 +28,30 @@ class InputError(ValueError):
         where = source + (f", line {line}" if line is not None else "") + (f", field {field!r}" if field else "")
         super().__init__(f"{where}: {problem}")
         self.source, self.line, self.field, self.problem = source, line, field, problem
+
+
+class OutputError(ValueError):
+    """An output that cannot be written (a directory, no permission, another run holds it)."""
+
+    def __init__(self, path: str | os.PathLike[str], problem: str):
+        super().__init__(f"{path}: {problem}")
+        self.path, self.problem = str(path), problem
+
+
+#: what a command reports as a one-line `error:` (exit code 2) instead of a traceback
+USER_ERRORS = (InputError, OutputError)
+
+
+def _not_text(path: Path) -> InputError:
+    """The error for a file that is not UTF-8, naming the first line that does not decode."""
+    with open(path, "rb") as fh:
+        for i, raw in enumerate(fh, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return InputError(str(path), i, None, f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column "
+                                                      f"{exc.start + 1}); is this a binary file?")
+    return InputError(str(path), None, None, "not UTF-8 text")
 
 
 @dataclass
@@ -74,15 +103,21 @@ def _read_file(path: Path, limit: int | None) -> Iterator[Row]:
     count = 0
     if path.suffix == ".csv":
         with open(path, newline="", encoding="utf-8") as fh:
-            for i, record in enumerate(csv.DictReader(fh)):
-                if limit is not None and count >= limit:
-                    return
-                count += 1
-                yield Row(src, i + 2, dict(record))  # +2: header is line 1
+            reader = csv.DictReader(fh)
+            try:
+                for record in reader:
+                    if limit is not None and count >= limit:
+                        return
+                    count += 1
+                    yield Row(src, reader.line_num, dict(record))
+            except UnicodeDecodeError:
+                raise _not_text(path) from None
         return
     if path.suffix == ".json":
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise _not_text(path) from None
         except json.JSONDecodeError as exc:
             raise InputError(src, exc.lineno, None, f"invalid JSON: {exc.msg}") from exc
         if not isinstance(data, list):
@@ -92,8 +127,12 @@ def _read_file(path: Path, limit: int | None) -> Iterator[Row]:
                 raise InputError(src, None, f"[{i}]", "record is not an object")
             yield Row(src, i + 1, record)
         return
-    with open(path, encoding="utf-8") as fh:
-        for i, line in enumerate(fh, start=1):
+    with open(path, "rb") as fh:  # bytes, so an undecodable line is reported with its number
+        for i, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise _not_text(path) from None
             if not line.strip():
                 continue
             if limit is not None and count >= limit:
@@ -111,13 +150,36 @@ def _read_file(path: Path, limit: int | None) -> Iterator[Row]:
 class JsonlAppender:
     """Append-only JSONL results: each record is flushed and fsynced as it arrives, so a crash loses at most the
     record being written. On open, a torn last line (from a crash mid-write) is cut off, and the complete records
-    already there are available for resuming."""
+    already there are available for resuming.
+
+    The file is locked (flock) while open: a second run on the same output fails at once with OutputError instead
+    of interleaving a second copy of every record. An output that cannot be written fails the same way, before
+    any work is done."""
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.existing: list[dict[str, Any]] = self._load_and_repair()
-        self._fh = open(self.path, "a", encoding="utf-8")
+        if self.path.is_dir():
+            raise OutputError(self.path, "is a directory; give a file path such as results.jsonl")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = open(self.path, "a", encoding="utf-8")
+        except OSError as exc:
+            raise OutputError(self.path, f"cannot write here: {exc.strerror or exc}") from None
+        try:
+            self._lock()
+            self.existing: list[dict[str, Any]] = self._load_and_repair()
+        except BaseException:
+            self._fh.close()
+            raise
+
+    def _lock(self) -> None:
+        if fcntl is None:
+            return
+        try:
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputError(self.path, "another run is writing to this file; wait for it to finish or give "
+                                         "another --out") from None
 
     def _load_and_repair(self) -> list[dict[str, Any]]:
         if not self.path.exists():
@@ -129,7 +191,7 @@ class JsonlAppender:
             for raw in fh:
                 try:
                     records.append(json.loads(raw))
-                except json.JSONDecodeError:
+                except ValueError:  # JSONDecodeError, or bytes that are not UTF-8
                     if raw.endswith(b"\n") and not raw.strip():
                         good_bytes += len(raw)
                         continue
@@ -157,6 +219,15 @@ class JsonlAppender:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def latest_by(records: Iterable[dict[str, Any]], key: str) -> dict[Any, dict[str, Any]]:
+    """The last record for each value of `key`, in first-seen order: an append-only file redoes an item by
+    appending its new record, so the last one is the item's current state and summaries count each item once."""
+    latest: dict[Any, dict[str, Any]] = {}
+    for r in records:
+        latest[r.get(key)] = r
+    return latest
 
 
 def write_atomic(path: str | os.PathLike[str], text: str) -> None:

@@ -73,6 +73,15 @@ def compare(
     return "A" if diff > 0 else "B"
 
 
+def undecided(verdict: PairVerdict | None, rule: TieRule | str = TieRule.HALF,
+              tie_break: PairVerdict | None = None) -> bool:
+    """A pair the judge could not decide: no rubric scored for both responses (verdict None) and, under
+    PAIRWISE, no readable tie-break either; or, under PAIRWISE, a tie whose tie-break could not be read."""
+    if TieRule(rule) is TieRule.PAIRWISE:
+        return verdict in ("tie", None) and tie_break is None
+    return verdict is None
+
+
 def pair_credit(
     verdict: PairVerdict | None,
     label: Literal["A", "B"],
@@ -81,28 +90,30 @@ def pair_credit(
 ) -> float:
     """Accuracy credit for one pair: 1 correct, 0 wrong, and a tie according to the rule.
 
-    A None verdict (no rubric scored for both responses) carries no evidence either way, so it is
-    credited like a tie. Under PAIRWISE the caller must pass tie_break, the direct pairwise judge's verdict
-    for a tied pair; a tie_break that is itself a tie earns 0.5, as a coin flip would.
+    An undecided pair (see `undecided`) earns 0, as a failed verdict does in `rrd eval`'s official protocols
+    (JudgeBench's counter, PPE): a judge that could not answer has not agreed with the label, and crediting it
+    0.5 would reward failing on hard pairs. Callers report undecided pairs separately. Under PAIRWISE the caller
+    passes tie_break, the direct pairwise judge's verdict for a tied pair; a tie_break that is itself a tie
+    earns 0.5, as a coin flip would.
     """
     rule = TieRule(rule)
     if label not in ("A", "B"):
         raise ValueError(f"label must be 'A' or 'B', got {label!r}")
     if verdict not in ("A", "B", "tie", None):
         raise ValueError(f"verdict must be 'A', 'B', 'tie' or None, got {verdict!r}")
+    if tie_break not in ("A", "B", "tie", None):
+        raise ValueError(f"tie_break must be 'A', 'B', 'tie' or None, got {tie_break!r}")
+    if undecided(verdict, rule, tie_break):
+        return 0.0
     if verdict in ("A", "B"):
         return 1.0 if verdict == label else 0.0
-    if rule is TieRule.HALF:
+    if rule is TieRule.HALF:  # a tie (None is undecided under HALF and TIE)
         return 0.5
     if rule is TieRule.TIE:
         return 0.0
-    if tie_break is None:
-        raise ValueError("TieRule.PAIRWISE needs tie_break: the direct pairwise judge's verdict for this tie")
-    if tie_break not in ("A", "B", "tie"):
-        raise ValueError(f"tie_break must be 'A', 'B' or 'tie', got {tie_break!r}")
     if tie_break == "tie":
         return 0.5
-    return 1.0 if tie_break == label else 0.0
+    return 1.0 if tie_break == label else 0.0  # PAIRWISE: the direct judge decides a tie or an unscored pair
 
 
 def _as_arrays(weights: Sequence[float], verdicts: Sequence[Verdict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

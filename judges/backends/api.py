@@ -138,6 +138,12 @@ class ApiBackend:
         self._clients: dict[int, Any] = {}
         self._priced: bool | None = None
 
+    @property
+    def cache_id(self) -> str:
+        """The model's name in cache keys. Two servers serving one model name are two judges (different weights,
+        quantisation or chat template), so a server's address is part of it."""
+        return f"{self.model}@{self.api_base.rstrip('/')}" if self.api_base else self.model
+
     def _pick_transport(self, transport: Transport) -> Transport:
         if transport != "auto":
             return transport
@@ -260,7 +266,8 @@ class ApiBackend:
                 status = _status(exc)
                 error = f"{type(exc).__name__}" + (f" (HTTP {status})" if status else "") + f": {exc}"
                 if attempt >= self.retry.max_retries or not is_retryable(exc):
-                    return Completion(error=error[:2000], attempts=attempt + 1, latency_s=time.perf_counter() - start)
+                    return Completion(error=error[:2000], attempts=attempt + 1, latency_s=time.perf_counter() - start,
+                                      retryable=is_retryable(exc))
                 await asyncio.sleep(self.retry.delay(attempt, retry_after_seconds(exc)))
                 attempt += 1
 

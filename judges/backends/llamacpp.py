@@ -252,13 +252,13 @@ class LlamaCppBackend(InProcessBackend):
             try:
                 ids = self._encode(lm, req.messages)
             except Exception as e:  # noqa: BLE001 -- a backend reports failures, it never raises them
-                out[i] = Completion(error=f"could not render prompt: {type(e).__name__}: {e}")
+                out[i] = Completion(error=f"could not render prompt: {type(e).__name__}: {e}",
+                                    retryable=False)
                 continue
             if len(ids) >= self.max_context or not ids:
-                out[i] = Completion(
-                    error=f"prompt is {len(ids)} tokens; {self.model} runs with a context of {self.max_context}",
-                    usage=Usage(prompt_tokens=len(ids)),
-                )
+                out[i] = Completion(  # never ran: no tokens to count; would fail again the same way
+                    retryable=False,
+                    error=f"prompt is {len(ids)} tokens; {self.model} runs with a context of {self.max_context}")
                 continue
             s = _Seq(i, ids, max(0, min(req.params.max_tokens, self.max_context - len(ids))), Sampler(req.params))
             (short if len(ids) + s.max_new <= lm.batched.seq_ctx else long).append(s)

@@ -165,13 +165,13 @@ class LocalBackend(InProcessBackend):
             try:
                 ids = self._encode(lm, req)
             except Exception as e:  # noqa: BLE001 -- a backend reports failures, it never raises them
-                out[i] = Completion(error=f"could not render prompt: {type(e).__name__}: {e}")
+                out[i] = Completion(error=f"could not render prompt: {type(e).__name__}: {e}",
+                                    retryable=False)
                 continue
             if len(ids) >= lm.max_context:
-                out[i] = Completion(
-                    error=f"prompt is {len(ids)} tokens; {self.model} has a context of {lm.max_context}",
-                    usage=Usage(prompt_tokens=len(ids)),
-                )
+                out[i] = Completion(  # never ran: no tokens to count; would fail again the same way
+                    retryable=False,
+                    error=f"prompt is {len(ids)} tokens; {self.model} has a context of {lm.max_context}")
                 continue
             max_new = max(0, min(req.params.max_tokens, lm.max_context - len(ids)))
             rows.append(_Row(i, ids, req.params, max_new))

@@ -133,14 +133,19 @@ def test_more_requests_than_sequences_and_longer_than_a_stream_all_complete() ->
 
 
 def test_too_long_prompt_is_an_error_completion() -> None:
-    small = LlamaCppBackend(SPEC, n_seq=2, seq_ctx=256, max_context=512)
+    from judges import Accounting
+
+    accounting = Accounting()
+    small = LlamaCppBackend(SPEC, accounting, n_seq=2, seq_ctx=256, max_context=512)
     try:
         out = run(small.complete([Request([{"role": "user", "content": "word " * 600}], SamplingParams(max_tokens=4)),
                                   Request([{"role": "user", "content": "Say hi."}], SamplingParams(max_tokens=2))]))
     finally:
         run(small.aclose())
-    assert not out[0].ok and "context of 512" in (out[0].error or "")
+    assert not out[0].ok and "context of 512" in (out[0].error or "") and not out[0].retryable
     assert out[1].ok and out[1].usage.completion_tokens >= 1
+    # only what ran is counted: the rejected prompt's 600 tokens never reached the model
+    assert out[0].usage.prompt_tokens == 0 and accounting.prompt_tokens == out[1].usage.prompt_tokens < 100
 
 
 def test_control_tokens_in_content_stay_text(backend: LlamaCppBackend) -> None:

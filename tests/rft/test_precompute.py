@@ -38,7 +38,7 @@ def test_refines_only_missing_prompts_and_appends(tmp_path, monkeypatch):
     _sets_file(f, [{"prompt": "Say hi.", "rubrics": ["Says hi."], "prompt_id": ids[0]}])
     seen = []
 
-    async def fake_refine_all(tasks, models, config, out, prompt_concurrency, bar=None):
+    async def fake_refine_all(tasks, models, config, out, prompt_concurrency, bar=None, **kwargs):
         done = {r.get("prompt_id") for r in out.existing}
         result = []
         for t in tasks:

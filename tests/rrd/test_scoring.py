@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rrd.scoring import TieRule, compare, pair_credit, score_response
+from rrd.scoring import TieRule, compare, pair_credit, score_response, undecided
 
 
 # --- score_response ------------------------------------------------------------------------------------------
@@ -92,14 +92,18 @@ def test_pair_credit_ties_by_rule() -> None:
     assert pair_credit("tie", "A", TieRule.PAIRWISE, tie_break="B") == 0.0
     assert pair_credit("tie", "B", TieRule.PAIRWISE, tie_break="tie") == 0.5
     assert pair_credit("tie", "B", "half") == 0.5  # rules may be given by name, as in a config file
-    with pytest.raises(ValueError):
-        pair_credit("tie", "A", TieRule.PAIRWISE)  # the caller must break the tie
 
 
-def test_pair_credit_none_verdict_is_credited_like_a_tie() -> None:
-    assert pair_credit(None, "A", TieRule.HALF) == 0.5
-    assert pair_credit(None, "A", TieRule.TIE) == 0.0
-    assert pair_credit(None, "B", TieRule.PAIRWISE, tie_break="B") == 1.0
+def test_pair_credit_undecided_pairs_earn_nothing() -> None:
+    """No rubric scored for both responses is undecided, not a tie: 0, as a failed verdict in rrd eval's
+    protocols, not the 0.5 a coin flip would earn. Under PAIRWISE the direct judge may still decide it, and a
+    tie-break that could not be read leaves the pair undecided instead of raising."""
+    assert undecided(None, TieRule.HALF) and pair_credit(None, "A", TieRule.HALF) == 0.0
+    assert undecided(None, TieRule.TIE) and pair_credit(None, "A", TieRule.TIE) == 0.0
+    assert not undecided(None, TieRule.PAIRWISE, "B") and pair_credit(None, "B", TieRule.PAIRWISE, tie_break="B") == 1.0
+    assert undecided("tie", TieRule.PAIRWISE, None) and pair_credit("tie", "A", TieRule.PAIRWISE) == 0.0
+    assert undecided(None, TieRule.PAIRWISE, None)
+    assert not undecided("tie", TieRule.HALF) and not undecided("A", TieRule.PAIRWISE)
 
 
 def test_pair_credit_rejects_bad_input() -> None:

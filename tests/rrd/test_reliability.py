@@ -1,0 +1,281 @@
+"""Nothing lost, nothing stale, no tracebacks: `rrd judge` and `rrd refine` end to end through the CLI against a
+real HTTP server on loopback that fails on cue (500s, unreadable answers, a second server, a budget)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from rrd.cli import main
+from rrd.io import InputError, JsonlAppender, OutputError, latest_by, read_rows
+from rrd.resume import BUDGET_EXIT, judged_redo_reason, refined_redo_reason
+from tests.loopback_server import LoopbackServer, Reply
+
+PAIRS = [{"pair_id": f"p{i}", "prompt": f"Name colour number {i}.", "response_A": f"The colour red, {i}.",
+          "response_B": "I do not know.", "label": "A"} for i in range(3)]
+RUBRICS = [{"prompt": p["prompt"], "rubrics": ["Names a colour.", "Is polite."]} for p in PAIRS]
+
+
+class Server:
+    """A grader whose behaviour a test switches between runs: 'ok' (YES when the response names a colour),
+    '500', 'maybe' (an unreadable verdict; YES once re-asked) or 'no' (NO to everything, pairwise unreadable)."""
+
+    def __init__(self, mode: str = "ok"):
+        self.mode = mode
+
+    def __call__(self, n: int, req: dict) -> Reply:
+        text = req["messages"][-1]["content"]
+        if self.mode == "500":
+            return Reply(status=500)
+        if self.mode == "no":
+            return Reply(text="NO" if "Criterion" in text else "I cannot decide between them.")
+        if self.mode == "maybe":
+            reasked = any(m["role"] == "assistant" for m in req["messages"])
+            return Reply(text="YES" if reasked else "MAYBE")
+        grading = next(m["content"] for m in req["messages"] if m["role"] == "user")
+        response = grading.split("<response>")[1].split("</response>")[0]
+        return Reply(text="YES" if "colour" in response else "NO")
+
+
+@pytest.fixture
+def files(tmp_path):
+    pairs, rubrics = tmp_path / "pairs.jsonl", tmp_path / "rubrics.jsonl"
+    pairs.write_text("".join(json.dumps(p) + "\n" for p in PAIRS))
+    rubrics.write_text("".join(json.dumps(r) + "\n" for r in RUBRICS))
+    return tmp_path, pairs, rubrics
+
+
+def _judge_argv(tmp_path, pairs, rubrics, server, *extra, out="verdicts.jsonl", model="grader"):
+    return ["judge", str(pairs), "--rubrics", str(rubrics), "--out", str(tmp_path / out), "--judge", model,
+            "--api-base", server.api_base, "--cache-path", str(tmp_path / "cache.sqlite"), "--max-retries", "0",
+            "--no-logprobs", *extra]
+
+
+def _latest(path) -> dict:
+    return latest_by((r.data for r in read_rows(str(path))), "pair_id")
+
+
+def test_failed_pairs_are_retried_on_rerun_and_counted_once(files, capsys):
+    tmp_path, pairs, rubrics = files
+    switch = Server("500")
+    with LoopbackServer(switch) as server:
+        argv = _judge_argv(tmp_path, pairs, rubrics, server)
+        assert main(argv) == 0
+        first = capsys.readouterr().out
+        records = _latest(tmp_path / "verdicts.jsonl")
+        assert all(r["failed"] == 4 and r["undecided"] for r in records.values())
+        assert all("HTTP 500" in reason for r in records.values() for reason in r["reasons_A"] + r["reasons_B"])
+        assert "pairs with failed calls: 3" in first and "call failed 12" in first
+
+        switch.mode = "ok"
+        sent = len(server.requests)
+        assert main(argv) == 0
+        captured = capsys.readouterr()
+        assert len(server.requests) - sent == 12  # every failed call re-sent once, nothing else
+        assert "resuming: 0 pairs done, redoing 3 failed" in captured.err
+        assert len((tmp_path / "verdicts.jsonl").read_text().splitlines()) == 6  # appended, not rewritten
+        assert "pairs: 3 " in captured.out and "accuracy: 1.000 (3/3)" in captured.out  # each pair counted once
+        assert all(r["failed"] == 0 and r["verdict"] == "A" for r in _latest(tmp_path / "verdicts.jsonl").values())
+
+        sent = len(server.requests)
+        assert main(argv) == 0  # all answered: nothing to redo
+        assert len(server.requests) == sent and "resuming: 3 pairs done" in capsys.readouterr().err
+
+
+def test_retry_none_keeps_failed_records(files, capsys):
+    tmp_path, pairs, rubrics = files
+    switch = Server("500")
+    with LoopbackServer(switch) as server:
+        argv = _judge_argv(tmp_path, pairs, rubrics, server)
+        assert main(argv) == 0
+        switch.mode, sent = "ok", len(server.requests)
+        assert main([*argv, "--retry", "none"]) == 0
+        assert len(server.requests) == sent
+
+
+def test_changed_pair_behind_the_same_id_is_judged_again(files, capsys):
+    tmp_path, pairs, rubrics = files
+    with LoopbackServer(Server()) as server:
+        argv = _judge_argv(tmp_path, pairs, rubrics, server)
+        assert main(argv) == 0
+        changed = [dict(p) for p in PAIRS]
+        changed[1]["response_B"] = "Blue is a colour."
+        pairs.write_text("".join(json.dumps(p) + "\n" for p in changed))
+        sent = len(server.requests)
+        assert main(argv) == 0
+        assert "redoing 1 changed" in capsys.readouterr().err
+        assert len(server.requests) - sent == 2  # only the new response's two rubrics
+        assert _latest(tmp_path / "verdicts.jsonl")["p1"]["verdict"] == "tie"
+
+
+def test_changed_rubric_set_rejudges_its_pairs(files, capsys):
+    tmp_path, pairs, rubrics = files
+    with LoopbackServer(Server()) as server:
+        argv = _judge_argv(tmp_path, pairs, rubrics, server)
+        assert main(argv) == 0
+        edited = [dict(r) for r in RUBRICS]
+        edited[0]["rubrics"] = ["Names a colour.", "Is short."]
+        rubrics.write_text("".join(json.dumps(r) + "\n" for r in edited))
+        assert main(argv) == 0
+        assert "redoing 1 rubrics changed" in capsys.readouterr().err
+
+
+def test_second_run_on_the_same_output_fails_fast(files, capsys):
+    tmp_path, pairs, rubrics = files
+    with LoopbackServer(Server()) as server, JsonlAppender(tmp_path / "verdicts.jsonl"):
+        assert main(_judge_argv(tmp_path, pairs, rubrics, server)) == 2
+        assert len(server.requests) == 0
+    assert "another run is writing to this file" in capsys.readouterr().err
+
+
+def test_cache_keeps_two_servers_with_one_model_name_apart(files, capsys):
+    tmp_path, pairs, rubrics = files
+    with LoopbackServer(Server()) as first, LoopbackServer(Server("no")) as second:
+        assert main(_judge_argv(tmp_path, pairs, rubrics, first, out="one.jsonl")) == 0
+        assert main(_judge_argv(tmp_path, pairs, rubrics, second, out="two.jsonl")) == 0
+        assert len(second.requests) == 12  # not served from the first server's answers
+    assert all(r["verdict"] == "tie" for r in _latest(tmp_path / "two.jsonl").values())
+
+
+def test_unreadable_answers_are_counted_undecided_and_reasked_on_request(files, capsys):
+    tmp_path, pairs, rubrics = files
+    with LoopbackServer(Server("maybe")) as server:
+        argv = _judge_argv(tmp_path, pairs, rubrics, server)
+        assert main(argv) == 0
+        out = capsys.readouterr().out
+        records = _latest(tmp_path / "verdicts.jsonl").values()
+        assert all(r["unreadable"] == 4 and r["undecided"] and r["credit"] == 0.0 for r in records)
+        assert "unscored verdicts: 12 (unreadable 12)" in out and "12 unreadable answers" in out
+        assert "undecided: 3 (counted wrong" in out and "accuracy: 0.000 (0/3)" in out
+        sent = len(server.requests)
+        assert main(argv) == 0  # --retry failed: unreadable answers are not re-asked
+        assert len(server.requests) == sent
+        assert main([*argv, "--retry", "unscored"]) == 0
+        reasks = server.requests[sent:]
+        assert len(reasks) == 12 and all(r["messages"][-2] == {"role": "assistant", "content": "MAYBE"}
+                                         for r in reasks)
+        assert all(r["unscored"] == 0 for r in _latest(tmp_path / "verdicts.jsonl").values())
+
+
+def test_unreadable_pairwise_tie_break_leaves_the_pair_undecided(files, capsys):
+    tmp_path, pairs, rubrics = files
+    with LoopbackServer(Server("no")) as server:
+        assert main(_judge_argv(tmp_path, pairs, rubrics, server, "--tie-rule", "pairwise")) == 0
+    records = _latest(tmp_path / "verdicts.jsonl").values()
+    assert len(records) == 3
+    assert all(r["verdict"] == "tie" and r["tie_break"] is None and r["undecided"] for r in records)
+    assert all("tie-break unreadable" in r["undecided_reason"] for r in records)
+
+
+def _budget_argv(tmp_path, pairs, rubrics, server, budget):
+    # gpt-4o behind an api_base: litellm prices it, so the budget applies to the loopback server's answers
+    return _judge_argv(tmp_path, pairs, rubrics, server, "--budget-usd", budget, model="gpt-4o")
+
+
+def test_budget_stop_prints_the_summary_and_exits_with_its_code(files, capsys):
+    tmp_path, pairs, rubrics = files
+    with LoopbackServer(Server()) as server:
+        assert main(_budget_argv(tmp_path, pairs, rubrics, server, "0.0001")) == BUDGET_EXIT
+        captured = capsys.readouterr()
+        assert len(server.requests) == 0
+        assert "budget reached" in captured.err and "3 pairs not done" in captured.err
+        assert "this run: 0 calls" in captured.out
+
+        assert main(_budget_argv(tmp_path, pairs, rubrics, server, "0.002")) == BUDGET_EXIT
+        sent = len(server.requests)
+        assert sent > 0, "calls that fit the budget must be sent"
+        capsys.readouterr()
+        assert main(_budget_argv(tmp_path, pairs, rubrics, server, "1")) == 0
+        paid = {json.dumps(r, sort_keys=True) for r in server.requests[:sent]}
+        resent = [r for r in server.requests[sent:] if json.dumps(r, sort_keys=True) in paid]
+        assert len(server.requests) > sent and not resent  # what was paid for came from the cache
+        assert len(_latest(tmp_path / "verdicts.jsonl")) == 3
+
+
+@pytest.mark.parametrize("flag,value", [("--budget-usd", "0"), ("--budget-usd", "-1"), ("--concurrency", "0"),
+                                        ("--pair-concurrency", "0"), ("--limit", "0"), ("--timeout", "0"),
+                                        ("--n-samples", "x"), ("--tie-margin", "-0.1")])
+def test_bad_numbers_are_refused_at_parse_time(files, flag, value, capsys):
+    tmp_path, pairs, rubrics = files
+    with pytest.raises(SystemExit) as exc:
+        main(["judge", str(pairs), "--rubrics", str(rubrics), "--out", str(tmp_path / "v.jsonl"), flag, value])
+    assert exc.value.code == 2 and flag in capsys.readouterr().err
+
+
+def test_unwritable_outputs_are_clear_errors(files, capsys):
+    tmp_path, pairs, rubrics = files
+    (tmp_path / "a_file").write_text("x")
+    for out, says in [(tmp_path, "is a directory"), (tmp_path / "a_file" / "v.jsonl", "cannot write here")]:
+        argv = ["judge", str(pairs), "--rubrics", str(rubrics), "--out", str(out), "--judge", "m",
+                "--api-base", "http://127.0.0.1:9/v1"]
+        assert main(argv) == 2
+        assert says in capsys.readouterr().err
+    with pytest.raises(OutputError):
+        JsonlAppender(tmp_path)
+
+
+def test_binary_input_names_the_file_and_line(tmp_path, capsys):
+    for name in ("pairs.jsonl", "pairs.csv", "pairs.json"):
+        path = tmp_path / name
+        path.write_bytes(b'{"prompt": "ok"}\n' + b"\x89PNG\r\n\x1a\n\x00\xff\xfe" if name.endswith("l")
+                         else b"prompt,response_A\n\xff\xfe,x\n")
+        with pytest.raises(InputError, match=r"line 2: not UTF-8 text"):
+            list(read_rows(str(path)))
+    (tmp_path / "image.jsonl").write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
+    assert main(["judge", str(tmp_path / "image.jsonl"), "--rubrics", str(tmp_path / "r.jsonl"),
+                 "--out", str(tmp_path / "v.jsonl")]) == 2
+    assert re.search(r"image\.jsonl, line 1: not UTF-8 text \(byte 0x89 at column 1", capsys.readouterr().err)
+
+
+def test_redo_rules():
+    done = {"item_hash": "h", "rubric_set": "r", "failed": 0, "unscored": 0, "undecided": False, "reasons_A": []}
+    assert judged_redo_reason(done, "h", "r", "failed") is None
+    assert judged_redo_reason(done, "other", "r", "none") == "changed"
+    assert judged_redo_reason(done, "h", "r2", "none") == "rubrics changed"
+    assert judged_redo_reason({**done, "failed": 1}, "h", "r", "failed") == "failed"
+    assert judged_redo_reason({**done, "failed": 1}, "h", "r", "none") is None
+    assert judged_redo_reason({**done, "unscored": 2}, "h", "r", "failed") is None
+    assert judged_redo_reason({**done, "unscored": 2}, "h", "r", "unscored") == "unscored"
+    old = {"pair_id": "x", "rubric_set": "r", "unscored": 2}  # written before reasons were kept
+    assert judged_redo_reason(old, "h", "r", "failed") == "failed"
+    rs = {"prompt": "p", "samples": [{"text": "a", "model": "provided"}], "stats": {"failures": 0},
+          "stopped": "queue_empty"}
+    assert refined_redo_reason(rs, "p", ["a"], "failed") is None
+    assert refined_redo_reason(rs, "p2", None, "failed") == "changed"
+    assert refined_redo_reason(rs, "p", ["b"], "failed") == "changed"
+    assert refined_redo_reason({**rs, "stats": {"failures": 3}}, "p", None, "failed") == "failed"
+    assert refined_redo_reason({**rs, "stopped": "failed"}, "p", None, "failed") is None
+    assert refined_redo_reason({**rs, "stopped": "failed"}, "p", None, "unscored") == "unscored"
+
+
+def _refine_script(switch: Server):
+    def script(n: int, req: dict) -> Reply:
+        if switch.mode == "500":
+            return Reply(status=500)
+        text = req["messages"][-1]["content"]
+        if "Write a list of rubrics" in text:
+            return Reply(text='["The response names a colour."]')
+        return Reply(text="YES")
+    return script
+
+
+def test_failed_refinement_is_refined_again(tmp_path, capsys):
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(json.dumps({"prompt": "Name a colour.", "responses": ["Red.", "Blue."]}) + "\n")
+    out = tmp_path / "rubrics.jsonl"
+    switch = Server("500")
+    with LoopbackServer(_refine_script(switch)) as server:
+        argv = ["refine", str(prompts), "--out", str(out), "--judge", "m", "--api-base", server.api_base,
+                "--cache-path", str(tmp_path / "c.sqlite"), "--max-retries", "0", "--no-misalignment",
+                "--no-decompose", "--no-overlap", "--no-conflict"]
+        assert main(argv) == 0
+        [first] = [json.loads(x) for x in out.read_text().splitlines()]
+        assert first["stopped"] == "failed" and first["stats"]["failures"] > 0
+        switch.mode = "ok"
+        assert main(argv) == 0
+        assert "redoing 1 failed" in capsys.readouterr().err
+        latest = latest_by((json.loads(x) for x in out.read_text().splitlines()), "prompt_id")
+        [rs] = latest.values()
+        assert rs["stopped"] != "failed" and len(rs["accepted"]) == 1
