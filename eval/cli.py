@@ -47,6 +47,9 @@ def eval_command(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--policy-temperature", type=number(float), default=0.0)
     g.add_argument("--policy-max-tokens", type=POSITIVE, default=2048)
     g.add_argument("--grader-max-tokens", type=POSITIVE, default=1024)
+    g.add_argument("--biggen-llm-judge", choices=["official", "grade", "skip"], default="official",
+                   help="BiGGen's 18 llm_judge items: official = skipped for Prometheus graders (as "
+                        "run_response_eval.py), graded otherwise")
     g.add_argument("--grader-retries", type=COUNT, default=2, help="re-asks of an unreadable grader answer")
     p.add_argument("--dry-run", action="store_true", help="estimate calls, tokens and dollars; spend nothing")
     p.add_argument("--report-only", action="store_true", help="rebuild report.md and plots from results.jsonl")
@@ -72,6 +75,7 @@ def _config(args: argparse.Namespace) -> Any:
         soft=args.soft,
         tie_margin=args.tie_margin,
         item_concurrency=args.item_concurrency,
+        biggen_llm_judge=args.biggen_llm_judge,
         refine=refine_config_from_args(args),
         policy=PolicyConfig(temperature=args.policy_temperature, max_tokens=args.policy_max_tokens,
                             grader_max_tokens=args.grader_max_tokens, grader_retries=args.grader_retries),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -67,13 +67,16 @@ def judgebench_summary(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     all rows must use the same protocol. Besides accuracy:
     - tie_rate: share of pairs with no final decision: counter == 0 in the two-game protocol (this includes the
       inconsistent pairs and pairs whose games both failed), a "tie" verdict in the single game;
-    - inconsistency_rate (two-game only, else None): share of pairs whose two games gave opposite decisive
-      verdicts (A and B after the flip-back), i.e. pure position bias;
+    - opposite_verdict_rate (two-game only, else None; ours): share of pairs whose two games gave opposite
+      decisive verdicts (A and B after the flip-back), i.e. pure position bias;
+    - decision_mismatch_rate (two-game only, else None; JudgeBench's `n_inconsistent` in utils/metrics.py at
+      e2c52c2, computed there and never reported): share of pairs whose two decisions differ in any way, decisive
+      vs tie and a failed game vs an answer included (two failed games agree);
     - failure_rate: share of games (not pairs) whose verdict is None.
     """
     n_games_per_pair: int | None = None
     per_family: dict[str, list[float]] = defaultdict(list)
-    n = correct = ties = inconsistent = games = failures = 0
+    n = correct = ties = opposite = mismatched = games = failures = 0
     for row in rows:
         label, verdicts = row["label"], list(row["games"])
         if len(verdicts) not in (1, 2):
@@ -85,7 +88,8 @@ def judgebench_summary(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         if len(verdicts) == 2:
             counter = two_game_counter(label, verdicts[0], verdicts[1])
             ok, tie = counter > 0, counter == 0
-            inconsistent += set(verdicts) == {"A", "B"}
+            opposite += set(verdicts) == {"A", "B"}
+            mismatched += verdicts[0] != verdicts[1]
         else:
             if label not in ("A", "B"):
                 raise ValueError(f"label must be 'A' or 'B', got {label!r}")
@@ -101,7 +105,8 @@ def judgebench_summary(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         **_accuracy(correct, n),
         "per_family": {f: _accuracy(sum(v), len(v)) for f, v in sorted(per_family.items())},
         "tie_rate": _rate(ties, n),
-        "inconsistency_rate": _rate(inconsistent, n) if n_games_per_pair == 2 else None,
+        "opposite_verdict_rate": _rate(opposite, n) if n_games_per_pair == 2 else None,
+        "decision_mismatch_rate": _rate(mismatched, n) if n_games_per_pair == 2 else None,
         "failure_rate": _rate(failures, games),
         "protocol": "two-game" if n_games_per_pair == 2 else "single-game",
     }
@@ -385,34 +390,48 @@ def healthbench_summary(
 
 # --- BiGGen Bench -----------------------------------------------------------------------------------------------------
 
-_RESULT = re.compile(r"\[RESULT\]", re.IGNORECASE)
-_SCORE_AFTER = re.compile(r"[\s:*(\[]*([1-5])(?![0-9]|\.[0-9])")
+# prometheus-eval's absolute-mode reader (libs/prometheus-eval/prometheus_eval/parser.py at dcfb442, used by
+# BiGGen-Bench/run_response_eval.py), re-expressed: one of its markers, the score, optionally "/5", "out of 5" or
+# a closing bracket, and nothing after it but whitespace. Digits are Unicode digits, as Python's \d ("３" is 3).
+_PROMETHEUS_SCORE = re.compile(
+    r"(?:\[RESULT\]|\[SCORE\]|Score:?|Result:?|\[Result\]:?|score\s+of)"  # the markers it accepts
+    r"\s*[(\[\s]*(\d+)"  # opening brackets or spaces, then the number
+    r"(?:[)\]\s]|/\s*5|\s*out\s*of\s*5)?\s*$",  # an optional closing, then the end of the answer
+    re.IGNORECASE,
+)
 
 
-def parse_prometheus(text: str) -> int | None:
-    """The 1-5 score of a Prometheus absolute grade ("feedback [RESULT] k"), read after the LAST "[RESULT]" so a
-    feedback that quotes the format is not mistaken for the verdict. Tolerates "[RESULT]: 4", "[RESULT] (4)",
-    "[RESULT] **4**" and trailing text; anything else (no marker, 0, 6, 4.5, 45) is None, i.e. unscored."""
+def parse_prometheus(text: str | None) -> int | None:
+    """The 1-5 score of a Prometheus absolute grade, read exactly as prometheus-eval's parse_output(mode=
+    "absolute") reads it: the score must end the answer ("... [RESULT] 4", "Score: 4", "[RESULT] 04",
+    "[RESULT] 5 out of 5"). Anything else is None (unscored, and re-asked by the policy evaluator): a score
+    followed by more text, out of range (0, 6, 45), fractional (2.5) or ambiguous ("3-4", "3 or 4", "4,5")."""
     if not isinstance(text, str):
         return None
-    markers = list(_RESULT.finditer(text))
-    if not markers:
+    m = _PROMETHEUS_SCORE.search(text)
+    if m is None:
         return None
-    m = _SCORE_AFTER.match(text, markers[-1].end())
-    return int(m.group(1)) if m else None
+    score = int(m.group(1))
+    return score if 1 <= score <= 5 else None
 
 
 def biggen_summary(rows: Iterable[Mapping[str, Any]], n_bootstrap: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """BiGGen scores from rows {capability, score: 1-5 or None (failed parse)}.
+    """BiGGen scores from rows {capability, score: 1-5 or None (failed parse)[, skipped: reason]}.
 
     Per capability: mean over parsed scores, n, failures and a bootstrap 95% CI. Overall is the official macro
     average (unweighted mean of the capability means); its CI resamples within each capability, so every
     bootstrap replicate keeps the capability mix. Failures are excluded from the means and reported.
-    The micro mean (over all scored instances) is given for reference only.
+    The micro mean (over all scored instances) is given for reference only. Rows the protocol does not grade
+    (`skipped`, e.g. llm_judge items for a Prometheus grader) count in `skipped` by reason and nowhere else, as the
+    official make_report.py never sees them.
     """
     scores: dict[str, list[int]] = defaultdict(list)
     failures: dict[str, int] = defaultdict(int)
+    skipped: Counter[str] = Counter()
     for row in rows:
+        if row.get("skipped"):
+            skipped[row["skipped"]] += 1
+            continue
         cap, score = row["capability"], row["score"]
         if score is None:
             failures[cap] += 1
@@ -438,5 +457,6 @@ def biggen_summary(rows: Iterable[Mapping[str, Any]], n_bootstrap: int = 1000, s
         "micro_mean": float(all_scores.mean()) if all_scores.size else math.nan,
         "n": int(all_scores.size),
         "failures": sum(failures.values()),
+        "skipped": dict(skipped),
         "per_capability": per_capability,
     }

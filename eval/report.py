@@ -275,18 +275,23 @@ def _pairs_section(summaries: dict[str, Any], groups: dict[str, list[dict[str, A
     if judgebench:
         families = sorted({f for s in summaries.values() for f in s["per_family"]})
         lines += ["| method | games | n | accuracy [95% CI] | " + " | ".join(families) +
-                  " | tie rate | inconsistency | failed games |",
-                  "|---|---|---|---|" + "---|" * len(families) + "---|---|---|"]
+                  " | tie rate | opposite verdicts | decision mismatch | failed games |",
+                  "|---|---|---|---|" + "---|" * len(families) + "---|---|---|---|"]
         for m, s in summaries.items():
             fam = " | ".join(_fmt_ci(s["per_family"][f]["accuracy"], s["per_family"][f]["ci"]) +
                              f" (n={s['per_family'][f]['n']})" if f in s["per_family"] else "–" for f in families)
             games = METHODS[m].games if m in METHODS else "?"
-            incon = f"{s['inconsistency_rate']:.3f}" if games == 2 else "–"
+            two = games == 2 and s.get("decision_mismatch_rate") is not None
+            opposite = f"{s['opposite_verdict_rate']:.3f}" if two else "–"
+            mismatch = f"{s['decision_mismatch_rate']:.3f}" if two else "–"
             lines.append(f"| {m} | {games} | {s['n']} | {_fmt_ci(s['accuracy'], s['ci'])} | {fam} | "
-                         f"{s['tie_rate']:.3f} | {incon} | {s['failure_rate']:.3f} |")
+                         f"{s['tie_rate']:.3f} | {opposite} | {mismatch} | {s['failure_rate']:.3f} |")
         lines += ["", "Two-game methods: a pair is correct iff the counter (+1 per game agreeing with the label, -1 "
                   "against, 0 for a tie or failed verdict) is positive. Single-game (rubric) methods: correct iff "
-                  "the verdict equals the label; a tie is wrong. 95% Wilson intervals."]
+                  "the verdict equals the label; a tie is wrong. 95% Wilson intervals. Opposite verdicts (ours): the "
+                  "two games said A and B after the flip-back. Decision mismatch (JudgeBench's code, which computes "
+                  "it but never reports it): the two decisions differ in any way, a tie or a failed game included. "
+                  "Compare JudgeBench figures with the second."]
     else:
         lines += ["| method | n (non-tie) | accuracy [95% CI] |", "|---|---|---|"]
         for m, s in summaries.items():
@@ -394,4 +399,7 @@ def _biggen_section(summaries: dict[str, Any]) -> list[str]:
                   "| capability | mean [95% CI] | n | failed |", "|---|---|---|---|"]
         for cap, c in sorted(s["per_capability"].items()):
             lines.append(f"| {cap} | {_fmt_ci(c['mean'], c['ci'])} | {c['n']} | {c['failures']} |")
+        skipped = s.get("skipped", {})
+        lines += ["", f"Items covered ({m}): {s['n']} scored, {s['failures']} unparsed, "
+                      f"{sum(skipped.values())} skipped" + "".join(f"; {n} {why}" for why, n in skipped.items()), ""]
     return lines

@@ -14,7 +14,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 from rrd.cli_commands import Models
 from rrd.config import RefineConfig
@@ -44,6 +44,10 @@ class EvalConfig:
     soft: bool = False
     tie_margin: float = 0.0
     item_concurrency: int = 4
+    #: BiGGen's 18 `llm_judge` items (the instruction is itself a grading task). "official": as
+    #: BiGGen-Bench/run_response_eval.py runs them: skipped when the grader is a Prometheus model, graded with the
+    #: usual prompt otherwise; "grade" or "skip": always
+    biggen_llm_judge: Literal["official", "grade", "skip"] = "official"
     refine: RefineConfig = field(default_factory=RefineConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
 
@@ -75,6 +79,21 @@ def load_items(config: EvalConfig) -> list[Any]:
         random.Random(config.shuffle_seed).shuffle(items)
         items = items[: config.limit] if config.limit is not None else items
     return list(items)
+
+
+#: the graders for which BiGGen-Bench/run_response_eval.py (prometheus-eval at dcfb442) skips `llm_judge` items
+PROMETHEUS_GRADERS = ("prometheus-7b-v2.0", "prometheus-8x7b-v2.0", "prometheus-bgb-8x7b-v2.0")
+
+
+def biggen_skip_reason(item: Any, grader: str, rule: str) -> str | None:
+    """Why a BiGGen item is not graded under `rule` (see EvalConfig.biggen_llm_judge), or None to grade it."""
+    if "llm_judge" not in str(item.id) or rule == "grade":
+        return None
+    if rule == "skip":
+        return "llm_judge item (--biggen-llm-judge skip)"
+    if any(name in grader.lower() for name in PROMETHEUS_GRADERS):
+        return "llm_judge item: the official run_response_eval.py skips these for Prometheus graders"
+    return None
 
 
 def item_id(item: Any) -> str:
@@ -149,6 +168,8 @@ class EvalRun:
         if self.config.spec.kind in ("healthbench", "biggen"):
             if self.policy is None:
                 raise ValueError(f"{self.config.bench} evaluates a policy: give --policy MODEL")
+            if self.config.spec.kind == "biggen":
+                work = self._skip_biggen(work, results)
             with JsonlAppender(self.config.out_dir / "responses.jsonl") as responses:
                 evaluator = PolicyEvaluator(self.policy, self.models.judge, responses, self.config.policy)
                 await asyncio.gather(*(self._policy_guarded(sem, results, item, name, evaluator)
@@ -164,6 +185,22 @@ class EvalRun:
         finally:
             judge.close()
         return self.summary
+
+    def _skip_biggen(self, work: list[tuple[Any, list[str]]], results: JsonlAppender) -> list[tuple[Any, list[str]]]:
+        """Record the items the protocol does not grade (the report counts them) and return the others."""
+        kept = []
+        for item, names in work:
+            reason = biggen_skip_reason(item, self.models.judge.model, self.config.biggen_llm_judge)
+            if reason is None:
+                kept.append((item, names))
+                continue
+            for name in names:
+                results.append({"bench": self.config.bench, "method": name, "item_id": item_id(item),
+                                **item_fields(item), "score": None, "skipped": reason,
+                                "judge": self.models.judge.model})
+                self.summary.written += 1
+            self.progress(len(names))
+        return kept
 
     async def _item_methods(self, sem: asyncio.Semaphore, results: JsonlAppender, judge: MethodJudge, item: Any,
                             methods: list[Method]) -> None:

@@ -83,7 +83,7 @@ class Resume:
     def message(self, unit: str) -> str | None:
         if not (self.kept or self.redo):
             return None
-        text = f"resuming: {self.kept} {unit}s done"
+        text = f"resuming: {self.kept} {unit}{'' if self.kept == 1 else 's'} done"
         if self.redo:
             text += ", redoing " + ", ".join(f"{n} {why}" for why, n in self.redo.most_common())
         return text

@@ -105,7 +105,7 @@ async def test_direct_two_games_catch_position_bias_and_rubrics_follow_the_conte
     assert not any(q.params.temperature > 0 for q in backend.requests)
     report = build_report(config.out_dir, "judgebench", "pairs")
     assert "| direct | 2 | 4 | 0.000" in report and "| conditioned | 1 | 4 | 1.000" in report
-    assert "| 1.000 | 1.000 |" in report  # direct: tie rate 1, inconsistency 1
+    assert "| 1.000 | 1.000 | 1.000 |" in report  # direct: tie rate 1, opposite verdicts 1, mismatch 1
     for png in ("accuracy_by_method.png", "accuracy_by_source.png", "rubric_edges.png"):
         assert (config.out_dir / png).stat().st_size > 0
 
@@ -228,6 +228,33 @@ async def test_biggen_policy_eval_reuses_stored_responses(tmp_path):
     first = load_biggen(config.data, limit=1)[0]
     grader_prompt = last_user(backend.requests[0])
     assert first.reference_answer[:50] in grader_prompt and "Score 5:" in grader_prompt
+
+
+@pytest.mark.skipif(not DATA.exists(), reason="offline data not present")
+@pytest.mark.parametrize("grader,rule,graded", [
+    ("hosted_vllm/prometheus-eval/prometheus-7b-v2.0", "official", 2),  # the official run skips llm_judge items
+    ("gpt-4o", "official", 4),  # ... and grades them for any other grader
+    ("gpt-4o", "skip", 2),
+    ("hosted_vllm/prometheus-eval/prometheus-7b-v2.0", "grade", 4),
+])
+async def test_biggen_llm_judge_items_follow_the_official_run(tmp_path, grader, rule, graded):
+    rows = [json.loads(x) for x in (DATA / "biggen_bench" / "biggen_bench_765.jsonl").read_text().splitlines()]
+    picked = [r for r in rows if "llm_judge" not in r["id"]][:2] + [r for r in rows if "llm_judge" in r["id"]][:2]
+    data = tmp_path / "biggen.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in picked))
+    acc = Accounting()
+    backend = ScriptedBackend(_policy_script, model=grader, accounting=acc)
+    judge = Judge(JudgeConfig(model=grader, cache=False), backend=backend, accounting=acc)
+    policy = Judge(JudgeConfig(model="policy", cache=False), backend=ScriptedBackend(lambda r: "reply", model="p"))
+    config = EvalConfig(bench="biggen", out_dir=tmp_path, data=str(data), biggen_llm_judge=rule)
+    with JsonlAppender(tmp_path / "results.jsonl") as out:
+        await EvalRun(config, Models(judge, judge, {}), policy).run(load_items(config), out)
+    records = [json.loads(x) for x in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert len(records) == 4 and len(backend.requests) == graded
+    skipped = [r for r in records if r.get("skipped")]
+    assert all("llm_judge" in r["item_id"] for r in skipped) and len(skipped) == 4 - graded
+    report = build_report(tmp_path, "biggen", "biggen")
+    assert f"{graded} scored, 0 unparsed, {4 - graded} skipped" in report
 
 
 # -------------------------------------------------------------------------------------------- dry run, report

@@ -61,7 +61,9 @@ def test_judgebench_two_game_summary() -> None:
     assert (s["n"], s["correct"], s["accuracy"]) == (5, 2, 0.4)
     assert s["ci"] == pytest.approx((0.117618, 0.769280), abs=1e-5)  # Wilson 2/5, computed by hand
     assert s["tie_rate"] == pytest.approx(2 / 5)            # rows 2 and 3
-    assert s["inconsistency_rate"] == pytest.approx(1 / 5)  # row 2 only: (None, None) is not inconsistent
+    assert s["opposite_verdict_rate"] == pytest.approx(1 / 5)  # row 2 only: (None, None) is not inconsistent
+    # JudgeBench's n_inconsistent (decision1 != decision2): rows 1 (A vs tie) and 2; two failed games agree
+    assert s["decision_mismatch_rate"] == pytest.approx(2 / 5)
     assert s["failure_rate"] == pytest.approx(2 / 10)       # 2 failed games of 10
     fam = s["per_family"]
     assert set(fam) == {"mmlu-pro", "livecodebench", "livebench-math"}
@@ -81,7 +83,8 @@ def test_judgebench_single_game_summary() -> None:
     s = judgebench_summary(rows)
     assert (s["n"], s["correct"], s["accuracy"]) == (4, 1, 0.25)
     assert s["tie_rate"] == 0.25 and s["failure_rate"] == 0.25
-    assert s["inconsistency_rate"] is None and s["protocol"] == "single-game"
+    assert s["opposite_verdict_rate"] is None and s["decision_mismatch_rate"] is None
+    assert s["protocol"] == "single-game"
     assert s["per_family"]["livecodebench"]["accuracy"] == 0.0
 
 
@@ -290,25 +293,51 @@ def test_biggen_rejects_bad_scores() -> None:
             biggen_summary([{"capability": "x", "score": bad}])
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("The response is accurate. [RESULT] 4", 4),
-        ("Feedback: fine [RESULT]: 4", 4),
-        ("Feedback [RESULT] (4)", 4),
-        ("Feedback [RESULT] 3\n\nI hope this helps.", 3),
-        ("Feedback [RESULT] **5**", 5),
-        ("Feedback [RESULT] 2.", 2),
-        ("[result] 1", 1),
-        ("Format is 'feedback [RESULT] 5'. Here: weak answer. [RESULT] 2", 2),  # the last marker counts
-        ("Weak. [RESULT] 2 ... [RESULT]", None),  # the last marker has no score
-        ("[RESULT] 6", None),
-        ("[RESULT] 0", None),
-        ("[RESULT] 4.5", None),
-        ("[RESULT] 45", None),
-        ("Score: 4", None),
-        ("", None),
-    ],
-)
+# prometheus-eval's own absolute-mode cases (libs/prometheus-eval/tests/test_parser.py at dcfb442), which its
+# parser passes; then cases where our earlier reader disagreed with it (an independent comparison, issue #16).
+OFFICIAL_ABSOLUTE = [
+    ("Reference (Score 5) two results [RESULT] 3", 3),
+    ("Reference (Score 5) not results", None),
+    ("Excellent. [RESULT] 5 out of 5", 5),
+    ("Poor performance. [RESULT] score of 1", 1),
+    ("Good job. [Result] 3", 3),
+    ("Needs improvement. [Result] Score: 2", 2),
+    ("Well done. [Result] Result: 4", 4),
+    ("Average. [Result] 4/5", 4),
+    ("Excellent. [Result] 5 out of 5", 5),
+    ("Poor performance. [Result] score of 1", 1),
+    ("Good job. (Score 5)", 5),
+    ("Good job. [Score 4]", 4),
+    ("Good job. score: 3", 3),
+    ("Good job. Score: 3", 3),
+    ("Good job. score of 1", 1),
+    ("Good job. [RESULT] (5)", 5),
+    ("The score is definitely not 3.", None),
+    ("I rate this a perfect 10!", None),
+    ("Score: 2.5", None),
+    ("Result: A", None),
+    ("", None),
+]
+DISAGREED = [
+    ("Score: 4", 4),
+    ("Feedback. [RESULT] Score: 2", 2),
+    ("Feedback. [RESULT] 04", 4),
+    ("Feedback. [RESULT] \uff13", 3),  # a full-width digit
+    ("Feedback. [RESULT] 3-4", None),  # ambiguous: unparsed
+    ("Feedback. [RESULT] 3 or 4", None),
+    ("Feedback. [RESULT] 4,5", None),
+    ("Feedback [RESULT] 3\n\nI hope this helps.", None),  # the score must end the answer
+    ("Feedback [RESULT] **5**", None),
+    ("Feedback [RESULT] 2.", None),
+    ("The response is accurate. [RESULT] 4\n", 4),
+    ("[result] 1", 1),
+    ("Format is 'feedback [RESULT] 5'. Here: weak answer. [RESULT] 2", 2),
+    ("[RESULT] 6", None),
+    ("[RESULT] 0", None),
+    ("[RESULT] 45", None),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), OFFICIAL_ABSOLUTE + DISAGREED)
 def test_parse_prometheus(text: str, expected: int | None) -> None:
     assert parse_prometheus(text) == expected
