@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-BENCH_NAMES = ["judgebench", "ppe-human", "ppe-mmlu-pro", "ppe-math", "ppe-gpqa", "ppe-ifeval", "ppe-mbpp-plus",
+BENCH_NAMES = ["judgebench", "pairs", "rm-bench", "rewardbench2", "ppe-human",
+               "ppe-mmlu-pro", "ppe-math", "ppe-gpqa", "ppe-ifeval", "ppe-mbpp-plus",
                "healthbench", "healthbench-hard", "healthbench-consensus", "biggen"]
 
 
@@ -41,6 +42,16 @@ def eval_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--soft", action="store_true", help="rubric methods score with P(YES) instead of hard verdicts")
     p.add_argument("--tie-margin", type=number(float), default=0.0)
     p.add_argument("--item-concurrency", type=POSITIVE, default=4, help="items judged at once")
+    g = p.add_argument_group("your own preference data (rrd eval pairs --data FILE_OR_HUB_ID); fields default to "
+                             "the first present of the usual names")
+    g.add_argument("--prompt-field", default=None, help="prompt|question|instruction|input, or a chat messages list")
+    g.add_argument("--a-field", default=None, help="response_A|output_1|response_1|chosen")
+    g.add_argument("--b-field", default=None, help="response_B|output_2|response_2|rejected")
+    g.add_argument("--label-field", default=None, help="label|winner|preference (implicit A for chosen/rejected)")
+    g.add_argument("--group-field", default=None, help="subset|category|source|scenario: accuracy per group")
+    g.add_argument("--label-map", default="", help="extra label values, e.g. 0=A,1=B,2=tie (Auto-J)")
+    g.add_argument("--order-seed", type=int, default=0,
+                   help="seed of the per-pair order shuffle of chosen/rejected data (recorded as `swapped`)")
     g = p.add_argument_group("policy evaluation (HealthBench, BiGGen); --judge is the grader")
     g.add_argument("--policy", default=None, help="model string of the policy, e.g. local:/path/to/checkpoint")
     g.add_argument("--policy-api-base", default=None)
@@ -61,6 +72,7 @@ def _config(args: argparse.Namespace) -> Any:
     from rrd.cli_commands import refine_config_from_args
 
     from .policy import PolicyConfig
+    from .preference import PairFields, parse_label_map
     from .runner import EvalConfig
 
     return EvalConfig(
@@ -76,6 +88,9 @@ def _config(args: argparse.Namespace) -> Any:
         tie_margin=args.tie_margin,
         item_concurrency=args.item_concurrency,
         biggen_llm_judge=args.biggen_llm_judge,
+        pair_fields=PairFields(prompt=args.prompt_field, a=args.a_field, b=args.b_field, label=args.label_field,
+                               group=args.group_field, label_map=parse_label_map(args.label_map),
+                               order_seed=args.order_seed),
         refine=refine_config_from_args(args),
         policy=PolicyConfig(temperature=args.policy_temperature, max_tokens=args.policy_max_tokens,
                             grader_max_tokens=args.grader_max_tokens, grader_retries=args.grader_retries),
@@ -83,7 +98,7 @@ def _config(args: argparse.Namespace) -> Any:
 
 
 def run_eval_command(args: argparse.Namespace) -> int:
-    from rrd.io import JsonlAppender
+    from rrd.io import InputError, JsonlAppender
 
     from .report import build_report, read_jsonl
     from .runner import RESULTS, load_items
@@ -107,7 +122,13 @@ def run_eval_command(args: argparse.Namespace) -> int:
               f"{config.refine.satisfy_threshold} can never trigger decomposition (it needs more than that many "
               "satisfying responses); --threshold 1 decomposes rubrics that both responses satisfy",
               file=sys.stderr)
-    items = load_items(config)
+    try:
+        items = load_items(config)
+    except ValueError as exc:
+        if isinstance(exc, InputError):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.dry_run:
         print(_dry_run(config, args, items, read_jsonl(config.out_dir / RESULTS)))
         return 0

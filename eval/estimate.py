@@ -110,9 +110,10 @@ def estimate_method(method: Method, items: Sequence[Any], judge_model: str, refi
         return est, f"measured on {sum(r.get('method') == method.name for r in results)} finished items"
     cfg = method.refine_config(refine)
     for item in items:
-        if method.kind == "pairwise":
-            msgs = judge_templates.pairwise(item.prompt, *item.responses)
-            est.add(2, count_tokens(judge_model, msgs), a.pairwise_completion_tokens)
+        if method.kind == "pairwise":  # two games per comparison (a pair item is one comparison)
+            for i, j in item.comparisons if item.comparisons is not None else [(0, 1)]:
+                msgs = judge_templates.pairwise(item.prompt, item.responses[i], item.responses[j])
+                est.add(2, count_tokens(judge_model, msgs), a.pairwise_completion_tokens)
             continue
         q = count_tokens(judge_model, [{"role": "user", "content": item.prompt}])
         if cfg.weight_scheme == "llm":

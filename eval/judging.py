@@ -35,11 +35,13 @@ GameVerdict = Literal["A", "B", "tie"] | None
 
 @dataclass
 class ItemResponses:
-    """What any judge method sees of an item: the prompt and the responses (2 for a pair, K for best-of-K)."""
+    """What any judge method sees of an item: the prompt and the responses (2 for a pair, K for best-of-K), and
+    for a pairwise method the (i, j) response pairs to play (None: the item is one pair, (0, 1))."""
 
     item_id: str
     prompt: str
     responses: Sequence[str]
+    comparisons: Sequence[tuple[int, int]] | None = None
 
 
 def usage_of(verdicts: Sequence[Verdict | PairVerdict | Completion]) -> dict[str, float]:
@@ -122,14 +124,22 @@ class MethodJudge:
 
     # -- methods ---------------------------------------------------------------------------------------------
     async def direct(self, item: ItemResponses) -> dict[str, Any]:
-        """Two games: (A, B), then (B, A) flipped back to the original order."""
-        a, b = item.responses
-        g1, g2 = await self.judge.pairwise_many([(item.prompt, a, b), (item.prompt, b, a)])
-        return {
-            "games": [g1.winner, flip(g2.winner)],
-            "reasons": [g1.reason, g2.reason],
-            "usage": add_usage({"calls": float(sum(not g.cached for g in (g1, g2)))}, usage_of([g1, g2])),
-        }
+        """Two games per pair: (A, B), then (B, A) flipped back to the original order. A pair item keeps its
+        games at the top level; a multi-response item lists [i, j, game1, game2] per comparison."""
+        pairs = list(item.comparisons) if item.comparisons is not None else [(0, 1)]
+        if not pairs:
+            return {"skipped": "no pairs for a pairwise judge (the protocol needs pointwise ratings)",
+                    "usage": add_usage()}
+        r = item.responses
+        games = await self.judge.pairwise_many([g for i, j in pairs for g in ((item.prompt, r[i], r[j]),
+                                                                              (item.prompt, r[j], r[i]))])
+        usage = add_usage({"calls": float(sum(not g.cached for g in games))}, usage_of(games))
+        firsts, seconds = games[0::2], games[1::2]
+        if item.comparisons is None:
+            g1, g2 = firsts[0], seconds[0]
+            return {"games": [g1.winner, flip(g2.winner)], "reasons": [g1.reason, g2.reason], "usage": usage}
+        return {"comparisons": [[i, j, g1.winner, flip(g2.winner)] for (i, j), g1, g2 in zip(pairs, firsts, seconds)],
+                "reasons": [[g1.reason, g2.reason] for g1, g2 in zip(firsts, seconds)], "usage": usage}
 
     def _values(self, verdicts: Sequence[Verdict]) -> list[bool | float | None]:
         if self.soft:
@@ -166,7 +176,7 @@ class MethodJudge:
     async def run(self, method: Method, item: ItemResponses) -> dict[str, Any]:
         t0 = time.monotonic()
         if method.kind == "pairwise":
-            if len(item.responses) != 2:
+            if item.comparisons is None and len(item.responses) != 2:
                 raise ValueError(f"method {method.name!r} judges pairs; item {item.item_id} has "
                                  f"{len(item.responses)} responses")
             record = await self.direct(item)

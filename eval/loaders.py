@@ -16,7 +16,7 @@ from typing import Any, Callable, Literal, TypeVar
 from rrd.io import InputError, Row, read_rows
 
 Verdict = Literal["A", "B", "tie"]
-Kind = Literal["pairs", "bok", "healthbench", "biggen"]
+Kind = Literal["pairs", "bok", "rm-bench", "rewardbench2", "healthbench", "biggen"]
 T = TypeVar("T")
 
 JUDGEBENCH_FAMILIES = ("mmlu-pro", "livebench-reasoning", "livebench-math", "livecodebench")
@@ -428,10 +428,33 @@ def _hb(name: str, split: str) -> BenchmarkSpec:
     return BenchmarkSpec(name, load_healthbench, HEALTHBENCH_HUB, split, "healthbench", note)
 
 
+def _rm_bench(source: str, *, split: str = "train", limit: int | None = None) -> list[Any]:
+    from .rm_bench import load_rm_bench  # it builds on this module's helpers
+
+    return load_rm_bench(source, split=split, limit=limit)
+
+
+def _rewardbench2(source: str, *, split: str = "test", limit: int | None = None) -> list[Any]:
+    from .rewardbench2 import load_rewardbench2
+
+    return load_rewardbench2(source, split=split, limit=limit)
+
+
+def _preference_pairs(source: str, *, split: str = "train", limit: int | None = None, fields: Any = None) -> list[Any]:
+    from .preference import load_preference_pairs  # it builds on this module's records
+
+    return load_preference_pairs(source, split=split, limit=limit, fields=fields)
+
+
 BENCHMARKS: dict[str, BenchmarkSpec] = {
     spec.name: spec
     for spec in (
         BenchmarkSpec("judgebench", load_judgebench, "ScalerLab/JudgeBench", "gpt", "pairs"),
+        BenchmarkSpec("pairs", _preference_pairs, "", "train", "pairs",
+                      "any preference data: give --data FILE or a Hub id (fields by name or --prompt-field ...)"),
+        BenchmarkSpec("rm-bench", _rm_bench, "THU-KEG/RM-Bench", "train", "rm-bench",
+                      "or the repository's files, comma-separated: chat_filtered.json,code_filtered.json,..."),
+        BenchmarkSpec("rewardbench2", _rewardbench2, "allenai/reward-bench-2", "test", "rewardbench2"),
         BenchmarkSpec("ppe-human", load_ppe_human, "lmarena-ai/PPE-Human-Preference-V1", "test", "pairs"),
         _bok("ppe-mmlu-pro", "lmarena-ai/PPE-MMLU-Pro-Best-of-K", "mmlu-pro"),
         _bok("ppe-math", "lmarena-ai/PPE-MATH-Best-of-K", "math"),

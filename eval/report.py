@@ -19,6 +19,8 @@ from rrd.records import RubricSet
 from . import metrics
 from .loaders import HealthRubric
 from .methods import METHODS
+from .rewardbench2 import rewardbench2_summary
+from .rm_bench import STYLES, rm_bench_summary
 
 RRD_PREFIX = "rrd-"
 
@@ -72,6 +74,10 @@ def summarise(kind: str, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
                                           for r in rows])
     if kind == "bok":
         return metrics.ppe_correctness_summary(rows)
+    if kind == "rm-bench":
+        return rm_bench_summary(rows)
+    if kind == "rewardbench2":
+        return rewardbench2_summary(rows)
     if kind == "healthbench":
         examples = [([HealthRubric("", p, tuple(t)) for p, t in zip(r["points"], r["tags"])], r["met"],
                      r.get("example_tags", [])) for r in rows]
@@ -246,6 +252,10 @@ def build_report(out_dir: Path, bench: str, kind: str, command: str | None = Non
         lines += _pairs_section(summaries, groups, out_dir, bench)
     elif kind == "bok":
         lines += _bok_section(summaries)
+    elif kind == "rm-bench":
+        lines += _rm_bench_section(summaries) + _rrd_section(groups, out_dir)
+    elif kind == "rewardbench2":
+        lines += _rewardbench2_section(summaries) + _rrd_section(groups, out_dir)
     elif kind == "healthbench":
         lines += _healthbench_section(summaries)
     else:
@@ -375,6 +385,49 @@ def _bok_section(summaries: dict[str, Any]) -> list[str]:
     lines += ["", "Pairwise accuracy over (correct, incorrect) response pairs of the same prompt (a score tie "
               "counts 0.5); ROC-AUC pooled over all scored responses; best-of-K: mean correctness of the "
               "top-scored response among the first K."]
+    return lines
+
+
+def _rm_bench_section(summaries: dict[str, Any]) -> list[str]:
+    domains = sorted({d for s in summaries.values() for d in s["per_domain"]})
+    lines = ["## RM-Bench", "", "| method | items | overall [95% CI] | hard | normal | easy | " +
+             " | ".join(domains) + " | missing scores/games |", "|---|---|---|---|---|---|" + "---|" * len(domains) + "---|"]
+    for m, s in summaries.items():
+        if not s["n"]:
+            continue
+        ci = s["ci"]
+        per = " | ".join(f"{s['per_domain'][d]['avg']:.3f} (n={s['per_domain'][d]['n']})" if d in s["per_domain"]
+                         else "–" for d in domains)
+        lines.append(f"| {m} | {s['n']} | {_fmt_ci(s['total_avg_acc'], ci['total_avg_acc'])} | "
+                     f"{_fmt_ci(s['hard_acc'], ci['hard_acc'])} | {_fmt_ci(s['normal_acc'], ci['normal_acc'])} | "
+                     f"{_fmt_ci(s['easy_acc'], ci['easy_acc'])} | {per} | {s['missing']} |")
+    lines += ["", "Official scoring (THU-KEG/RM-Bench scripts/utils.py): every chosen style against every rejected "
+              "style; hard = chosen plainer than rejected (upper triangle), normal = same style, easy = lower "
+              "triangle; a domain is the mean of the three, overall the mean of the domains. A comparison is won "
+              "only by a strictly higher score (pairwise: a positive two-game counter); a missing score loses. "
+              "95% CIs: items resampled within each domain."]
+    for m, s in summaries.items():
+        if s["matrix"] is None:
+            continue
+        lines += ["", f"Accuracy matrix ({m}; rows chosen, columns rejected, mean over domains):", "",
+                  "| chosen \\ rejected | " + " | ".join(STYLES) + " |", "|---|---|---|---|"]
+        lines += [f"| {STYLES[i]} | " + " | ".join(f"{v:.3f}" for v in row) + " |" for i, row in enumerate(s["matrix"])]
+    return lines
+
+
+def _rewardbench2_section(summaries: dict[str, Any]) -> list[str]:
+    subsets = list(dict.fromkeys(k for s in summaries.values() for k in s["per_subset"]))
+    lines = ["## RewardBench 2", "", "| method | items | overall [95% CI] | " + " | ".join(subsets) + " | skipped |",
+             "|---|---|---|" + "---|" * len(subsets) + "---|"]
+    for m, s in summaries.items():
+        per = " | ".join(f"{_fmt_ci(s['per_subset'][k]['score'], s['per_subset'][k]['ci'])} "
+                         f"(n={s['per_subset'][k]['n']})" if k in s["per_subset"] else "–" for k in subsets)
+        lines.append(f"| {m} | {s['n']} | {_fmt_ci(s['overall'], s['overall_ci'])} | {per} | {s['skipped']} |")
+    lines += ["", "Official scoring (allenai/reward-bench): best-of-4 subsets earn 1/k when the chosen response "
+              "shares the top score with k responses; Ties is process_single_model's weighted accuracy-and-margin "
+              "score; overall is the unweighted mean of the subsets present. The pairwise judge plays the chosen "
+              "response against each of three rejected ones (two games each) instead of the four-way prompt, and "
+              "skips Ties (it needs ratings). 95% CIs: items (Ties: prompts) resampled within each subset."]
     return lines
 
 

@@ -48,6 +48,8 @@ class EvalConfig:
     #: BiGGen-Bench/run_response_eval.py runs them: skipped when the grader is a Prometheus model, graded with the
     #: usual prompt otherwise; "grade" or "skip": always
     biggen_llm_judge: Literal["official", "grade", "skip"] = "official"
+    #: `rrd eval pairs`: where the fields are and how labels read (eval.preference.PairFields)
+    pair_fields: Any = None
     refine: RefineConfig = field(default_factory=RefineConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
 
@@ -61,7 +63,7 @@ class EvalConfig:
         if self.spec.kind in ("healthbench", "biggen"):
             return []  # policy benchmarks have one grader, not judge methods
         methods = resolve_methods(self.methods)
-        if self.spec.kind == "bok":
+        if self.spec.kind == "bok":  # RM-Bench and RewardBench 2 items name the pairs a pairwise judge plays
             pairwise = [m.name for m in methods if m.kind == "pairwise"]
             if pairwise:
                 raise ValueError(f"{self.bench} scores each of K responses; pairwise methods {pairwise} cannot")
@@ -73,7 +75,10 @@ def load_items(config: EvalConfig) -> list[Any]:
     source = config.data or spec.default_source
     split = config.split or spec.default_split
     shuffled = config.shuffle_seed is not None
-    items = spec.loader(source, split=split, limit=None if shuffled else config.limit)
+    if not source:
+        raise ValueError(f"{spec.name}: {spec.note}")
+    extra = {"fields": config.pair_fields} if spec.name == "pairs" else {}
+    items = spec.loader(source, split=split, limit=None if shuffled else config.limit, **extra)
     if shuffled:
         items = list(items)
         random.Random(config.shuffle_seed).shuffle(items)
@@ -109,7 +114,8 @@ def as_responses(item: Any) -> ItemResponses:
         return ItemResponses(item.pair_id, item.question, [item.response_a, item.response_b])
     if hasattr(item, "response_1"):  # PPE human preference
         return ItemResponses(str(item.id), item.prompt, [item.response_1, item.response_2])
-    return ItemResponses(str(item.id), item.prompt, list(item.responses))  # PPE best-of-K
+    # PPE best-of-K; RM-Bench and RewardBench 2 also say which (chosen, rejected) pairs a pairwise judge plays
+    return ItemResponses(str(item.id), item.prompt, list(item.responses), getattr(item, "comparisons", None))
 
 
 def item_fields(item: Any) -> dict[str, Any]:
@@ -117,7 +123,12 @@ def item_fields(item: Any) -> dict[str, Any]:
     if hasattr(item, "response_a"):
         return {"label": item.label, "family": item.family, "source": item.source}
     if hasattr(item, "winner"):
-        return {"label": item.winner, "categories": list(item.categories), "language": item.language}
+        swapped = {"swapped": item.swapped} if hasattr(item, "swapped") else {}
+        return {"label": item.winner, "categories": list(item.categories), "language": item.language, **swapped}
+    if hasattr(item, "domain"):  # RM-Bench
+        return {"domain": item.domain, "subset": item.subset}
+    if hasattr(item, "chosen"):  # RewardBench 2
+        return {"subset": item.subset, "n_chosen": len(item.chosen)}
     if hasattr(item, "correct"):
         return {"correct": list(item.correct), "benchmark": item.benchmark}
     if hasattr(item, "capability"):

@@ -8,9 +8,11 @@ seconds to find, not an afternoon.
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import os
 import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -77,16 +79,26 @@ class Row:
 
 
 def _is_local(source: str) -> bool:
-    return os.path.exists(source) or source.endswith((".jsonl", ".json", ".csv"))
+    return os.path.exists(source) or source.removesuffix(".gz").endswith((".jsonl", ".json", ".csv", ".parquet"))
+
+
+def _open(path: Path, mode: str = "rb", **kw: Any) -> Any:
+    """A file, or its decompressed text when it ends in .gz (HH-RLHF and many exports ship gzipped)."""
+    if path.suffix == ".gz":
+        return gzip.open(path, mode if "b" in mode else mode + "t", **kw)
+    return open(path, mode, **kw)
 
 
 def read_rows(source: str, *, split: str = "train", limit: int | None = None) -> Iterator[Row]:
-    """Rows of a .jsonl/.json/.csv file, or of a Hugging Face Hub dataset id (with `split`)."""
+    """Rows of a .jsonl/.json/.csv/.parquet file (also gzipped, but for Parquet), or of a Hub dataset id (`split`)."""
     if _is_local(source):
         path = Path(source)
         if not path.exists():
             raise InputError(source, None, None, "file not found")
-        yield from _read_file(path, limit)
+        try:
+            yield from _read_file(path, limit)
+        except (gzip.BadGzipFile, EOFError, zlib.error) as exc:  # a .gz that is not gzip, or is cut short
+            raise InputError(source, None, None, f"not a readable gzip file: {exc}") from None
         return
     from datasets import load_dataset  # only for Hub ids: datasets is slow to import
 
@@ -101,8 +113,9 @@ def read_rows(source: str, *, split: str = "train", limit: int | None = None) ->
 def _read_file(path: Path, limit: int | None) -> Iterator[Row]:
     src = str(path)
     count = 0
-    if path.suffix == ".csv":
-        with open(path, newline="", encoding="utf-8") as fh:
+    suffix = Path(path.stem).suffix if path.suffix == ".gz" else path.suffix
+    if suffix == ".csv":
+        with _open(path, "r", newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
             try:
                 for record in reader:
@@ -113,9 +126,20 @@ def _read_file(path: Path, limit: int | None) -> Iterator[Row]:
             except UnicodeDecodeError:
                 raise _not_text(path) from None
         return
-    if path.suffix == ".json":
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq  # a dependency of datasets
+
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            table = pq.read_table(path)
+        except Exception as exc:  # noqa: BLE001 -- pyarrow raises several types for a bad file
+            raise InputError(src, None, None, f"not a readable Parquet file: {exc}") from None
+        for i, record in enumerate(table.to_pylist()[:limit] if limit is not None else table.to_pylist()):
+            yield Row(src, i + 1, record)  # "line" = row number
+        return
+    if suffix == ".json":
+        try:
+            with _open(path) as fh:
+                data = json.loads(fh.read().decode("utf-8"))
         except UnicodeDecodeError:
             raise _not_text(path) from None
         except json.JSONDecodeError as exc:
@@ -127,7 +151,7 @@ def _read_file(path: Path, limit: int | None) -> Iterator[Row]:
                 raise InputError(src, None, f"[{i}]", "record is not an object")
             yield Row(src, i + 1, record)
         return
-    with open(path, "rb") as fh:  # bytes, so an undecodable line is reported with its number
+    with _open(path) as fh:  # bytes, so an undecodable line is reported with its number
         for i, raw in enumerate(fh, start=1):
             try:
                 line = raw.decode("utf-8")

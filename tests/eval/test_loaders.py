@@ -231,11 +231,15 @@ def test_biggen_rejects_missing_description(tmp_path: Path) -> None:
 
 def test_registry() -> None:
     assert set(BENCHMARKS) == {"judgebench", "ppe-human", "ppe-mmlu-pro", "ppe-math", "ppe-gpqa", "ppe-ifeval",
-                               "ppe-mbpp-plus", "healthbench", "healthbench-hard", "healthbench-consensus", "biggen"}
+                               "ppe-mbpp-plus", "healthbench", "healthbench-hard", "healthbench-consensus", "biggen",
+                               "pairs", "rm-bench", "rewardbench2"}
     assert (BENCHMARKS["judgebench"].default_source, BENCHMARKS["judgebench"].default_split) == \
         ("ScalerLab/JudgeBench", "gpt")
     assert BENCHMARKS["ppe-gpqa"].default_source == "lmarena-ai/PPE-GPQA-Best-of-K"
-    assert {s.kind for s in BENCHMARKS.values()} == {"pairs", "bok", "healthbench", "biggen"}
+    assert {s.kind for s in BENCHMARKS.values()} == {"pairs", "bok", "healthbench", "biggen", "rm-bench", "rewardbench2"}
+    assert BENCHMARKS["pairs"].default_source == ""  # a user's own file: there is no default to fall back on
+    assert BENCHMARKS["rm-bench"].default_source == "THU-KEG/RM-Bench"
+    assert BENCHMARKS["rewardbench2"].default_source == "allenai/reward-bench-2"
     assert BENCHMARKS["healthbench-hard"].default_split == "hard"
     assert HEALTHBENCH_FILES["hard"] in BENCHMARKS["healthbench-hard"].note
     rows = BENCHMARKS["ppe-math"].loader(str(HERE / "ppe_bok_sample.jsonl"), split="train", limit=2)
