@@ -125,12 +125,13 @@ def plot_accuracy(summaries: dict[str, dict[str, Any]], path: Path, title: str) 
     plt.close(fig)
 
 
-def plot_by_slice(summaries: dict[str, dict[str, Any]], key: str, path: Path, title: str) -> None:
+def plot_by_slice(summaries: dict[str, dict[str, Any]], key: str, path: Path, title: str) -> bool:
+    """Bars per slice and method; False (and no file) when no method has slices, so no dead link is written."""
     plt = _plt()
     names = list(summaries)
     slices = sorted({s for n in names for s in summaries[n].get(key, {})})
     if not slices:
-        return
+        return False
     width = 0.8 / len(names)
     fig, ax = plt.subplots(figsize=(1.6 * len(slices) + 2.5, 3.8))
     for i, n in enumerate(names):
@@ -150,6 +151,7 @@ def plot_by_slice(summaries: dict[str, dict[str, Any]], key: str, path: Path, ti
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+    return True
 
 
 def stored_sets(out_dir: Path, method: str) -> list[RubricSet]:
@@ -303,16 +305,19 @@ def _pairs_section(summaries: dict[str, Any], groups: dict[str, list[dict[str, A
                   "it but never reports it): the two decisions differ in any way, a tie or a failed game included. "
                   "Compare JudgeBench figures with the second."]
     else:
-        lines += ["| method | n (non-tie) | accuracy [95% CI] |", "|---|---|---|"]
+        lines += ["| method | n (non-tie) | accuracy [95% CI] | judge ties | failures | human ties dropped |",
+                  "|---|---|---|---|---|---|"]
         for m, s in summaries.items():
-            lines.append(f"| {m} | {s['n']} | {_fmt_ci(s['accuracy'], s['ci'])} |")
-        lines += ["", "Human-tie rows dropped; a judge tie or failure on a non-tie row counts wrong."]
+            lines.append(f"| {m} | {s['n']} | {_fmt_ci(s['accuracy'], s['ci'])} | {s.get('judge_tie_rate', 0):.3f} "
+                         f"| {s.get('failure_rate', 0):.3f} | {s.get('dropped_ties', 0)} |")
+        lines += ["", "Human-tie rows dropped; a judge tie or failure on a non-tie row counts wrong. A judge tie is a "
+                  "two-game counter of 0 (direct) or equal weighted rubric scores (rubric methods)."]
         for key, title in (("per_category", "category"), ("per_language", "language")):
             lines += _slice_table(summaries, key, title)
     plot_accuracy(summaries, out_dir / "accuracy_by_method.png", f"{bench}: accuracy by method")
-    plot_by_slice(summaries, slice_key, out_dir / "accuracy_by_source.png", f"{bench}: accuracy by source")
-    lines += ["", "![accuracy by method](accuracy_by_method.png)", "",
-              "![accuracy by source](accuracy_by_source.png)"]
+    lines += ["", "![accuracy by method](accuracy_by_method.png)"]
+    if plot_by_slice(summaries, slice_key, out_dir / "accuracy_by_source.png", f"{bench}: accuracy by source"):
+        lines += ["", "![accuracy by source](accuracy_by_source.png)"]
     lines += _rrd_section(groups, out_dir)
     return lines
 

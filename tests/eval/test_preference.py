@@ -162,3 +162,17 @@ def test_pairs_needs_data(tmp_path, capsys):
 
     assert main(["eval", "pairs", "--out", str(tmp_path)]) == 2
     assert "give --data" in capsys.readouterr().err
+
+
+async def test_ungrouped_pairs_report_tie_rates_and_no_dead_plot_link(tmp_path):
+    rows = [{"prompt": f"Q{i}", "chosen": f"good {i}", "rejected": f"bad {i}"} for i in range(5)]
+    data = _write(tmp_path / "p.jsonl", rows)
+    config = EvalConfig(bench="pairs", out_dir=tmp_path / "out", methods="direct", data=str(data),
+                        pair_fields=PairFields())
+    models, _ = _models()
+    with JsonlAppender(tmp_path / "out" / "results.jsonl") as out:
+        await EvalRun(config, models).run(load_items(config), out)
+    report = build_report(tmp_path / "out", "pairs", "pairs")
+    assert "| judge ties | failures | human ties dropped |" in report
+    assert "accuracy_by_source" not in report and not (tmp_path / "out" / "accuracy_by_source.png").exists()
+    assert (tmp_path / "out" / "accuracy_by_method.png").exists()
