@@ -195,6 +195,23 @@ def load_ppe_human(source: str, *, split: str = "test", limit: int | None = None
 
 
 @dataclass(frozen=True)
+class ChosenRejectedItem:
+    """A prompt with several chosen and several rejected responses (RM-Bench, RewardBench 2).
+
+    Rubric methods score `responses` pointwise; the pairwise judge plays the subclass's `comparisons`.
+    """
+
+    id: str
+    prompt: str
+    chosen: tuple[str, ...]
+    rejected: tuple[str, ...]
+
+    @property
+    def responses(self) -> list[str]:
+        return [*self.chosen, *self.rejected]
+
+
+@dataclass(frozen=True)
 class PPEBestOfK:
     """One prompt with K sampled responses and their verified correctness."""
 

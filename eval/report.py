@@ -396,7 +396,8 @@ def _bok_section(summaries: dict[str, Any]) -> list[str]:
 def _rm_bench_section(summaries: dict[str, Any]) -> list[str]:
     domains = sorted({d for s in summaries.values() for d in s["per_domain"]})
     lines = ["## RM-Bench", "", "| method | items | overall [95% CI] | hard | normal | easy | " +
-             " | ".join(domains) + " | missing scores/games |", "|---|---|---|---|---|---|" + "---|" * len(domains) + "---|"]
+             " | ".join(domains) + " | missing scores/games |",
+             "|---|---|---|---|---|---|" + "---|" * len(domains) + "---|"]
     for m, s in summaries.items():
         if not s["n"]:
             continue

@@ -26,7 +26,7 @@ import numpy as np
 
 from rrd.io import InputError, Row
 
-from .loaders import _id, _load, _unique
+from .loaders import ChosenRejectedItem, _id, _load, _unique
 
 HUB_ID = "allenai/reward-bench-2"
 TIES = "Ties"
@@ -36,16 +36,8 @@ DIRECT_REJECTED = 3
 
 
 @dataclass(frozen=True)
-class RewardBench2Item:
-    id: str
-    prompt: str
-    chosen: tuple[str, ...]
-    rejected: tuple[str, ...]
+class RewardBench2Item(ChosenRejectedItem):
     subset: str
-
-    @property
-    def responses(self) -> list[str]:
-        return [*self.chosen, *self.rejected]
 
     @property
     def comparisons(self) -> list[tuple[int, int]]:

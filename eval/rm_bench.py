@@ -24,7 +24,7 @@ import numpy as np
 
 from rrd.io import InputError, Row
 
-from .loaders import _id, _load, _unique
+from .loaders import ChosenRejectedItem, _id, _load, _unique
 
 HUB_ID = "THU-KEG/RM-Bench"
 DOMAINS = ("chat", "code", "math", "safety")
@@ -33,19 +33,11 @@ N_STYLES = len(STYLES)
 
 
 @dataclass(frozen=True)
-class RMBenchItem:
+class RMBenchItem(ChosenRejectedItem):
     """One prompt; `chosen` and `rejected` hold one response per style, in STYLES order."""
 
-    id: str
-    prompt: str
-    chosen: tuple[str, ...]
-    rejected: tuple[str, ...]
     domain: str  # as the file names it (e.g. safety-refuse); scoring merges it by prefix
     subset: str
-
-    @property
-    def responses(self) -> list[str]:
-        return [*self.chosen, *self.rejected]
 
     @property
     def comparisons(self) -> list[tuple[int, int]]:
