@@ -64,6 +64,7 @@ def eval_command(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--grader-retries", type=COUNT, default=2, help="re-asks of an unreadable grader answer")
     p.add_argument("--dry-run", action="store_true", help="estimate calls, tokens and dollars; spend nothing")
     p.add_argument("--report-only", action="store_true", help="rebuild report.md and plots from results.jsonl")
+    p.add_argument("--no-view", action="store_true", help="do not write OUT/view.html (the HTML view of the run)")
     add_refine_args(p, default_profile="paper")  # benchmarks keep the paper's protocol unless asked
     p.set_defaults(func=run_eval_command)
 
@@ -112,6 +113,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
     command = "rrd " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["eval"] else None
     if args.report_only:
         print(build_report(config.out_dir, config.bench, config.spec.kind, command))
+        _write_view(config.out_dir, args)
         return 0
     if config.spec.kind in ("healthbench", "biggen") and not (args.policy or args.dry_run):
         print(f"error: {config.bench} evaluates a policy: give --policy MODEL (and --judge GRADER)", file=sys.stderr)
@@ -135,11 +137,26 @@ def run_eval_command(args: argparse.Namespace) -> int:
     with JsonlAppender(config.out_dir / RESULTS) as results:
         summary, accounting = _run(config, args, items, results)
     print(build_report(config.out_dir, config.bench, config.spec.kind, command))
+    if config.spec.kind not in ("healthbench", "biggen"):  # judge benchmarks: the items are what was judged
+        from .runner import as_responses
+        from .view import write_items
+
+        write_items(config.out_dir, [as_responses(it) for it in items])
+    _write_view(config.out_dir, args)
     print(f"this run: {summary.written} results written, {summary.skipped} already done, "
           f"{len(summary.errors)} errors; {accounting.calls} calls, {accounting.cache_hits} cache hits, "
           f"{accounting.prompt_tokens + accounting.completion_tokens} tokens, ${accounting.cost_usd:.4f}; "
           f"report: {config.out_dir / 'report.md'}", file=sys.stderr)
     return 1 if summary.errors else 0
+
+
+def _write_view(out_dir: Path, args: argparse.Namespace) -> None:
+    """OUT/view.html beside the report; a run with no results yet has nothing to show."""
+    from .report import read_jsonl
+    from .view import write_run_page
+
+    if not args.no_view and read_jsonl(out_dir / "results.jsonl"):
+        print(f"view: {write_run_page(out_dir)}", file=sys.stderr)
 
 
 def _run(config: Any, args: argparse.Namespace, items: list[Any], results: Any) -> tuple[Any, Any]:
@@ -225,3 +242,75 @@ def _estimate_line(name: str, n: int, est: Any, cost: float | None) -> str:
     dollars = f"~${cost:.2f}" if cost is not None else "$ n/a (local or unpriced model)"
     return (f"  {name:22s} {n:5d} items  ~{est.calls:,.0f} calls  ~{est.prompt_tokens:,.0f} prompt + "
             f"~{est.completion_tokens:,.0f} completion tokens  {dollars}")
+
+
+def view_command(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "view", help="write one self-contained HTML page of a rubrics file, a verdicts file or an eval run",
+        description="PATH is `rrd refine` output (rubrics .jsonl), `rrd judge` output (verdicts .jsonl, with "
+                    "--rubrics), or an `rrd eval --out` folder. The page embeds its data and needs no network.")
+    p.add_argument("path")
+    p.add_argument("--out", default=None, help="page path (default: beside PATH, or PATH/view.html for a folder)")
+    p.add_argument("--rubrics", default=None, help="the rubrics file a verdicts file was judged with")
+    p.add_argument("--data", default=None, help="for an eval folder without items.jsonl: the benchmark file or "
+                   "Hub id it ran on, to show prompts and responses")
+    p.add_argument("--split", default=None)
+    p.add_argument("--open", action="store_true", help="open the page in the default browser")
+    p.set_defaults(func=run_view_command)
+
+
+def run_view_command(args: argparse.Namespace) -> int:
+    import webbrowser
+
+    from rrd.io import InputError
+
+    try:
+        page = _view(args)
+    except ValueError as exc:
+        if isinstance(exc, InputError):  # a bad record: the file:line:field error is the message users need
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(page)
+    if args.open:
+        webbrowser.open(page.resolve().as_uri())
+    return 0
+
+
+def _view(args: argparse.Namespace) -> Path:
+    from rrd.io import read_rows
+    from rrd.records import RubricSet
+    from rrd.rubric_files import load_rubric_sets
+    from rrd.view import rubrics_page, verdicts_page, write_page
+
+    from .view import PAGE, run_page
+
+    path = Path(args.path)
+    if path.is_dir():
+        items = _view_items(path, args) if args.data else None
+        return write_page(Path(args.out or path / PAGE), run_page(path, items))
+    if not path.exists():
+        raise ValueError(f"{path}: no such file or folder")
+    rows = [r.data for r in read_rows(str(path))]
+    out = Path(args.out or path.with_suffix(".html"))
+    if rows and "tree" in rows[0]:
+        return write_page(out, rubrics_page([RubricSet.from_dict(d) for d in rows], f"rubrics: {path.name}"))
+    if rows and "pair_id" in rows[0]:
+        if not args.rubrics:
+            raise ValueError(f"{path} holds verdicts: give --rubrics, the rubrics file they were judged with")
+        sets = load_rubric_sets(args.rubrics).values()
+        return write_page(out, verdicts_page(rows, sets, f"verdicts: {path.name}"))
+    raise ValueError(f"{path}: neither rubric sets (no `tree`) nor verdicts (no `pair_id`) in its first record")
+
+
+def _view_items(run_dir: Path, args: argparse.Namespace) -> list[Any]:
+    from .loaders import BENCHMARKS
+    from .report import read_jsonl
+    from .runner import as_responses
+
+    records = read_jsonl(run_dir / "results.jsonl")
+    bench = records[0].get("bench") if records else None
+    if bench not in BENCHMARKS:
+        raise ValueError(f"{run_dir}: cannot tell which benchmark loader reads --data (bench {bench!r})")
+    spec = BENCHMARKS[bench]
+    return [as_responses(it) for it in spec.loader(args.data, split=args.split or spec.default_split)]

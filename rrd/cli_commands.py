@@ -8,6 +8,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable
 
 from . import interrupt
@@ -398,6 +399,12 @@ def _run_refine(args: argparse.Namespace) -> int:
         latest = latest_by((r.data for r in read_rows(str(out.path))), "prompt_id")
         print(_summary_refine([latest[t.prompt_id] for t in tasks if t.prompt_id in latest],
                               models.judge.accounting))
+    if not args.no_view and latest:
+        from .view import rubrics_page, write_page
+
+        page = write_page(Path(args.out).with_suffix(".html"),
+                          rubrics_page([RubricSet.from_dict(d) for d in latest.values()], f"rubrics: {args.out}"))
+        print(f"view: {page}", file=sys.stderr)
     return _finish(stop, "prompt")
 
 
@@ -416,6 +423,7 @@ def refine_command(sub: argparse._SubParsersAction) -> None:
                        description="Writes one RubricSet per prompt as it finishes; re-running resumes.")
     p.add_argument("input", help="prompts: .jsonl, .json, .csv, or a Hugging Face dataset id")
     p.add_argument("--out", required=True, help="rubrics.jsonl (appended; prompts done are skipped)")
+    p.add_argument("--no-view", action="store_true", help="do not write the HTML view beside --out (OUT.html)")
     p.add_argument("--prompt-field", default=None, help=f"default: first of {', '.join(PROMPT_FIELDS)}")
     p.add_argument("--responses-field", default="responses", help="optional list of your own N responses")
     p.add_argument("--id-field", default=None, help="prompt id column (default: a hash of the prompt)")

@@ -51,6 +51,8 @@ def test_eval_judgebench_interrupted_and_resumed_matches_a_clean_run(llama_serve
     assert all(len(r["games"]) == (2 if r["method"] == "direct" else 1) for r in records)
     assert all(r["judge"] == "smollm2" and r["usage"]["calls"] >= 1 for r in records if r["method"] == "direct")
     assert "| direct | 2 | 4 |" in _report_body(clean) and "| rrd-wu | 1 | 4 |" in _report_body(clean)
+    # the HTML view and the item texts it shows are written beside the report by default
+    assert len((clean / "items.jsonl").read_text().splitlines()) == 4 and (clean / "view.html").exists()
 
     resumed = tmp_path / "resumed"
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}

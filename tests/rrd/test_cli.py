@@ -182,6 +182,10 @@ def test_rrd_refine_end_to_end_over_http_and_resume(tmp_path, capsys):
         decompositions = [r for r in server.requests
                           if any("This rubric is too coarse" in m["content"] for m in r["messages"])]
         assert len(decompositions) == 4  # each prompt: the request and one repair turn
+        # the HTML view is written beside the rubrics by default, with both sets and the kept rubric's status
+        page = (tmp_path / "rubrics.html").read_text()
+        assert f"view: {tmp_path / 'rubrics.html'}" in captured.err
+        assert page.count('"status":"kept"') == 2 and "Name another colour." in page
         assert {r["repetition_penalty"] for r in decompositions} == {1.1}  # sent to an api_base server
         assert "prompts: 2" in summary and "repeats dropped before grading: duplicate 2" in summary
         assert "failed decompositions: 2 (2 parents kept as atomic)" in summary
