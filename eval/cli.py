@@ -278,7 +278,7 @@ def run_view_command(args: argparse.Namespace) -> int:
 
 
 def _view(args: argparse.Namespace) -> Path:
-    from rrd.io import read_rows
+    from rrd.io import latest_by, read_rows
     from rrd.records import RubricSet
     from rrd.rubric_files import load_rubric_sets
     from rrd.view import rubrics_page, verdicts_page, write_page
@@ -293,13 +293,16 @@ def _view(args: argparse.Namespace) -> Path:
         raise ValueError(f"{path}: no such file or folder")
     rows = [r.data for r in read_rows(str(path))]
     out = Path(args.out or path.with_suffix(".html"))
+    # both files are append-only: a re-refined prompt or re-judged pair supersedes its earlier line
     if rows and "tree" in rows[0]:
-        return write_page(out, rubrics_page([RubricSet.from_dict(d) for d in rows], f"rubrics: {path.name}"))
+        sets = [RubricSet.from_dict(d) for d in latest_by(rows, "prompt_id").values()]
+        return write_page(out, rubrics_page(sets, f"rubrics: {path.name}"))
     if rows and "pair_id" in rows[0]:
         if not args.rubrics:
             raise ValueError(f"{path} holds verdicts: give --rubrics, the rubrics file they were judged with")
-        sets = load_rubric_sets(args.rubrics).values()
-        return write_page(out, verdicts_page(rows, sets, f"verdicts: {path.name}"))
+        verdicts = list(latest_by(rows, "pair_id").values())
+        return write_page(out, verdicts_page(verdicts, load_rubric_sets(args.rubrics).values(),
+                                             f"verdicts: {path.name}"))
     raise ValueError(f"{path}: neither rubric sets (no `tree`) nor verdicts (no `pair_id`) in its first record")
 
 

@@ -25,10 +25,15 @@ PAGE = "view.html"
 
 
 def write_items(out_dir: Path, items: Iterable[ItemResponses]) -> Path:
-    """The prompt and responses of every item of the run, so the page can show what was judged."""
+    """The prompt and responses of every item of the run, so the page can show what was judged.
+
+    Merged with the file already there: a resumed run with another --limit keeps the texts of earlier items.
+    """
     path = Path(out_dir) / ITEMS
-    rows = [{"id": it.item_id, "prompt": it.prompt, "responses": list(it.responses)} for it in items]
-    write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    rows = {r["id"]: r for r in read_jsonl(path)}
+    rows.update({it.item_id: {"id": it.item_id, "prompt": it.prompt, "responses": list(it.responses)}
+                 for it in items})
+    write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows.values()))
     return path
 
 

@@ -59,3 +59,20 @@ async def test_eval_folder_page_joins_records_items_and_sets(tmp_path):
     assert data["run"]["summary"]["direct"]["n"] == 6 and data["run"]["plots"]
     (tmp_path / "out" / "items.jsonl").unlink()  # an older run folder: texts missing, the rest still shown
     assert _data(run_page(tmp_path / "out"))["items"][0]["prompt"] == ""
+
+
+def test_later_lines_supersede_and_items_merge_across_runs(tmp_path):
+    from eval.judging import ItemResponses
+    from eval.view import write_items
+
+    old, new = tree_set(), tree_set()
+    new.prompt = "A re-refined prompt"
+    rubrics = tmp_path / "r.jsonl"
+    rubrics.write_text(old.to_json() + "\n" + new.seal().to_json() + "\n")
+    assert main(["view", str(rubrics)]) == 0
+    assert [s["prompt"] for s in _data((tmp_path / "r.html").read_text())["sets"]] == ["A re-refined prompt"]
+
+    write_items(tmp_path, [ItemResponses("a", "first", ["x", "y"]), ItemResponses("b", "second", ["x", "y"])])
+    write_items(tmp_path, [ItemResponses("b", "second, again", ["x", "y"])])  # a resumed run with --limit 1
+    rows = [json.loads(x) for x in (tmp_path / "items.jsonl").read_text().splitlines()]
+    assert [(r["id"], r["prompt"]) for r in rows] == [("a", "first"), ("b", "second, again")]
