@@ -46,9 +46,12 @@ def _method_view(kind: str, record: Mapping[str, Any]) -> dict[str, Any]:
         verdict = None if all(s is None for s in record["scores"]) else int(np.argmax(scores))
     else:
         verdict = record.get("verdict", record.get("score"))
+    note = record.get("error") or record.get("skipped")
+    if record.get("comparisons"):  # the pairwise judge on multi-response items: one two-game pair per comparison
+        note = "; ".join(f"{i} vs {j}: {g1}, {g2}" for i, j, g1, g2 in record["comparisons"])
     return {
         "verdict": verdict, "games": games, "scores": record.get("scores"), "set": record.get("rubric_set"),
-        "verdicts": record.get("verdicts"), "note": record.get("error") or record.get("skipped"),
+        "verdicts": record.get("verdicts"), "note": note,
     }
 
 

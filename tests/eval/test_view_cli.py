@@ -76,3 +76,19 @@ def test_later_lines_supersede_and_items_merge_across_runs(tmp_path):
     write_items(tmp_path, [ItemResponses("b", "second, again", ["x", "y"])])  # a resumed run with --limit 1
     rows = [json.loads(x) for x in (tmp_path / "items.jsonl").read_text().splitlines()]
     assert [(r["id"], r["prompt"]) for r in rows] == [("a", "first"), ("b", "second, again")]
+
+
+async def test_rm_bench_page_shows_each_comparison_and_the_top_scored_response(tmp_path):
+    from eval.runner import EvalConfig
+    from tests.eval.test_eval_run import _models, _run
+    from tests.eval.test_reward_benches import REFINE
+
+    rows = [{"id": 0, "prompt": "Question?", "chosen": [f"CORRECT result {s}" for s in "abc"],
+             "rejected": [f"wrong result {s}" for s in "abc"]}]
+    (tmp_path / "chat_filtered.json").write_text(json.dumps(rows))
+    config = EvalConfig(bench="rm-bench", out_dir=tmp_path / "out", methods="direct,conditioned",
+                        data=str(tmp_path / "chat_filtered.json"), rubric_samples="item", refine=REFINE)
+    await _run(config, _models()[0])
+    methods = _data(run_page(config.out_dir))["items"][0]["methods"]
+    assert methods["direct"]["note"].count(" vs ") == 9 and methods["direct"]["note"].startswith("0 vs 3: A, B")
+    assert methods["conditioned"]["verdict"] in (0, 1, 2)  # a chosen response has the top rubric score
