@@ -180,12 +180,15 @@ class EvalRun:
             if self.policy is None:
                 raise ValueError(f"{self.config.bench} evaluates a policy: give --policy MODEL")
             if self.config.spec.kind == "biggen":
-                work = self._skip_biggen(work, results)
+                model, mode = self.models.judge.model, self.config.biggen_llm_judge
+                work = self._skip(work, results, lambda it: biggen_skip_reason(it, model, mode), {"score": None})
             with JsonlAppender(self.config.out_dir / "responses.jsonl") as responses:
                 evaluator = PolicyEvaluator(self.policy, self.models.judge, responses, self.config.policy)
                 await asyncio.gather(*(self._policy_guarded(sem, results, item, name, evaluator)
                                        for item, names in work for name in names))
             return self.summary
+        if self.config.spec.kind == "pairs":  # human ties are dropped by the protocol: judging them buys nothing
+            work = self._skip(work, results, _human_tie, {"games": []})
         judge = MethodJudge(self.models, self.config.refine, self.config.out_dir,
                             rubric_samples=self.config.rubric_samples, soft=self.config.soft,
                             tie_margin=self.config.tie_margin, refine_progress=self.refine_progress)
@@ -197,17 +200,19 @@ class EvalRun:
             judge.close()
         return self.summary
 
-    def _skip_biggen(self, work: list[tuple[Any, list[str]]], results: JsonlAppender) -> list[tuple[Any, list[str]]]:
-        """Record the items the protocol does not grade (the report counts them) and return the others."""
+    def _skip(self, work: list[tuple[Any, list[str]]], results: JsonlAppender,
+              reason_of: Callable[[Any], str | None], blank: dict[str, Any]) -> list[tuple[Any, list[str]]]:
+        """Record the items the protocol does not score, with no calls (the report counts them), and return the
+        others."""
         kept = []
         for item, names in work:
-            reason = biggen_skip_reason(item, self.models.judge.model, self.config.biggen_llm_judge)
+            reason = reason_of(item)
             if reason is None:
                 kept.append((item, names))
                 continue
             for name in names:
                 results.append({"bench": self.config.bench, "method": name, "item_id": item_id(item),
-                                **item_fields(item), "score": None, "skipped": reason,
+                                **item_fields(item), **blank, "skipped": reason,
                                 "judge": self.models.judge.model})
                 self.summary.written += 1
             self.progress(len(names))
@@ -263,3 +268,7 @@ class EvalRun:
         graded["policy_usage"] = gen_usage
         graded["elapsed_s"] = round(time.monotonic() - t0, 3)
         return graded
+
+
+def _human_tie(item: Any) -> str | None:
+    return "human tie: dropped by the protocol, not judged" if getattr(item, "winner", None) == "tie" else None

@@ -154,6 +154,9 @@ async def test_rrd_eval_pairs_runs_methods_and_reports_per_group(tmp_path):
     assert len(records) == 7 and all("swapped" in r for r in records)
     report = build_report(tmp_path / "out", "pairs", "pairs")
     assert "| direct | 6 |" in report  # the human tie is dropped, the 6 decided pairs are scored
+    tie = next(r for r in records if r["item_id"] == "t")
+    assert tie["skipped"].startswith("human tie") and tie["games"] == [] and "usage" not in tie  # never judged
+    assert "| 0.000 | 1 |" in report  # ... and counted in the human-ties column
     assert "math" in report and "chat" in report
 
 
