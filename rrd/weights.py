@@ -41,8 +41,9 @@ class WhiteningConfig:
         A rubric that is constant across the samples (every response passes, or none does) has no
         covariance with anything: it is an eigenvector of Sigma whose eigenvalue is its shrunk variance plus
         the ridge, and its un-normalised weight is 1/sqrt(that). Under Ledoit-Wolf/OAS the shrunk variance is
-        (shrinkage intensity) x (mean variance), so it gets a weight comparable to an average independent
-        rubric. Under shrinkage="none" only the ridge bounds it: with enough rows for a full-rank Sigma it
+        (shrinkage intensity) x (mean variance), and the intensity can be near 0 when there are few rubrics,
+        so under Ledoit-Wolf/OAS its variance is floored at the mean variance of the varying rubrics: it gets
+        the weight of an average independent rubric. Under shrinkage="none" only the ridge bounds it: with enough rows for a full-rank Sigma it
         gets about 1/sqrt(ridge) times an average rubric's weight (about 30x at 1e-3), so raise the ridge if
         you use "none" with constant rubrics. (With fewer rows than rubrics every rubric picks up such
         ridge-bounded null directions, and the constant one no longer stands out.)
@@ -129,7 +130,7 @@ def whitened_uniform_weights(X: np.ndarray, config: WhiteningConfig | None = Non
     reason = _degenerate_reason(X, config)
     if reason is not None:
         return _uniform(m, reason)
-    Sigma = _regularised(_covariance(X, config.shrinkage), config.ridge)
+    Sigma = _regularised(_covariance(X, config.shrinkage, constant_floor=True), config.ridge)
     w = _inverse_power(Sigma, 0.5, config.eps) @ np.ones(m)
     return _clip_normalise(w, "whitened_uniform")
 
@@ -153,7 +154,7 @@ def fisher_weights(D: np.ndarray, y: np.ndarray, config: WhiteningConfig | None 
     votes_toward_truth = D * y[:, None]
     if np.all(np.ptp(votes_toward_truth, axis=0) == 0):
         return _uniform(m, "the noise Z has zero variance for every rubric: no covariance to estimate")
-    Sigma = _regularised(_covariance(votes_toward_truth, config.shrinkage), config.ridge)
+    Sigma = _regularised(_covariance(votes_toward_truth, config.shrinkage, constant_floor=True), config.ridge)
     w = _inverse_power(Sigma, 1.0, config.eps) @ mu
     return _clip_normalise(w, "fisher")
 
@@ -179,10 +180,23 @@ def error_bound(w: np.ndarray, mu: np.ndarray, Sigma: np.ndarray) -> float:
 # --- the linear algebra, as on the method page --------------------------------------------------------------
 
 
-def _covariance(X: np.ndarray, shrinkage: Shrinkage) -> np.ndarray:
-    """Sigma from few rows: shrunk toward a scaled identity, because 8 x 20 is rank-deficient."""
+def _covariance(X: np.ndarray, shrinkage: Shrinkage, constant_floor: bool = False) -> np.ndarray:
+    """Sigma from few rows: shrunk toward a scaled identity, because 8 x 20 is rank-deficient.
+
+    constant_floor (shrunk estimators only): a column constant across the rows has no estimable variance or
+    covariance; its variance is raised to the mean variance of the varying columns, so it is weighted like an
+    average independent rubric. Without it, the shrunk variance is intensity x mean variance, and Ledoit-Wolf's
+    intensity can be near 0 with few rubrics (2 rubrics x 4 samples gave 0), which hands the constant rubric
+    about 1/sqrt(ridge) times the weight of the informative one (0.98 vs 0.02).
+    """
     estimator = {"ledoit_wolf": LedoitWolf, "oas": OAS, "none": EmpiricalCovariance}[shrinkage]()
-    return estimator.fit(X).covariance_
+    Sigma = estimator.fit(X).covariance_
+    constant = np.ptp(X, axis=0) == 0
+    if constant_floor and shrinkage != "none" and constant.any() and not constant.all():
+        floor = float(np.mean(np.diag(Sigma)[~constant]))
+        idx = np.flatnonzero(constant)
+        Sigma[idx, idx] = np.maximum(Sigma[idx, idx], floor)
+    return Sigma
 
 
 def _regularised(Sigma: np.ndarray, ridge: float) -> np.ndarray:

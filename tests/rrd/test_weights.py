@@ -291,6 +291,19 @@ def test_constant_rubric_does_not_blow_up() -> None:
     assert 0.5 < result.weights[0] / np.mean(result.weights[1:]) < 2.0
 
 
+@pytest.mark.parametrize("shrinkage", ["ledoit_wolf", "oas"])
+def test_constant_rubric_beside_few_rubrics_gets_an_ordinary_weight(shrinkage) -> None:
+    """Two rubrics on four samples (a typical small RRD set): Ledoit-Wolf estimates almost no shrinkage here,
+    and before the variance floor the constant rubric took 98% of the weight."""
+    X = np.array([[1, 1], [1, 1], [0, 1], [0, 1]], dtype=float)
+    result = whitened_uniform_weights(X, WhiteningConfig(shrinkage=shrinkage))
+    assert result.scheme == "whitened_uniform"
+    assert result.weights == pytest.approx([0.5, 0.5], abs=0.01)
+    X3 = np.array([[1, 0, 1], [1, 0, 0], [0, 0, 1], [0, 0, 0], [1, 0, 1]], dtype=float)  # a constant 0 column
+    w = whitened_uniform_weights(X3, WhiteningConfig(shrinkage=shrinkage)).weights
+    assert 0.5 < w[1] / np.mean(w[[0, 2]]) < 2.0
+
+
 def test_constant_rubric_with_no_shrinkage_is_bounded_only_by_the_ridge() -> None:
     """The documented hazard: full-rank Sigma, no shrinkage -> about 1/sqrt(ridge) times an average weight."""
     rng = np.random.default_rng(1)

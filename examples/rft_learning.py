@@ -1,0 +1,133 @@
+"""The CPU learning run, end to end: do rubric rewards train a policy, and do RRD rubrics train it better?
+
+    python examples/rft_learning.py --out runs/rft_learning            # everything, resumable
+    python examples/rft_learning.py --out runs/rft_learning --stage train_rrd_wu   # one stage
+
+Stages, in order (each resumes where it stopped; re-running a finished stage costs nothing):
+  prepare     WildBench-v2 prompts (curated WildChat, ../shared/data/wildchat) through rft.prompts: English,
+              deduplicated, 40-400 characters, seeded shuffle; the first --n-train are the training split, the
+              next --n-heldout the disjoint held-out split.
+  refine_*    `rrd refine` twice on a split with the embedded judge: RRD (WU weights) and the paper's
+              baseline, prompt-only rubrics with uniform weights (no recursion, no filters). Both share the
+              judge cache, so the prompt-only run re-uses RRD's sampled responses.
+  train_*     `rrd train configs/rft_learning.yaml` once per rubric file, identical GRPO settings and seeds.
+  heldout     rft.heldout: base and both trained policies sample --heldout-samples completions per held-out
+              prompt; mean rubric reward under each run's rubric sets and judge, the direct two-game win rate of
+              trained vs base, and completion lengths, with 95% prompt-cluster bootstrap CIs.
+  summary     summary.json, reward_curves.png (both runs on one plot) and heldout.json in --out.
+
+Everything is written under --out; docs/results/rft_learning/ holds a copy of the measured run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SOURCE = ROOT.parent / "shared" / "data" / "wildchat" / "wildbench_v2_subset_392.jsonl"
+CONFIG = ROOT / "configs" / "rft_learning.yaml"
+JUDGE = "local:qwen2.5-coder-1.5b"
+POLICY_SAMPLER = "local:smollm2-135m"
+
+#: the two runs: name -> (rubrics file, `rrd refine` flags that make that kind of set)
+RUNS = {
+    "rrd_wu": ("rubrics_rrd.jsonl", ["--weights", "whitened"]),
+    "prompt_only": ("rubrics_prompt_only.jsonl",
+                    ["--initial", "prompt_only", "--weights", "uniform", "--no-decompose", "--no-misalignment",
+                     "--no-overlap", "--no-conflict"]),
+}
+STAGES = ["prepare", "refine_train", "train_rrd_wu", "train_prompt_only", "refine_heldout", "heldout", "summary"]
+
+
+def run(cmd: list[str]) -> None:
+    print("+", " ".join(cmd), flush=True)
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    subprocess.run(cmd, check=True, env=env, cwd=ROOT)
+
+
+def prepare(args: argparse.Namespace) -> None:
+    from rft.config import DataConfig
+    from rft.prompts import prepare_prompts
+    from rrd.io import write_atomic
+
+    ps = prepare_prompts(DataConfig(source=str(args.source), min_chars=40, max_chars=400,
+                                    max_prompts=args.n_train + args.n_heldout, seed=args.seed))
+    if len(ps.texts) < args.n_train + args.n_heldout:
+        raise SystemExit(f"{args.source}: only {len(ps.texts)} prompts pass the filters")
+    splits = {"train": ps.texts[: args.n_train], "heldout": ps.texts[args.n_train:]}
+    for name, texts in splits.items():
+        write_atomic(args.out / f"prompts_{name}.jsonl", "".join(json.dumps({"prompt": t}) + "\n" for t in texts))
+    print(f"prepare: {ps.summary()}; train {args.n_train}, held-out {args.n_heldout}", flush=True)
+
+
+def refine(args: argparse.Namespace, split: str) -> None:
+    common = ["--judge", JUDGE, "--samplers", JUDGE, POLICY_SAMPLER, "--n-samples", "4",
+              "--sample-max-tokens", str(args.sample_max_tokens), "--max-rejections", "6", "--max-depth", "1",
+              "--on-failed-decomposition", "keep",
+              "--cache-path", str(args.out / "cache.sqlite"), "--prompt-concurrency", "2", "--seed", str(args.seed)]
+    for name, (rubrics, flags) in RUNS.items():  # RRD first: prompt-only then re-uses its cached samples
+        run([sys.executable, "-m", "rrd.cli", "refine", str(args.out / f"prompts_{split}.jsonl"),
+             "--out", str(args.out / rubrics), *common, *flags])
+
+
+def train(args: argparse.Namespace, name: str) -> None:
+    rubrics = RUNS[name][0]
+    run([sys.executable, "-m", "rrd.cli", "train", str(CONFIG), "--output-dir", str(args.out / name),
+         "--rubrics", str(args.out / rubrics), "--set", f"data.source={args.out / 'prompts_train.jsonl'}",
+         "--set", f"judge.cache_path={args.out / 'cache.sqlite'}"])
+
+
+def heldout(args: argparse.Namespace) -> None:
+    from rft.heldout import HeldoutConfig, evaluate_runs
+
+    evaluate_runs(
+        args.out,
+        prompts=args.out / "prompts_heldout.jsonl",
+        runs={name: (args.out / name / "checkpoint-final", args.out / rubrics) for name, (rubrics, _) in RUNS.items()},
+        base="bundled:smollm2-135m",
+        config=HeldoutConfig(samples_per_prompt=args.heldout_samples, winrate_pairs=args.winrate_pairs,
+                             seed=args.seed, judge=JUDGE,
+                             cache_path=str(args.out / "cache.sqlite")),
+    )
+
+
+def summary(args: argparse.Namespace) -> None:
+    from rft.summary import write_summary
+
+    path = write_summary(args.out, list(RUNS))
+    print(f"summary: {path}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=Path("runs/rft_learning"))
+    p.add_argument("--stage", choices=STAGES, action="append", help="run only these stages (default: all)")
+    p.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help="WildChat-style prompts file")
+    p.add_argument("--n-train", type=int, default=10)
+    p.add_argument("--n-heldout", type=int, default=10)
+    p.add_argument("--heldout-samples", type=int, default=4, help="completions per held-out prompt and policy")
+    p.add_argument("--winrate-pairs", type=int, default=None,
+                   help="completions per held-out prompt played against the base (default: all)")
+    p.add_argument("--sample-max-tokens", type=int, default=256, help="refinement samples and references")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    args.out = args.out.resolve()
+    args.out.mkdir(parents=True, exist_ok=True)
+    for stage in args.stage or STAGES:
+        print(f"== {stage}", flush=True)
+        if stage.startswith("train_"):
+            train(args, stage.removeprefix("train_"))
+        elif stage.startswith("refine_"):
+            refine(args, stage.removeprefix("refine_"))
+        else:
+            {"prepare": prepare, "heldout": heldout, "summary": summary}[stage](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
