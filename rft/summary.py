@@ -69,6 +69,8 @@ def train_stats(records: Sequence[Mapping[str, Any]], block: int = 10) -> dict[s
     later = [t for s, t in times.items() if s > 1]  # step 1 includes loading the judge
     rss = [r["peak_rss_mb"] for r in records if isinstance(r.get("peak_rss_mb"), (int, float))]
     lengths = _by_step(records, "completions/mean_length")
+    std = _by_step(records, "reward_std")
+    clipped = list(_by_step(records, "completions/clipped_ratio").values())
     return {
         "steps": max(steps) if steps else 0,
         "seconds_per_step": float(np.mean(later)) if later else None,
@@ -78,6 +80,10 @@ def train_stats(records: Sequence[Mapping[str, Any]], block: int = 10) -> dict[s
         "train_reward_last10": mean_ci(last),
         "train_reward_change_last10_vs_first10": gain,
         "train_reward_slope": slope_ci(steps, values),
+        "train_reward_by_pass": [float(np.mean(values[i:i + block])) for i in range(0, len(values), block)],
+        # a step whose 8 rollouts all got the same reward has zero advantage: no gradient from it
+        "zero_reward_std_steps": sum(1 for v in std.values() if v == 0),
+        "clipped_completion_share": float(np.mean(clipped)) if clipped else None,
         "train_length_first10": mean_ci(list(lengths.values())[:block]),
         "train_length_last10": mean_ci(list(lengths.values())[-block:]),
     }
@@ -138,6 +144,8 @@ def _fmt(stat: Any, digits: int = 3, pct: bool = False) -> str:
         if lo is None:
             return f"{mean:.{digits}f}"
         return f"{mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+    if isinstance(stat, list):
+        return ", ".join(f"{v:.{digits}f}" for v in stat)
     return f"{100 * stat:+.0f}%" if pct else f"{stat:.{digits}f}" if isinstance(stat, float) else str(stat)
 
 
@@ -150,6 +158,9 @@ ROWS = [
     ("train reward, last 10 steps", "train_reward_last10", {}),
     ("train reward change, last 10 vs first 10", "train_reward_change_last10_vs_first10", {"pct": True}),
     ("train reward slope per step [95% t-CI]", "train_reward_slope", {"digits": 4}),
+    ("train reward per pass over the prompts (blocks of 10 steps)", "train_reward_by_pass", {}),
+    ("steps with zero reward std (no gradient)", "zero_reward_std_steps", {}),
+    ("completions cut at max_completion_length", "clipped_completion_share", {"digits": 2}),
     ("train completion length, first 10 steps", "train_length_first10", {"digits": 1}),
     ("train completion length, last 10 steps", "train_length_last10", {"digits": 1}),
     ("held-out reward, base", "heldout_reward_base", {}),

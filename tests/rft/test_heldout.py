@@ -71,6 +71,10 @@ def test_train_stats_from_a_log():
     assert st["train_reward_last10"]["mean"] == pytest.approx(0.5)
     assert st["train_reward_change_last10_vs_first10"] == pytest.approx(1.5)
     assert st["train_reward_slope"]["per_step"] > 0
+    assert st["train_reward_by_pass"] == pytest.approx([0.2, 0.5, 0.5, 0.5])
+    assert st["zero_reward_std_steps"] == 0 and st["clipped_completion_share"] is None
+    records[0]["reward_std"] = 0.0
+    assert train_stats(records)["zero_reward_std_steps"] == 1
 
 
 def test_markdown_table_shows_cis_and_marks_what_was_not_measured():
