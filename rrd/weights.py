@@ -45,8 +45,9 @@ class WhiteningConfig:
         so under Ledoit-Wolf/OAS its variance is floored at the mean variance of the varying rubrics: it gets
         the weight of an average independent rubric. Under shrinkage="none" only the ridge bounds it: with
         enough rows for a full-rank Sigma it gets about 1/sqrt(ridge) times an average rubric's weight (about
-        30x at 1e-3), so raise the ridge if you use "none" with constant rubrics. (With fewer rows than rubrics every rubric picks up such
-        ridge-bounded null directions, and the constant one no longer stands out.)
+        30x at 1e-3), so raise the ridge if you use "none" with constant rubrics. (With fewer rows than
+        rubrics every rubric picks up such ridge-bounded null directions, and the constant one no longer
+        stands out.)
     min_samples: fewer rows than this and no covariance is estimated (uniform fallback).
     eps: eigenvalues below eps x (largest eigenvalue) are floored there before inverting; this only matters
         when ridge is 0 and Sigma is singular.
