@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -30,7 +29,6 @@ from rrd.rubric_files import load_rubric_sets, prompt_key
 
 from .prompts import extract, normalise_text
 
-log = logging.getLogger(__name__)
 HELDOUT_NAME = "heldout.json"
 
 
@@ -91,11 +89,8 @@ def paired_difference(a: Mapping[str, Sequence[float]], b: Mapping[str, Sequence
     keys = [k for k in a if len(a[k]) and len(b.get(k, ()))]
     if not keys:
         return {"mean": None, "ci": [None, None], "prompts": 0}
-    d = np.array([np.mean(a[k]) - np.mean(b[k]) for k in keys])
-    rng = np.random.default_rng(seed)
-    boot = d[rng.integers(0, len(d), size=(n, len(d)))].mean(axis=1)
-    lo, hi = np.percentile(boot, [2.5, 97.5])
-    return {"mean": float(d.mean()), "ci": [float(lo), float(hi)], "prompts": len(keys)}
+    boot = cluster_bootstrap([[float(np.mean(a[k]) - np.mean(b[k]))] for k in keys], n=n, seed=seed)
+    return {"mean": boot["mean"], "ci": boot["ci"], "prompts": len(keys)}
 
 
 # ------------------------------------------------------------------------------------------------- completions

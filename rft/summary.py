@@ -10,7 +10,6 @@ t-interval; prompt difficulty stays in its residuals, which widens the interval 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -18,31 +17,22 @@ import numpy as np
 
 from rrd.io import write_atomic
 
-from .curves import LOG_NAME, read_log
-from .heldout import HELDOUT_NAME
+from .curves import LOG_NAME, _series, read_log
+from .heldout import HELDOUT_NAME, cluster_bootstrap
 
 SUMMARY_NAME = "summary.json"
 PLOT_NAME = "reward_curves.png"
 
 
 def _by_step(records: Sequence[Mapping[str, Any]], key: str) -> dict[int, float]:
-    out: dict[int, float] = {}
-    for r in records:
-        v = r.get(key)
-        if isinstance(r.get("step"), int) and isinstance(v, (int, float)) and not isinstance(v, bool) \
-                and math.isfinite(v):
-            out[r["step"]] = float(v)
-    return dict(sorted(out.items()))
+    """{step: value} of `key`, steps in order, a resumed run's repeated step at its latest value."""
+    return dict(zip(*_series(records, key)))
 
 
 def mean_ci(values: Sequence[float], n: int = 2000, seed: int = 0) -> dict[str, Any]:
-    """{"mean", "ci", "n"}: a percentile-bootstrap 95% CI of the mean."""
-    x = np.asarray(values, dtype=float)
-    if not len(x):
-        return {"mean": None, "ci": [None, None], "n": 0}
-    boot = x[np.random.default_rng(seed).integers(0, len(x), size=(n, len(x)))].mean(axis=1)
-    lo, hi = np.percentile(boot, [2.5, 97.5])
-    return {"mean": float(x.mean()), "ci": [float(lo), float(hi)], "n": int(len(x))}
+    """{"mean", "ci", "n"}: a percentile-bootstrap 95% CI of the mean (each value its own cluster)."""
+    boot = cluster_bootstrap([[v] for v in values], n=n, seed=seed)
+    return {"mean": boot["mean"], "ci": boot["ci"], "n": boot["n"]}
 
 
 def slope_ci(steps: Sequence[float], values: Sequence[float]) -> dict[str, Any]:

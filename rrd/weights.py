@@ -131,7 +131,7 @@ def whitened_uniform_weights(X: np.ndarray, config: WhiteningConfig | None = Non
     reason = _degenerate_reason(X, config)
     if reason is not None:
         return _uniform(m, reason)
-    Sigma = _regularised(_covariance(X, config.shrinkage, constant_floor=True), config.ridge)
+    Sigma = _regularised(_covariance(X, config.shrinkage), config.ridge)
     w = _inverse_power(Sigma, 0.5, config.eps) @ np.ones(m)
     return _clip_normalise(w, "whitened_uniform")
 
@@ -155,7 +155,7 @@ def fisher_weights(D: np.ndarray, y: np.ndarray, config: WhiteningConfig | None 
     votes_toward_truth = D * y[:, None]
     if np.all(np.ptp(votes_toward_truth, axis=0) == 0):
         return _uniform(m, "the noise Z has zero variance for every rubric: no covariance to estimate")
-    Sigma = _regularised(_covariance(votes_toward_truth, config.shrinkage, constant_floor=True), config.ridge)
+    Sigma = _regularised(_covariance(votes_toward_truth, config.shrinkage), config.ridge)
     w = _inverse_power(Sigma, 1.0, config.eps) @ mu
     return _clip_normalise(w, "fisher")
 
@@ -181,19 +181,19 @@ def error_bound(w: np.ndarray, mu: np.ndarray, Sigma: np.ndarray) -> float:
 # --- the linear algebra, as on the method page --------------------------------------------------------------
 
 
-def _covariance(X: np.ndarray, shrinkage: Shrinkage, constant_floor: bool = False) -> np.ndarray:
+def _covariance(X: np.ndarray, shrinkage: Shrinkage) -> np.ndarray:
     """Sigma from few rows: shrunk toward a scaled identity, because 8 x 20 is rank-deficient.
 
-    constant_floor (shrunk estimators only): a column constant across the rows has no estimable variance or
-    covariance; its variance is raised to the mean variance of the varying columns, so it is weighted like an
-    average independent rubric. Without it, the shrunk variance is intensity x mean variance, and Ledoit-Wolf's
+    Under the shrunk estimators, a column constant across the rows has no estimable variance or covariance;
+    its variance is raised to the mean variance of the varying columns, so it is weighted like an average
+    independent rubric. Without this floor, the shrunk variance is intensity x mean variance, and Ledoit-Wolf's
     intensity can be near 0 with few rubrics (2 rubrics x 4 samples gave 0), which hands the constant rubric
     about 1/sqrt(ridge) times the weight of the informative one (0.98 vs 0.02).
     """
     estimator = {"ledoit_wolf": LedoitWolf, "oas": OAS, "none": EmpiricalCovariance}[shrinkage]()
     Sigma = estimator.fit(X).covariance_
     constant = np.ptp(X, axis=0) == 0
-    if constant_floor and shrinkage != "none" and constant.any() and not constant.all():
+    if shrinkage != "none" and constant.any() and not constant.all():
         floor = float(np.mean(np.diag(Sigma)[~constant]))
         idx = np.flatnonzero(constant)
         Sigma[idx, idx] = np.maximum(Sigma[idx, idx], floor)
