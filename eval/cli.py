@@ -19,7 +19,7 @@ BENCH_NAMES = ["judgebench", "pairs", "rm-bench", "rewardbench2", "ppe-human",
 
 def eval_command(sub: argparse._SubParsersAction) -> None:
     from judges.cli_args import COUNT, POSITIVE, number
-    from rrd.cli_commands import add_refine_args
+    from rrd.cli_args import add_refine_args
 
     p = sub.add_parser(
         "eval", help="evaluate judge methods (JudgeBench, PPE) or a policy (HealthBench, BiGGen)",
@@ -70,7 +70,7 @@ def eval_command(sub: argparse._SubParsersAction) -> None:
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from rrd.cli_commands import refine_config_from_args
+    from rrd.cli_args import refine_config_from_args
 
     from .policy import PolicyConfig
     from .preference import PairFields, parse_label_map
@@ -165,11 +165,12 @@ def _run(config: Any, args: argparse.Namespace, items: list[Any], results: Any) 
     from judges import Judge
     from judges.cli_args import judge_config_from_args
     from rrd import interrupt
-    from rrd.cli_commands import Models, RefineView
+    from rrd.cli_args import models_from_args
+    from rrd.progress import RefineView
 
     from .runner import EvalRun
 
-    models = Models.from_args(args, config.refine)
+    models = models_from_args(args, config.refine)
     policy = None
     if args.policy:
         pcfg = judge_config_from_args(args, model=args.policy)

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
 
 from judges.judge import GradeItem, Judge
-from judges.types import Completion, PairVerdict, Verdict
-from rrd.cli_commands import Models
+from judges.types import Completion, PairVerdict, Verdict, flip, verdict_value
+from rrd.pool import Models
 from rrd.config import RefineConfig
 from rrd.io import JsonlAppender
 from rrd.records import RubricSet
@@ -56,11 +56,6 @@ def usage_of(verdicts: Sequence[Verdict | PairVerdict | Completion]) -> dict[str
 def add_usage(*parts: dict[str, float]) -> dict[str, float]:
     keys = ("calls", "prompt_tokens", "completion_tokens", "cost_usd")
     return {k: float(sum(p.get(k, 0.0) for p in parts)) for k in keys}
-
-
-def flip(verdict: GameVerdict) -> GameVerdict:
-    """A verdict on the swapped pair (B, A), expressed in the original order."""
-    return {"A": "B", "B": "A"}.get(verdict, verdict) if verdict else verdict  # type: ignore[return-value]
 
 
 class MethodJudge:
@@ -142,9 +137,7 @@ class MethodJudge:
                 "reasons": [[g1.reason, g2.reason] for g1, g2 in zip(firsts, seconds)], "usage": usage}
 
     def _values(self, verdicts: Sequence[Verdict]) -> list[bool | float | None]:
-        if self.soft:
-            return [v.p_yes if v.p_yes is not None else v.met for v in verdicts]
-        return [v.met for v in verdicts]
+        return [verdict_value(v, self.soft) for v in verdicts]
 
     async def rubric(self, method: Method, item: ItemResponses) -> dict[str, Any]:
         """Pointwise scores of every response against the method's rubric set; for a pair, one game."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
 
-from rrd.cli_commands import Models
+from rrd.pool import Models
 from rrd.config import RefineConfig
 from rrd.io import JsonlAppender
 

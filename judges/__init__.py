@@ -6,7 +6,8 @@ Grades plain criterion strings; knows nothing of rubrics. See judges.judge.Judge
 from .accounting import Accounting, BudgetExceeded
 from .cache import CompletionCache
 from .judge import DEFAULT_JUDGE, GradeItem, Judge, JudgeConfig, make_backend
-from .types import Completion, Message, PairVerdict, Request, SamplingParams, TokenLogprobs, Usage, Verdict
+from .types import (Completion, Message, PairVerdict, Request, SamplingParams, TokenLogprobs, Usage, Verdict, flip,
+                    verdict_value)
 
 __all__ = [
     "Accounting",
@@ -24,5 +25,7 @@ __all__ = [
     "TokenLogprobs",
     "Usage",
     "Verdict",
+    "flip",
     "make_backend",
+    "verdict_value",
 ]

@@ -76,6 +76,13 @@ class Accounting:
                 k: v for k, v in self.__dict__.items() if not k.startswith("_") and k != "reserved_usd"
             }
 
+    def summary(self) -> str:
+        """One line of what this run sent and spent, for the end-of-run summaries of every command."""
+        with self._lock:
+            return (f"{self.calls} calls, {self.cache_hits} cache hits, {self.failures} failed, {self.unreadable} "
+                    f"unreadable answers, {self.prompt_tokens + self.completion_tokens} tokens, "
+                    f"${self.cost_usd:.4f}")
+
     def postfix(self) -> str:
         """Short text for a tqdm postfix."""
         unreadable = f" unreadable={self.unreadable}" if self.unreadable else ""

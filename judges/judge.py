@@ -16,9 +16,9 @@ from .accounting import Accounting, BudgetExceeded
 from .backends.api import ApiBackend, RetryPolicy
 from .backends.base import Backend
 from .cache import CompletionCache, cache_key, default_cache_path
+from .settings import COUNT, POSITIVE, SECONDS, number, setting
 from .parsing import batch_p_yes, first_verdict_p_yes, parse_json_verdicts, parse_pairwise, parse_yes_no
-from .types import (Completion, Message, PairVerdict, Request, SamplingParams, Usage, Verdict, failure_reason,
-                    is_unreadable)
+from .types import Completion, Message, PairVerdict, Request, SamplingParams, Usage, Verdict, failure_reason
 
 DEFAULT_JUDGE = "local:qwen2.5-coder-1.5b"
 GradingMode = Literal["single", "batch"]
@@ -26,47 +26,55 @@ GradingMode = Literal["single", "batch"]
 
 @dataclass
 class JudgeConfig:
-    """How to reach a model and how to grade with it. Every field has a CLI flag of the same name."""
+    """How to reach a model and how to grade with it. Every field but `api_key` (given as --api-key-env, the
+    variable that holds it, so a key never lands in shell history) has a CLI flag (judges.settings)."""
 
-    model: str = DEFAULT_JUDGE
-    api_base: str | None = None
+    model: str = setting(DEFAULT_JUDGE, flag="--judge",
+                         help="model string: gpt-4o, hosted_vllm/meta-llama/Llama-3.1-8B-Instruct, "
+                              "local:qwen2.5-coder-1.5b (default), local:smollm2-135m, local:/path/model.gguf")
+    api_base: str | None = setting(None, env="RRD_API_BASE",
+                                   help="OpenAI-compatible server for the judge (vLLM, llama.cpp), e.g. "
+                                        "http://127.0.0.1:8000/v1 (default: $RRD_API_BASE)")
     api_key: str | None = None
-    concurrency: int = 16
-    #: "auto": the openai SDK for OpenAI and OpenAI-compatible servers (api_base), litellm for other providers
-    transport: Literal["auto", "litellm", "openai"] = "auto"
-    max_retries: int = 5
-    timeout_s: float = 120.0
-    #: "single": one criterion per call (paper-faithful); "batch": `batch_size` criteria per call, JSON list answer
-    grading_mode: GradingMode = "single"
-    batch_size: int = 8
-    #: ask for token logprobs so verdicts carry P(YES); set False for servers that do not support them
-    logprobs: bool = True
-    top_logprobs: int = 20
-    #: the paper's satisfaction judge sees only response and criterion; True also shows the user prompt
-    include_prompt: bool = False
-    verdict_max_tokens: int = 2
-    pairwise_max_tokens: int = 1024
-    #: re-asks of a grading answer that arrived but could not be read, each with the unreadable answer and a
-    #: reminder of the format (grade-v3-reask); 0 leaves it unscored (the paper is silent on this)
-    reask_unreadable: int = 0
-    cache: bool = True
-    cache_path: str | None = None
-    budget_usd: float | None = None
-    local_dtype: str = "bfloat16"
-    local_max_batch: int = 16
-    #: torch threads for the local backend (None: torch's default, all cores)
-    local_threads: int | None = None
-    #: "auto": CUDA when visible (e.g. evaluating a trained checkpoint on the training GPU), else CPU
-    local_device: str = "auto"
-    #: what runs `local:` models: "llama.cpp" (in-process, the GGUF as shipped), "transformers" (a bf16 copy),
-    #: or "hybrid" (short answers such as verdicts on transformers, everything that writes on llama.cpp: each
-    #: where it is faster, see judges/backends/routed.py). "auto": hybrid for GGUF and bundled models on the
-    #: CPU when llama-cpp-python is installed, else transformers (model folders, CUDA, no llama-cpp-python)
-    local_engine: Literal["auto", "hybrid", "llama.cpp", "transformers"] = "auto"
-    #: llama.cpp: the most requests decoded together (each up to 4,096 tokens of prompt + answer), and the
-    #: longest request (run alone)
-    local_parallel: int = 8
-    local_max_context: int = 16384
+    concurrency: int = setting(16, type=POSITIVE, help="max calls in flight (API backends)")
+    transport: Literal["auto", "litellm", "openai"] = setting(
+        "auto", help="auto: openai SDK for OpenAI and --api-base servers, litellm for other providers")
+    max_retries: int = setting(5, type=COUNT, help="retries of a call that failed for a reason that may pass "
+                                                  "(429, 5xx, timeouts, dropped connections)")
+    timeout_s: float = setting(120.0, flag="--timeout", type=SECONDS, help="seconds per call before it is retried")
+    grading_mode: GradingMode = setting(
+        "single", help="single: one criterion per call (paper-faithful); batch: --batch-size criteria per call, "
+                       "JSON list answer")
+    batch_size: int = setting(8, type=POSITIVE, help="criteria per call in batch grading mode")
+    logprobs: bool = setting(True, flag="--no-logprobs", negate=True,
+                             help="for servers without logprobs: text verdicts only (no P(YES))")
+    top_logprobs: int = setting(20, type=COUNT, help="alternatives per token asked for with logprobs")
+    include_prompt: bool = setting(False, help="show the user prompt to the satisfaction judge (the paper shows "
+                                               "only the response)")
+    verdict_max_tokens: int = setting(2, type=POSITIVE, help="length cap of a single YES/NO verdict")
+    pairwise_max_tokens: int = setting(1024, type=POSITIVE, help="length cap of a direct pairwise judgement "
+                                                                 "(reasoning, then the verdict)")
+    reask_unreadable: int = setting(0, type=COUNT,
+                                    help="re-asks of a grading answer that cannot be read, with the answer and a "
+                                         "reminder of the format (0: it stays unscored; the paper is silent)")
+    cache: bool = setting(True, flag="--no-cache", negate=True, help="do not read or write the on-disk cache")
+    cache_path: str | None = setting(None, help="SQLite cache file (default ~/.cache/rrd/judge-cache.sqlite)")
+    budget_usd: float | None = setting(None, type=number(float, strict=True),
+                                       help="stop cleanly before spending more than this (dollars, > 0); see "
+                                            "README, How it behaves")
+    local_dtype: str = setting("bfloat16", help="transformers engine: the dtype local models run in")
+    local_max_batch: int = setting(16, type=POSITIVE, help="transformers engine: most sequences per forward pass")
+    local_threads: int | None = setting(None, type=POSITIVE, help="torch/llama.cpp threads for local models "
+                                                                 "(default: all cores)")
+    local_device: str = setting("auto", help="auto: CUDA when visible (e.g. evaluating a trained checkpoint on "
+                                             "the training GPU), else CPU")
+    local_engine: Literal["auto", "hybrid", "llama.cpp", "transformers"] = setting(
+        "auto", help="what runs local: models; hybrid = verdicts on transformers, generation on llama.cpp (each "
+                     "where it is faster, judges/backends/routed.py); auto = hybrid for GGUF/bundled models on "
+                     "CPU when llama-cpp-python is installed, else transformers")
+    local_parallel: int = setting(8, type=POSITIVE, help="llama.cpp: most requests decoded together in one batch "
+                                                         "(each up to 4,096 tokens of prompt + answer)")
+    local_max_context: int = setting(16384, type=POSITIVE, help="llama.cpp: the longest request (run alone)")
 
 
 def _local_device(device: str) -> str:
@@ -241,7 +249,8 @@ class Judge:
         usage = completion.usage
         if not completion.ok:
             return [
-                Verdict(criteria[i], None, raw="", reason=failure_reason(completion), usage=usage)
+                Verdict(criteria[i], None, raw="", reason=failure_reason(completion), usage=usage,
+                        error=completion.error or "call failed", retryable=completion.retryable)
                 for i in idx
             ]
         text = completion.text
@@ -316,7 +325,7 @@ class Judge:
             for i, verdict in zip(idx, self._verdicts(list(items[n].criteria), idx, completion)):
                 out[n][i] = verdict
         self.accounting.record_unreadable(sum(
-            v is not None and v.met is None and is_unreadable(v.reason) for row in out for v in row))
+            v is not None and v.unreadable for row in out for v in row))
         return [[v for v in row if v is not None] for row in out]
 
     async def grade(self, criteria: Sequence[str], response: str, prompt: str | None = None) -> list[Verdict]:
@@ -331,7 +340,8 @@ class Judge:
         out = []
         for c in await self.run(reqs):
             if not c.ok:
-                out.append(PairVerdict(None, "", failure_reason(c), c.usage, c.cached))
+                out.append(PairVerdict(None, "", failure_reason(c), c.usage, c.cached, error=c.error or "call failed",
+                                       retryable=c.retryable))
                 continue
             winner = parse_pairwise(c.text)
             reason = None if winner else f"no [[A]]/[[B]]/[[C]] verdict in {c.text[-200:]!r}"

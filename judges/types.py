@@ -13,6 +13,25 @@ Role = Literal["system", "user", "assistant"]
 Message = dict[str, str]  # {"role": ..., "content": ...}, the OpenAI chat shape every backend accepts
 
 
+def content_text(content: Any) -> str:
+    """A chat message's content as text: a string as is, or the text parts of a multimodal content list."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p if isinstance(p, str) else str(p.get("text", "")) if isinstance(p, dict)
+                       and p.get("type", "text") == "text" else "" for p in content)
+    return str(content)
+
+
+def last_user_turn(messages: Any) -> str | None:
+    """The text of the last user turn of a chat conversation (the prompt rubrics are written for), or None
+    when it has none."""
+    users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+    return content_text(users[-1].get("content")) if users else None
+
+
 @dataclass(frozen=True)
 class SamplingParams:
     """Decoding settings; part of the cache key, so two runs with different settings never share answers."""
@@ -32,6 +51,7 @@ class SamplingParams:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
 
 
 @dataclass
@@ -87,6 +107,7 @@ class Completion:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Completion:
         return cls(
@@ -105,7 +126,8 @@ class Completion:
         )
 
 
-#: how the reason of an unscored verdict starts when its call failed; a re-run retries these
+#: how the reason of an unscored verdict starts when its call failed (text for people; code reads the typed
+#: `Verdict.error` / `Verdict.retryable`, never this prefix)
 CALL_FAILED = "call failed: "
 #: ... and when the failure would repeat (not retried)
 CALL_FAILED_PERMANENTLY = "call failed (not retryable): "
@@ -117,14 +139,12 @@ def failure_reason(completion: Completion) -> str:
     return prefix + (completion.error or "")
 
 
-def is_retryable_failure(reason: str | None) -> bool:
-    """Whether an unscored verdict's reason is a call failure worth retrying on a re-run."""
-    return bool(reason) and reason.startswith(CALL_FAILED)  # type: ignore[union-attr]
-
-
-def is_unreadable(reason: str | None) -> bool:
-    """Whether an unscored verdict's reason is an answer that arrived but could not be read."""
-    return bool(reason) and not reason.startswith("call failed")  # type: ignore[union-attr]
+def unscored_kind(error: str | None, retryable: bool, missing: bool) -> str | None:
+    """The class of an answer that gave nothing usable, from typed facts: a call that failed and may pass on a
+    re-run, one that would fail again, or an answer that arrived unreadable; None when the answer is usable."""
+    if error is not None:
+        return "call failed" if retryable else "failed, not retryable"
+    return "unreadable" if missing else None
 
 
 @dataclass
@@ -141,13 +161,46 @@ class Verdict:
     reason: str | None = None  # why it is unscored, or the grader's explanation where one is given
     usage: Usage = field(default_factory=Usage)
     cached: bool = False
+    #: the call's error when the call failed after all retries (the verdict is then unscored); None otherwise
+    error: str | None = None
+    #: with `error`: whether sending the call again may succeed (a re-run retries only these)
+    retryable: bool = True
 
     @property
     def scored(self) -> bool:
         return self.met is not None
 
+    @property
+    def failed(self) -> bool:
+        """The call behind it failed (as opposed to an answer that arrived and could not be read)."""
+        return self.error is not None
+
+    @property
+    def unreadable(self) -> bool:
+        """An answer arrived but held no readable YES/NO."""
+        return self.met is None and self.error is None
+
+    @property
+    def kind(self) -> str | None:
+        """Why it is unscored, as a class: "call failed", "failed, not retryable", "unreadable"; None if scored."""
+        return unscored_kind(self.error, self.retryable, self.met is None)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+
+def verdict_value(verdict: Verdict, soft: bool = False) -> bool | float | None:
+    """The one rule that turns a verdict into the g_k a score uses, for rewards, `rrd judge` and `rrd eval`.
+
+    An unscored verdict (a failed call, or an answer with no readable YES/NO) is None, dropped from the score,
+    whatever the logprobs say: a P(YES) read off an answer that is not a verdict measures nothing. Otherwise the
+    hard verdict, or with `soft` its P(YES), falling back to the hard verdict where the judge gave none."""
+    if verdict.met is None:
+        return None
+    if soft and verdict.p_yes is not None:
+        return float(verdict.p_yes)
+    return verdict.met
 
 
 @dataclass
@@ -159,6 +212,19 @@ class PairVerdict:
     reason: str | None = None
     usage: Usage = field(default_factory=Usage)
     cached: bool = False
+    #: the call's error when it failed after all retries (winner is then None)
+    error: str | None = None
+    retryable: bool = True
+
+    @property
+    def kind(self) -> str | None:
+        """Why there is no winner, as a class (see Verdict.kind); None when there is one."""
+        return unscored_kind(self.error, self.retryable, self.winner is None)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def flip(winner: str | None) -> str | None:
+    """A pairwise winner on the swapped pair (B, A), expressed in the original order."""
+    return {"A": "B", "B": "A"}.get(winner, winner) if winner else winner

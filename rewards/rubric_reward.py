@@ -22,7 +22,7 @@ Design:
 * Rubric sets, looked up per completion in this order: a dataset column (`rubric_column`, default "rubrics":
   a RubricSet dict, the short form {"rubrics": [...], "weights": [...]}, a list of rubric strings, or any of
   these as a JSON string); the `sets` mapping by the `prompt_id_column` value; the `sets` mapping by
-  rrd.cli_commands.prompt_key(prompt text); finally, with refine_missing=True and a proposer Judge, RRD
+  rrd.rubric_files.prompt_key(prompt text); finally, with refine_missing=True and a proposer Judge, RRD
   refinement of the prompt on the fly (once per prompt; the result is kept in `self.sets`). A completion
   whose prompt has no usable rubric set (none found, refinement disabled, or refinement failed/empty) gets
   None. The prompt text is the last user turn of a conversational prompt (or `prompt_column`'s value).
@@ -41,7 +41,7 @@ from typing import Any, Callable, Literal, Mapping, Sequence
 
 
 from judges.judge import GradeItem, Judge
-from judges.types import Verdict
+from judges.types import Verdict, verdict_value
 from rrd.rubric_files import load_rubric_sets, prompt_key
 from rrd.records import RubricSet
 from rrd.scoring import score_response
@@ -183,11 +183,9 @@ def _rubric_set_from_value(value: Any, prompt: str) -> RubricSet | None:
 
 
 def _verdict_value(v: Verdict, mode: ScoreMode) -> float | None:
-    if v.met is None:
-        return None  # unscored: never a NO, whatever P(yes) says
-    if mode == "soft" and v.p_yes is not None:
-        return float(v.p_yes)
-    return 1.0 if v.met else 0.0
+    """judges.verdict_value (the one rule) as a float reward term."""
+    value = verdict_value(v, soft=mode == "soft")
+    return None if value is None else float(value)
 
 
 def _distributed_world() -> int:
@@ -204,7 +202,7 @@ def _distributed_world() -> int:
 class RubricReward:
     """Rubric-satisfaction rewards from a Judge and a source of RubricSets.
 
-    sets: a mapping prompt_id -> RubricSet, a rubrics.jsonl path (rrd.cli_commands.load_rubric_sets), or None
+    sets: a mapping prompt_id -> RubricSet, a rubrics.jsonl path (rrd.rubric_files.load_rubric_sets), or None
     (rubric sets then come from the dataset column, or from refinement with `proposer`).
 
     Use `reward.reward_func` (an async bound method named `config.name`, detected as async by TRL) as a GRPO

@@ -205,7 +205,7 @@ async def _games(judge: Judge, trained: Sequence[dict], base: Mapping[tuple[str,
             calls += [(prompt, c["text"], b), (prompt, b, c["text"])]
         verdicts = await judge.pairwise_many(calls)
         for c, g1, g2 in zip(mine, verdicts[0::2], verdicts[1::2]):
-            flipped = {"A": "B", "B": "A"}.get(g2.winner, g2.winner) if g2.winner else None
+            flipped = flip(g2.winner)
             _add(store, {"policy": label, "prompt_id": pid, "sample": c["sample"], "game1": g1.winner,
                          "game2": flipped, "score": game_score(g1.winner, flipped)})
 

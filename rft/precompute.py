@@ -2,7 +2,7 @@
 
 Why before and not during training: refinement costs hundreds of judge/proposer calls per prompt; done inside the
 reward function it would stall every GRPO step that meets a new prompt, and a crash would lose it. Here it runs
-once through `rrd refine`'s own machinery (rrd.cli_commands.refine_all), appending each RubricSet to the rubrics
+once through `rrd refine`'s own machinery (rrd.jobs.refine_all), appending each RubricSet to the rubrics
 file the moment it is done, so an interrupted precompute resumes where it stopped and the file can be reused by
 `rrd judge` and evaluation.
 """
@@ -17,7 +17,9 @@ from typing import Mapping, Sequence
 from judges.accounting import BudgetExceeded
 from judges.judge import JudgeConfig
 from rrd import interrupt
-from rrd.cli_commands import Models, PromptTask, refine_all
+from rrd.inputs import PromptTask
+from rrd.jobs import refine_all
+from rrd.pool import Models
 from rrd.config import RefineConfig
 from rrd.io import JsonlAppender
 from rrd.resume import Stop
@@ -62,7 +64,7 @@ def match_sets(prompt_ids: Sequence[str], texts: Sequence[str], file_sets: Mappi
 
 
 def build_models(judge_cfg: JudgeConfig, proposer_cfg: JudgeConfig, refine: RefineConfig) -> Models:
-    """Judge, proposer and sampler models for refinement (rrd.cli_commands.Models.build: one budget, one cache)."""
+    """Judge, proposer and sampler models for refinement (rrd.pool.Models.build: one budget, one cache)."""
     return Models.build(judge_cfg, proposer_cfg, refine)
 
 

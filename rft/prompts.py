@@ -19,6 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Container, Iterable, Mapping
 
+from judges.types import content_text
 from rrd.io import Row, read_rows
 from rrd.rubric_files import prompt_key
 
@@ -71,14 +72,6 @@ def dedup_key(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
-def _content(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):  # multimodal content parts
-        return "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in value)
-    return "" if value is None else str(value)
-
-
 def _truthy(value: Any) -> bool:
     return bool(value) and str(value).strip().lower() not in ("false", "0", "no", "none")
 
@@ -124,7 +117,7 @@ def extract(record: Mapping[str, Any], prompt_field: str | None = None) -> Extra
         i, first = users[0]
         lang = first.get("language") or rec_lang
         return Extracted(
-            _content(first.get("content")),
+            content_text(first.get("content")),
             lang if isinstance(lang, str) else None,
             rec_toxic or _truthy(first.get("toxic")) or _moderation_flagged(record, i),
             rec_redacted or _truthy(first.get("redacted")),
@@ -132,7 +125,7 @@ def extract(record: Mapping[str, Any], prompt_field: str | None = None) -> Extra
         )
     if name is None:
         return Extracted(None)
-    return Extracted(_content(value), rec_lang if isinstance(rec_lang, str) else None, rec_toxic, rec_redacted)
+    return Extracted(content_text(value), rec_lang if isinstance(rec_lang, str) else None, rec_toxic, rec_redacted)
 
 
 def select_prompts(records: Iterable[Mapping[str, Any]], config: DataConfig) -> PromptSet:

@@ -11,7 +11,24 @@ from dataclasses import asdict, dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Literal
 
+from judges.settings import COUNT, POSITIVE, number, setting
+
 from .weights import WhiteningConfig
+
+def similarity_threshold(text: str) -> float | None:
+    """An argparse type: a lexical similarity in (0, 100], or 'off'/'none' for exact repeats only."""
+    import argparse
+
+    if text.strip().lower() in ("off", "none"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 100] or 'off', not {text!r}") from None
+    if not 0 < value <= 100:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 100] or 'off', not {text!r}")
+    return value
+
 
 InitialSource = Literal["responses", "prompt_only"]
 WeightScheme = Literal["uniform", "llm", "whitened"]
@@ -65,42 +82,64 @@ class RefineConfig:
     """
 
     # -- responses ----------------------------------------------------------------------------------------------
-    n_samples: int = 8
-    samplers: list[str] = field(default_factory=list)
-    samples_per_sampler: int | None = None
-    sample_temperature: float = 0.7
-    sample_top_p: float = 0.95
-    sample_max_tokens: int = 1024
+    n_samples: int = setting(8, type=POSITIVE, help="sampled responses per prompt (N)")
+    samplers: list[str] = setting(default_factory=list, help="models that write the N sampled responses "
+                                                             "(default: the proposer)")
+    samples_per_sampler: int | None = setting(None, type=POSITIVE, help="every sampler writes this many "
+                                                                        "(ignores --n-samples)")
+    sample_temperature: float = setting(0.7, type=number(float), help="temperature of sampled responses")
+    sample_top_p: float = setting(0.95, type=number(float, strict=True), help="top_p of sampled responses")
+    sample_max_tokens: int = setting(1024, type=POSITIVE, also=("reference_max_tokens",),
+                                     help="length cap of sampled and reference responses")
     # -- misalignment references ----------------------------------------------------------------------------
-    strong_model: str | None = None
-    weak_model: str | None = None
-    reference_max_tokens: int = 1024
+    strong_model: str | None = setting(None, help="misalignment check: the strong reference")
+    weak_model: str | None = setting(None, help="misalignment check: the weak reference")
+    reference_max_tokens: int = setting(1024, type=POSITIVE, help="length cap of the reference responses "
+                                                                  "(default: --sample-max-tokens)")
     # -- the loop -------------------------------------------------------------------------------------------
-    satisfy_threshold: int = 2
-    max_rejections: int = 15
-    max_depth: int = 3
-    max_queue: int = 200
-    children_position: ChildrenPosition = "back"
-    decompose: bool = True
-    misalignment: bool = True
-    overlap: bool = True
-    conflict: bool = True
-    initial_source: InitialSource = "responses"
+    satisfy_threshold: int = setting(2, flag="--threshold", type=COUNT,
+                                     help="decompose a rubric when more than this many samples satisfy it")
+    max_rejections: int = setting(15, type=COUNT, help="rejection budget T")
+    max_depth: int = setting(3, type=COUNT, help="deepest decomposition (initial rubrics have depth 0)")
+    max_queue: int = setting(200, type=POSITIVE, help="safety cap on rubrics processed per prompt")
+    children_position: ChildrenPosition = setting("back", help="back: breadth-first (one grading wave per "
+                                                               "level); front: one subtree at a time")
+    decompose: bool = setting(True, flag="--no-decompose", negate=True, help="ablation: switch the decompose "
+                                                                             "stage off")
+    misalignment: bool = setting(True, flag="--no-misalignment", negate=True,
+                                 help="ablation: switch the misalignment stage off")
+    overlap: bool = setting(True, flag="--no-overlap", negate=True, help="ablation: switch the overlap stage off")
+    conflict: bool = setting(True, flag="--no-conflict", negate=True,
+                             help="ablation: switch the conflict stage off")
+    initial_source: InitialSource = setting("responses", flag="--initial",
+                                            help="what the initial rubrics are written from")
     # -- robustness (see the docstring) ----------------------------------------------------------------------
-    near_duplicate_threshold: float | None = 90.0
-    repair_attempts: int = 1
-    degenerate_repeats: int = 3
-    on_failed_decomposition: OnFailedDecomposition = "reject"
-    fallback: Fallback = "initial"
+    near_duplicate_threshold: float | None = setting(
+        90.0, type=similarity_threshold,
+        help="lexical similarity (0-100) from which a proposed rubric repeats an existing one and is dropped "
+             "before grading; 'off' for exact (canonical) repeats only")
+    repair_attempts: int = setting(1, type=COUNT, help="re-asks of the proposer, with feedback, after an "
+                                                       "unreadable or repeating answer")
+    degenerate_repeats: int = setting(3, type=POSITIVE, help="an initial list repeating one rubric this "
+                                                                 "many times is re-asked")
+    on_failed_decomposition: OnFailedDecomposition = setting(
+        "reject", help="keep: a parent that cannot be decomposed goes on to the filters as if atomic; reject: it "
+                       "is rejected (the paper)")
+    fallback: Fallback = setting("initial", help="initial: a loop that accepts nothing falls back to the initial "
+                                                 "rubrics that passed the misalignment check; none: the set stays "
+                                                 "empty (the paper)")
     # -- proposer calls ---------------------------------------------------------------------------------------
-    proposer_temperature: float = 0.0
-    proposer_max_tokens: int = 1024
-    check_max_tokens: int = 64
-    proposer_repetition_penalty: float = 1.1
+    proposer_temperature: float = setting(0.0, type=number(float), help="temperature of proposer calls")
+    proposer_max_tokens: int = setting(1024, type=POSITIVE,
+                                       help="length cap of the proposer's rubric lists and decompositions")
+    check_max_tokens: int = setting(64, type=POSITIVE, help="length cap of the overlap and conflict checks")
+    proposer_repetition_penalty: float = setting(
+        1.1, type=number(float, strict=True),
+        help="repetition penalty of proposer calls (local backend and api_base servers; 1.0 = off)")
     # -- weights ------------------------------------------------------------------------------------------------
-    weight_scheme: WeightScheme = "whitened"
+    weight_scheme: WeightScheme = setting("whitened", flag="--weights", help="how accepted rubrics are weighted")
     whitening: WhiteningConfig = field(default_factory=WhiteningConfig)
-    seed: int = 0
+    seed: int = setting(0, type=int, help="seed of sampling and weighting")
 
     def __post_init__(self) -> None:
         if isinstance(self.whitening, dict):

@@ -287,8 +287,7 @@ class _Refinement:
             r.verdicts = [v.met for v in column[:n]]
             r.satisfied = sum(1 for v in r.verdicts if v is True)
             for v in column:
-                failed = (v.reason or "").startswith("call failed")
-                r.judge_calls += self.meter.add("grading", v.cached, failed, v.usage, shares[k])
+                r.judge_calls += self.meter.add("grading", v.cached, v.failed, v.usage, shares[k])
             unscored = sum(1 for v in r.verdicts if v is None)
             if unscored:
                 r.note(f"{unscored} of {n} sample verdicts unscored (not counted as YES)")

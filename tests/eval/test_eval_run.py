@@ -17,7 +17,7 @@ from eval.report import build_report, combined_verdict, rubric_edges
 from eval.runner import EvalConfig, EvalRun, load_items
 from judges import Accounting, Judge, JudgeConfig
 from rrd import RefineConfig
-from rrd.cli_commands import Models
+from rrd.pool import Models
 from rrd.io import JsonlAppender
 from tests.fakes import ScriptedBackend, last_user
 

@@ -52,7 +52,7 @@ async def test_trained_checkpoint_is_evaluated_as_a_policy(tmp_path, tiny_policy
 
     from eval.runner import EvalConfig, EvalRun, load_items
     from judges import Accounting, Judge, JudgeConfig
-    from rrd.cli_commands import Models
+    from rrd.pool import Models
     from rrd.io import JsonlAppender
     from tests.fakes import ScriptedBackend
 

@@ -10,7 +10,9 @@ import pytest
 from judges import Accounting, Judge, JudgeConfig
 from rrd import RefineConfig, RubricSet
 from rrd.cli import main
-from rrd.cli_commands import Models, PromptTask, refine_all
+from rrd.inputs import PromptTask
+from rrd.jobs import refine_all
+from rrd.pool import Models
 from rrd.rubric_files import load_rubric_sets, prompt_key
 from rrd.io import InputError, JsonlAppender, read_rows
 from tests.fakes import ScriptedBackend, last_user

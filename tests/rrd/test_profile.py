@@ -6,7 +6,8 @@ import argparse
 
 import pytest
 
-from rrd.cli_commands import RefineView, add_refine_args, refine_config_from_args, refine_profile
+from rrd.cli_args import add_refine_args, refine_config_from_args, refine_profile
+from rrd.progress import RefineView
 from rrd.config import PROFILES, RefineConfig, auto_profile, profile_config
 from rrd.refine import Progress
 

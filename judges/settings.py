@@ -1,0 +1,197 @@
+"""Config dataclasses as the one source of truth for settings: their fields make the CLI flags and read YAML.
+
+A setting is declared once, as a dataclass field with `setting(default, help=...)`; `add_config_args` turns
+the fields of a config class into argparse flags (the flag name, its aliases, type, choices and help all come
+from the field), `config_values` reads them back into field values, and `config_from_mapping` builds the same
+class from a parsed YAML mapping, naming the file, section and key of anything it cannot use. This is TRL's way
+(`field(metadata={"help": ...})` read by HfArgumentParser) without its one-dataclass-per-parser limit: several
+configs share one parser, and a flag may keep an older name than its field (`flag="--threshold"`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import MISSING, Field
+from typing import Any, Callable, Iterable, Literal, Mapping, Sequence, TypeVar, Union, get_args, get_origin
+
+T = TypeVar("T")
+
+
+# ---------------------------------------------------------------------------------------------- value types
+def number(kind: type = int, *, minimum: float = 0, strict: bool = False) -> Callable[[str], float]:
+    """An argparse type: a number of `kind` that is >= minimum (> minimum when strict), so a flag such as
+    --concurrency 0 (which would wait forever) or --budget-usd -1 is refused before anything runs."""
+    bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'} {bound}, "
+                                             f"not {text!r}") from None
+        if value != value or value < minimum or (strict and value == minimum):  # value != value: NaN
+            raise argparse.ArgumentTypeError(f"expected a number {bound}, not {text!r}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+POSITIVE = number(int, minimum=1)
+COUNT = number(int, minimum=0)
+SECONDS = number(float, minimum=0, strict=True)
+
+
+# ------------------------------------------------------------------------------------------------ declaring
+def setting(default: Any = MISSING, *, help: str, flag: str | None = None, aliases: Sequence[str] = (),
+            type: Callable[[str], Any] | None = None, negate: bool = False, env: str | None = None,
+            also: Sequence[str] = (), metavar: str | None = None, default_factory: Any = MISSING) -> Any:
+    """A dataclass field that is also a CLI flag.
+
+    flag: the flag's name (default `--field-name`); aliases: older names that keep working. type: the argparse
+    type (default: from the field's annotation; Literal fields get choices). negate: a True-by-default bool whose
+    flag (`--no-...`) switches it off. env: an environment variable that gives the flag's default. also: fields
+    the flag sets too unless they are given themselves (one `--sample-max-tokens` caps samples and references).
+    """
+    meta = {"help": help, "flag": flag, "aliases": tuple(aliases), "type": type, "negate": negate, "env": env,
+            "also": tuple(also), "metavar": metavar}
+    if default_factory is not MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def flag_fields(cls: type) -> list[Field]:
+    """The fields of `cls` declared with `setting` (those that have a flag)."""
+    return [f for f in dataclasses.fields(cls) if "help" in f.metadata]
+
+
+def flag_name(f: Field) -> str:
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
+def flag_dest(f: Field) -> str:
+    """Where argparse stores the flag: named after the flag, so `args.judge` is `--judge` whatever the field."""
+    return flag_name(f).lstrip("-").replace("-", "_")
+
+
+def _default(f: Field) -> Any:
+    if f.default is not MISSING:
+        return f.default
+    if f.default_factory is not MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return None
+
+
+def _unwrap(hint: Any) -> Any:
+    """The non-None type of an optional annotation (`int | None` -> int)."""
+    if get_origin(hint) in (Union, types.UnionType):
+        rest = [a for a in get_args(hint) if a is not type(None)]
+        return rest[0] if len(rest) == 1 else hint
+    return hint
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+# ------------------------------------------------------------------------------------------------- the CLI
+def add_config_args(group: Any, cls: type, *, only: Iterable[str] | None = None, exclude: Iterable[str] = (),
+                    unset: bool = False, describe_default: Callable[[Field], str | None] | None = None) -> None:
+    """One flag per `setting` field of `cls` on `group` (a parser or an argument group).
+
+    unset: every flag defaults to None, so `config_values(..., given_only=True)` returns only what the user gave
+    (settings that a profile fills in otherwise). describe_default: the help's note on the default (default:
+    "default: X" where X is not None)."""
+    hints = _hints(cls)
+    keep = set(only) if only is not None else None
+    for f in flag_fields(cls):
+        if f.name in exclude or (keep is not None and f.name not in keep):
+            continue
+        meta, hint, default = f.metadata, _unwrap(hints[f.name]), _default(f)
+        if meta["env"] and os.environ.get(meta["env"]):
+            default = os.environ[meta["env"]]
+        if describe_default is not None:
+            note = describe_default(f)
+        else:
+            shown = default is not None and hint is not bool and "default" not in meta["help"]
+            note = f"default {default}" if shown else None
+        kw: dict[str, Any] = {"dest": flag_dest(f), "help": meta["help"] + (f" ({note})" if note else "")}
+        if hint is bool:
+            kw.update(action="store_true", default=None if unset else False)
+        else:
+            kw["default"] = None if unset else default
+            if meta["metavar"]:
+                kw["metavar"] = meta["metavar"]
+            if get_origin(hint) is Literal:
+                kw["choices"] = list(get_args(hint))
+            elif get_origin(hint) is list:
+                kw["nargs"] = "*"
+            else:
+                kw["type"] = meta["type"] or (hint if hint in (int, float, str) else str)
+        group.add_argument(flag_name(f), *meta["aliases"], **kw)
+
+
+def config_values(cls: type, args: argparse.Namespace, *, given_only: bool = False,
+                  exclude: Iterable[str] = ()) -> dict[str, Any]:
+    """The field values the flags of `cls` hold in `args` (see add_config_args); with given_only, only the
+    flags the user gave (flags added with unset=True default to None)."""
+    out: dict[str, Any] = {}
+    given: set[str] = set()
+    for f in flag_fields(cls):
+        if f.name in exclude or not hasattr(args, flag_dest(f)):
+            continue
+        value = getattr(args, flag_dest(f))
+        if value is None and given_only:
+            continue
+        if f.metadata["negate"]:
+            value = not value
+        given.add(f.name)
+        out[f.name] = value
+    for f in flag_fields(cls):
+        for target in f.metadata["also"] if f.name in given else ():
+            if target not in given:
+                out[target] = out[f.name]
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ mappings
+class ConfigError(ValueError):
+    """A config that cannot be used; the message names the file, the section and the key."""
+
+
+def check_keys(d: Any, known: Iterable[str], where: str, source: str | None) -> None:
+    """ConfigError unless `d` is a mapping whose keys are all in `known`."""
+    known = list(known)
+    if not isinstance(d, Mapping):
+        raise ConfigError(f"{source or 'config'}: section {where!r} must be a mapping, got {type(d).__name__}")
+    unknown = [k for k in d if k not in known]
+    if unknown:
+        raise ConfigError(
+            f"{source or 'config'}: unknown key {unknown[0]!r} in {where!r}"
+            + (f" (also {', '.join(map(repr, unknown[1:]))})" if unknown[1:] else "")
+            + f"; known keys: {', '.join(sorted(known))}"
+        )
+
+
+def config_from_mapping(cls: type[T], d: Mapping[str, Any] | None, where: str, source: str | None = None, *,
+                        exclude: Sequence[str] = (), **given: Any) -> T:
+    """`cls(**d)` where every key must be a field of `cls` (not in `exclude`); a field whose type is itself a
+    config dataclass may be given as a nested mapping (checked the same way, as `where.field`). `given` are
+    values set by the caller, not read from `d`. Errors name the file, section and key."""
+    d = dict(d or {})
+    check_keys(d, [f.name for f in dataclasses.fields(cls) if f.name not in exclude], where, source)
+    hints = _hints(cls)
+    for name, value in list(d.items()):
+        sub = _unwrap(hints.get(name))
+        if dataclasses.is_dataclass(sub) and isinstance(value, Mapping):
+            d[name] = config_from_mapping(sub, value, f"{where}.{name}", source)
+    try:
+        return cls(**d, **given)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"{source or 'config'}: section {where!r}: {exc}") from exc

@@ -1,0 +1,53 @@
+"""The refinement flags every `rrd` subcommand that refines shares (refine, judge, eval): RefineConfig's fields
+(judges.settings) over a profile, plus the judge and proposer flags of judges.cli_args."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import MISSING, Field
+
+from judges.cli_args import (POSITIVE, add_judge_args, add_proposer_args, judge_config_from_args,
+                             proposer_config_from_args)
+from judges.settings import add_config_args, config_values
+
+from .config import PROFILES, RefineConfig, auto_profile, profile_config
+from .pool import Models
+
+
+def _profile_note(f: Field) -> str | None:
+    """The help's note on a refine setting's default: the paper's value, and the local profile's where it differs."""
+    if f.default is None or isinstance(f.default, bool) or f.default is MISSING:
+        return None
+    local = PROFILES["local"].get(f.name)
+    return f"paper {f.default}" + (f", local profile {local}" if local is not None else "")
+
+
+def add_refine_args(p: argparse.ArgumentParser, default_profile: str = "auto") -> None:
+    add_judge_args(p)
+    add_proposer_args(p)
+    local = PROFILES["local"]
+    g = p.add_argument_group("refinement (defaults: the paper's, or the local profile's where they differ)")
+    g.add_argument("--profile", choices=["auto", *PROFILES], default=default_profile,
+                   help="paper: the paper's settings; local: sized for a small model on a CPU (n-samples "
+                        f"{local['n_samples']}, threshold {local['satisfy_threshold']}, max tokens "
+                        f"{local['sample_max_tokens']}); auto: local when every model is local:, else paper. "
+                        "Explicit flags override the profile")
+    add_config_args(g, RefineConfig, unset=True, describe_default=_profile_note)
+    g.add_argument("--prompt-concurrency", type=POSITIVE, default=4, help="prompts refined at once")
+
+
+def refine_profile(args: argparse.Namespace) -> str:
+    """The profile a run uses: --profile, with auto resolved from the models that write and grade."""
+    if args.profile != "auto":
+        return args.profile
+    models = [args.judge, args.proposer or args.judge, *(args.samplers or []), args.strong_model, args.weak_model]
+    return auto_profile([m for m in models if m])
+
+
+def refine_config_from_args(args: argparse.Namespace) -> RefineConfig:
+    """The profile's RefineConfig with the flags the user gave on top."""
+    return profile_config(refine_profile(args), **config_values(RefineConfig, args, given_only=True))
+
+
+def models_from_args(args: argparse.Namespace, config: RefineConfig) -> Models:
+    return Models.build(judge_config_from_args(args), proposer_config_from_args(args), config)

@@ -1,0 +1,110 @@
+"""Reading what `rrd refine` and `rrd judge` work on: prompts (with optional own responses) and preference pairs,
+from a .jsonl/.json/.csv file or a Hugging Face dataset id. Bad rows raise InputError naming file, line and field."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from judges.types import last_user_turn
+
+from .io import InputError, Row, read_rows
+from .resume import content_hash
+from .rubric_files import prompt_key
+
+PROMPT_FIELDS = ("prompt", "question", "instruction", "input", "user_query")
+A_FIELDS = ("response_A", "response_a", "response_1", "chosen")
+B_FIELDS = ("response_B", "response_b", "response_2", "rejected")
+LABELS = {"A>B": "A", "A": "A", "model_a": "A", "1": "A", "B>A": "B", "B": "B", "model_b": "B", "2": "B"}
+
+
+def row_prompt(row: Row, field: str | None) -> str:
+    """The prompt of a row: `field`, or the first of PROMPT_FIELDS; a chat conversation gives its last user turn."""
+    value = row.get(field) if field else row.get(*PROMPT_FIELDS, kind=(str, list))
+    if isinstance(value, list):
+        value = last_user_turn(value)
+        if value is None:
+            raise InputError(row.source, row.line, field or "prompt", "conversation has no user turn")
+    if not value.strip():
+        raise InputError(row.source, row.line, field or "prompt", "empty prompt")
+    return value
+
+
+def _prompt_id(row: Row, id_field: str | None, prompt: str) -> str:
+    return str(row.get(id_field, kind=(str, int))) if id_field else prompt_key(prompt)
+
+
+@dataclass
+class PromptTask:
+    prompt_id: str
+    prompt: str
+    responses: list[str] | None
+
+
+@dataclass
+class PromptSource:
+    """Where prompts are read from. id_field: the prompt id column (default: a hash of the prompt);
+    responses_field: an optional list of the user's own N responses per prompt."""
+
+    path: str
+    split: str = "train"
+    limit: int | None = None
+    prompt_field: str | None = None
+    id_field: str | None = None
+    responses_field: str | None = "responses"
+
+
+def read_prompt_tasks(source: PromptSource) -> list[PromptTask]:
+    """One task per distinct prompt id (a repeated prompt is refined once), in file order."""
+    tasks: dict[str, PromptTask] = {}
+    for row in read_rows(source.path, split=source.split, limit=source.limit):
+        prompt = row_prompt(row, source.prompt_field)
+        responses = None
+        if source.responses_field and source.responses_field in row.data:
+            responses = row.get(source.responses_field, kind=list)
+            if not all(isinstance(r, str) for r in responses):
+                raise InputError(row.source, row.line, source.responses_field, "expected a list of strings")
+        pid = _prompt_id(row, source.id_field, prompt)
+        tasks.setdefault(pid, PromptTask(pid, prompt, responses))
+    return list(tasks.values())
+
+
+@dataclass
+class Pair:
+    pair_id: str
+    prompt_id: str
+    prompt: str
+    a: str
+    b: str
+    label: str | None  # "A", "B", "tie" or None (unlabelled)
+
+    @property
+    def content_hash(self) -> str:
+        return content_hash(self.prompt, self.a, self.b)
+
+
+def pair_label(row: Row) -> str | None:
+    """"A", "B", "tie" or None (unlabelled); chosen/rejected rows are labelled A."""
+    if "chosen" in row.data and "response_A" not in row.data:
+        return "A"
+    raw = row.data.get("label", row.data.get("winner"))
+    if raw is None:
+        return None
+    text = str(raw).strip()
+    if text in LABELS:
+        return LABELS[text]
+    if text.lower().startswith("tie") or text in ("A=B", "B=A"):
+        return "tie"
+    raise InputError(row.source, row.line, "label", f"unknown label {raw!r} (use A>B, B>A, A, B or tie)")
+
+
+def read_pairs(source: PromptSource) -> list[Pair]:
+    """Preference pairs (prompt, response_A, response_B[, label]); `source.responses_field` is not used."""
+    pairs = []
+    for row in read_rows(source.path, split=source.split, limit=source.limit):
+        prompt = row_prompt(row, source.prompt_field)
+        a, b = row.get(*A_FIELDS), row.get(*B_FIELDS)
+        pair_id = row.get("pair_id", "id", required=False, kind=(str, int))
+        if pair_id is None:
+            pair_id = "pair-" + content_hash(prompt, a, b)
+        pairs.append(Pair(str(pair_id), _prompt_id(row, source.id_field, prompt), prompt, a, b, pair_label(row)))
+    return pairs

@@ -1,0 +1,183 @@
+"""The method's two jobs over many items, resumable and append-only: refine prompts into RubricSets, and judge
+preference pairs against them. Library code: configs in, records out; the CLI (rrd.cli_commands) parses and
+prints around it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Iterable, Literal
+
+from judges import BudgetExceeded, GradeItem, verdict_value
+from judges.settings import POSITIVE, number, setting
+
+from .config import RefineConfig
+from .inputs import Pair, PromptTask
+from .io import JsonlAppender, latest_by
+from .pool import Models
+from .progress import RefineView
+from .records import RubricSet
+from .resume import Resume, Stop, judged_redo_reason, refined_redo_reason
+from .resume import pending as resume_pending
+from .rubric_files import prompt_key
+from .scoring import TieRule, pair_credit, undecided
+
+
+class MissingRubricSets(ValueError):
+    """Pairs whose prompts have no rubric set, with refinement of missing ones switched off."""
+
+
+@dataclass
+class JudgeRunConfig:
+    """How `rrd judge` turns two responses' verdicts into a pair verdict, and how it runs."""
+
+    tie_rule: Literal["half", "pairwise", "tie"] = setting(
+        "half", help="half: a tie scores 0.5; pairwise: break it with a direct pairwise call; tie: counts wrong. "
+                     "A pair with no rubric scored for both responses is undecided and counts wrong")
+    tie_margin: float = setting(0.0, type=number(float), help="score difference below which a pair is a tie")
+    soft: bool = setting(False, help="score with P(YES) instead of hard verdicts (an unreadable verdict stays "
+                                     "unscored whatever its logprobs)")
+    pair_concurrency: int = setting(8, type=POSITIVE, help="pairs judged at once")
+    refine_missing: bool = setting(True, flag="--no-refine-missing", negate=True,
+                                   help="fail on pairs whose prompt has no rubric set instead of refining it")
+    #: prompts refined at once when missing sets are refined (rrd refine's --prompt-concurrency)
+    prompt_concurrency: int = 4
+    #: what a re-run redoes (rrd.resume.RETRY_RULES)
+    retry: str = "failed"
+
+
+async def refine_all(tasks: Iterable[PromptTask], models: Models, config: RefineConfig, out: JsonlAppender,
+                     prompt_concurrency: int = 4, bar: Any = None, *, retry: str = "failed",
+                     stop: Stop | None = None, resume: Resume | None = None) -> list[RubricSet]:
+    """Refine every task not already done in `out` (see rrd.resume for what is redone); each RubricSet is
+    appended the moment it is done. A prompt whose calls hit the budget is not written, and no new one starts
+    (`stop` says so)."""
+    from .refine import refine_prompt
+
+    tasks = list(tasks)
+    resume = resume if resume is not None else Resume()
+    stop = stop if stop is not None else Stop()
+    pending = resume_pending(tasks, lambda t: t.prompt_id, latest_by(out.existing, "prompt_id"),
+                             lambda t, r: refined_redo_reason(r, t.prompt, t.responses, retry), resume)
+    if bar is not None:
+        bar.update(len(tasks) - len(pending))
+    sem = asyncio.Semaphore(max(1, prompt_concurrency))
+    results: list[RubricSet] = []
+    view = RefineView(bar, models.judge.accounting) if bar is not None else None
+
+    async def one(task: PromptTask) -> None:
+        async with sem:
+            if stop.budget is not None:
+                stop.not_done += 1
+                return
+            try:
+                rs = await refine_prompt(task.prompt, models.judge, models.proposer, config,
+                                         prompt_id=task.prompt_id, responses=task.responses,
+                                         samplers=models.samplers, progress=view)
+            except BudgetExceeded as exc:  # what was paid for is in the cache: the next run gets it free
+                stop.budget = str(exc)
+                stop.not_done += 1
+                return
+        out.append(rs.to_dict())
+        results.append(rs)
+        if bar is not None:
+            bar.update(1)
+
+    ticker = asyncio.ensure_future(view.tick()) if view is not None else None
+    try:
+        await asyncio.gather(*(one(t) for t in pending))
+    finally:
+        if ticker is not None:
+            ticker.cancel()
+    return results
+
+
+async def judge_pair(pair: Pair, rs: RubricSet, judge: Any, config: JudgeRunConfig) -> dict[str, Any]:
+    """The verdict record of one pair: both responses graded against `rs`, the tie broken under PAIRWISE, and
+    every unscored verdict's reason kept, so a re-run knows what to retry and a reader knows why."""
+    tie_rule = TieRule(config.tie_rule)
+    va, vb = await judge.grade_many([GradeItem(rs.texts, pair.a, pair.prompt),
+                                     GradeItem(rs.texts, pair.b, pair.prompt)])
+    fa, fb = [verdict_value(v, config.soft) for v in va], [verdict_value(v, config.soft) for v in vb]
+    verdict = rs.compare(fa, fb, tie_margin=config.tie_margin)
+    calls = judge.fresh_calls(va) + judge.fresh_calls(vb)
+    kinds = Counter(v.kind for v in (*va, *vb) if v.kind)
+    tie_break = tie_break_reason = None
+    if verdict in ("tie", None) and tie_rule is TieRule.PAIRWISE:
+        pv = await judge.pairwise(pair.prompt, pair.a, pair.b)
+        tie_break, tie_break_reason, calls = pv.winner, pv.reason, calls + (not pv.cached)
+        if pv.kind:
+            kinds[pv.kind] += 1
+    is_undecided = undecided(verdict, tie_rule, tie_break)
+    why_undecided = None
+    if is_undecided:
+        why_undecided = (f"no rubrics: {rs.failure or rs.stopped}" if not rs.rubrics
+                         else "no rubric scored for both responses" if verdict is None
+                         else "tie")
+        if tie_break_reason:
+            why_undecided += f"; tie-break unreadable: {tie_break_reason[:200]}"
+    return {
+        "pair_id": pair.pair_id, "prompt_id": pair.prompt_id, "item_hash": pair.content_hash,
+        "rubric_set": rs.content_hash,
+        "score_A": rs.score(fa), "score_B": rs.score(fb), "verdict": verdict, "tie_break": tie_break,
+        "tie_break_reason": tie_break_reason, "label": pair.label,
+        "credit": (pair_credit(verdict, pair.label, tie_rule, tie_break)
+                   if pair.label in ("A", "B") else None),
+        "undecided": is_undecided, "undecided_reason": why_undecided,
+        "unscored": sum(v.met is None for v in (*va, *vb)),
+        "failed": kinds["call failed"], "unreadable": kinds["unreadable"], "unscored_kinds": dict(kinds),
+        "verdicts_A": [[v.met, v.p_yes] for v in va], "verdicts_B": [[v.met, v.p_yes] for v in vb],
+        "reasons_A": [v.reason if v.met is None else None for v in va],
+        "reasons_B": [v.reason if v.met is None else None for v in vb],
+        "calls": calls, "judge": judge.model,
+    }
+
+
+async def judge_pairs(pairs: list[Pair], sets: dict[str, RubricSet], models: Models, config: JudgeRunConfig,
+                      refine: RefineConfig, out: JsonlAppender, *, rubrics_path: str | None = None, bar: Any = None,
+                      stop: Stop | None = None, resume: Resume | None = None) -> None:
+    """Score each pending pair against its prompt's RubricSet and append the verdict record as soon as it is
+    known. Prompts with no set are refined first (with `refine`, appended to `rubrics_path` for the next run)
+    when config.refine_missing, else MissingRubricSets. Once the budget refuses a call no new pair starts;
+    pairs in flight finish (their calls that fit are sent) and the refused one is left for the next run."""
+    stop = stop if stop is not None else Stop()
+    resume = resume if resume is not None else Resume()
+    missing = {p.prompt_id: p for p in pairs if p.prompt_id not in sets}
+    if missing:
+        if not config.refine_missing or rubrics_path is None:
+            raise MissingRubricSets(f"{len(missing)} prompts have no rubric set in {rubrics_path} "
+                                    f"(first: {next(iter(missing))}); run `rrd refine` or drop --no-refine-missing")
+        tasks = [PromptTask(pid, p.prompt, None) for pid, p in missing.items()]
+        with JsonlAppender(rubrics_path) as rubrics_out:  # refined sets are kept for the next run
+            for rs in await refine_all(tasks, models, refine, rubrics_out, config.prompt_concurrency,
+                                       retry=config.retry, stop=stop):
+                sets[rs.prompt_id or prompt_key(rs.prompt)] = rs
+
+    def redo(p: Pair, record: dict[str, Any]) -> str | None:
+        rs = sets.get(p.prompt_id)
+        return judged_redo_reason(record, p.content_hash, rs.content_hash if rs is not None else None, config.retry)
+
+    pending = resume_pending(pairs, lambda p: p.pair_id, latest_by(out.existing, "pair_id"), redo, resume)
+    if bar is not None:
+        bar.update(len(pairs) - len(pending))
+    sem = asyncio.Semaphore(max(1, config.pair_concurrency))
+
+    async def one(pair: Pair) -> None:
+        rs = sets.get(pair.prompt_id)
+        async with sem:
+            if stop.budget is not None or rs is None:  # rs None: its refinement stopped at the budget
+                stop.not_done += 1
+                return
+            try:
+                record = await judge_pair(pair, rs, models.judge, config)
+            except BudgetExceeded as exc:  # the calls that fit were sent and cached; the pair waits for a re-run
+                stop.budget = str(exc)
+                stop.not_done += 1
+                return
+        out.append(record)
+        if bar is not None:
+            bar.set_postfix_str(models.judge.accounting.postfix())
+            bar.update(1)
+
+    await asyncio.gather(*(one(p) for p in pending))

@@ -1,0 +1,77 @@
+"""The end-of-run summaries `rrd refine` and `rrd judge` print, read from the records written (so a resumed
+run's summary covers every item, and a redone item counts once)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from .scoring import wilson_interval
+
+
+def refine_summary(sets: list[dict[str, Any]], accounting: Any) -> str:
+    if not sets:
+        return "no rubric sets"
+    counts = [len(s.get("accepted", [])) for s in sets]
+    reasons: Counter[str] = Counter()
+    dropped: Counter[str] = Counter()
+    for s in sets:
+        reasons.update(r.get("reason") for r in s.get("tree", []) if r.get("status") == "rejected")
+        dropped.update(r.get("reason") for r in s.get("tree", []) if r.get("status") == "dropped")
+    calls = [s.get("stats", {}).get("calls", 0) for s in sets]
+    failed = [s.get("prompt_id") for s in sets if s.get("stopped") == "failed"]
+    lines = [
+        f"prompts: {len(sets)}   rubrics per prompt: mean {sum(counts) / len(counts):.1f}, "
+        f"min {min(counts)}, max {max(counts)}",
+        "rejections: " + (", ".join(f"{k} {v}" for k, v in reasons.most_common()) or "none")
+        + "   repeats dropped before grading: " + (", ".join(f"{k} {v}" for k, v in dropped.most_common()) or "none"),
+        f"judge calls per prompt: mean {sum(calls) / len(calls):.0f}   this run: {accounting.summary()}",
+    ]
+    st = [s.get("stats", {}) for s in sets]
+    lines.append(f"repairs: {sum(x.get('repairs', 0) for x in st)} re-asks, {sum(x.get('repaired', 0) for x in st)} "
+                 f"fixed the answer   failed decompositions: {sum(x.get('failed_decompositions', 0) for x in st)} "
+                 f"({sum(x.get('kept_after_failed_decomposition', 0) for x in st)} parents kept as atomic)")
+    fallback = [s.get("prompt_id") for s in sets if s.get("fallback")]
+    if fallback:
+        lines.append(f"fell back to initial rubrics (nothing accepted) ({len(fallback)}): "
+                     f"{', '.join(map(str, fallback[:10]))}")
+    with_failures = [s.get("prompt_id") for s in sets if s.get("stats", {}).get("failures", 0)]
+    if with_failures:
+        lines.append(f"prompts with failed calls ({len(with_failures)}, redone by the next run): "
+                     f"{', '.join(map(str, with_failures[:10]))}")
+    if failed:
+        lines.append(f"failed prompts ({len(failed)}): {', '.join(map(str, failed[:10]))}")
+    return "\n".join(lines)
+
+
+def judge_summary(records: list[dict[str, Any]], accounting: Any) -> str:
+    """Counts over distinct pairs (the last record of each): a redone pair is counted once."""
+    labelled = [r for r in records if r.get("credit") is not None]
+    undecided_n = sum(bool(r.get("undecided", r.get("verdict") is None)) for r in records)
+    ties = sum(r.get("verdict") == "tie" for r in records)
+    reasons: Counter[str] = Counter()
+    for r in records:
+        reasons.update(r["unscored_kinds"] if "unscored_kinds" in r else _legacy_kinds(r))
+    lines = [f"pairs: {len(records)}   score ties: {ties}   undecided: {undecided_n}"
+             + (" (counted wrong, as in rrd eval)" if undecided_n else "")]
+    unscored = sum(r.get("unscored", 0) for r in records)
+    lines.append(f"unscored verdicts: {unscored}"
+                 + (" (" + ", ".join(f"{k} {v}" for k, v in reasons.most_common(4)) + ")" if reasons else ""))
+    if labelled:
+        k = sum(r["credit"] for r in labelled)
+        lo, hi = wilson_interval(k, len(labelled))
+        lines.append(f"accuracy: {k / len(labelled):.3f} ({k:g}/{len(labelled)}), 95% CI [{lo:.3f}, {hi:.3f}]")
+    failed = sum(1 for r in records if r.get("failed"))
+    if failed:
+        lines.append(f"pairs with failed calls: {failed} (redone by the next run unless --retry none)")
+    lines.append(f"this run: {accounting.summary()}")
+    return "\n".join(lines)
+
+
+def _legacy_kinds(record: dict[str, Any]) -> Counter[str]:
+    """Unscored kinds of a record written before they were stored (`unscored_kinds`): read off the reasons."""
+    from judges.types import CALL_FAILED, CALL_FAILED_PERMANENTLY
+
+    reasons = (*record.get("reasons_A", []), *record.get("reasons_B", []), record.get("tie_break_reason"))
+    return Counter("failed, not retryable" if x.startswith(CALL_FAILED_PERMANENTLY) else
+                   "call failed" if x.startswith(CALL_FAILED) else "unreadable" for x in reasons if x)
