@@ -18,8 +18,12 @@ BENCH_NAMES = ["judgebench", "pairs", "rm-bench", "rewardbench2", "ppe-human",
 
 
 def eval_command(sub: argparse._SubParsersAction) -> None:
-    from judges.cli_args import COUNT, POSITIVE, number
+    from judges.settings import add_config_args
     from rrd.cli_args import add_refine_args
+
+    from .policy import PolicyConfig
+    from .preference import PairFields
+    from .runner import EvalConfig
 
     p = sub.add_parser(
         "eval", help="evaluate judge methods (JudgeBench, PPE) or a policy (HealthBench, BiGGen)",
@@ -27,41 +31,15 @@ def eval_command(sub: argparse._SubParsersAction) -> None:
                     "OUT/results.jsonl as they arrive; re-running the same command resumes (no item is judged "
                     "twice), then OUT/report.md and plots are (re)written.")
     p.add_argument("bench", choices=BENCH_NAMES)
-    p.add_argument("--method", default="direct",
-                   help="comma-separated methods or groups: direct, prompt-only, conditioned, rrd-uniform, rrd-llm, "
-                        "rrd-wu, rrd-no-{decompose,misalignment,overlap,conflict}; groups all, baselines, rrd, "
-                        "ablations (pair benchmarks only)")
-    p.add_argument("--data", default=None, help="local file or Hub id (default: the benchmark's Hub dataset)")
-    p.add_argument("--split", default=None, help="dataset split (default: the benchmark's, e.g. gpt for JudgeBench)")
-    p.add_argument("--limit", type=POSITIVE, default=None, help="evaluate the first N items (after --shuffle-seed)")
-    p.add_argument("--shuffle-seed", type=int, default=None, help="shuffle items with this seed before --limit")
     p.add_argument("--out", default=None, help="output folder (default runs/eval/BENCH)")
-    p.add_argument("--rubric-samples", choices=["sampled", "item"], default="sampled",
-                   help="responses rubrics are conditioned on: sampled (the paper: N samples per prompt) or the "
-                        "item's own responses (no sampling calls; labels are never shown)")
-    p.add_argument("--soft", action="store_true", help="rubric methods score with P(YES) instead of hard verdicts")
-    p.add_argument("--tie-margin", type=number(float), default=0.0)
-    p.add_argument("--item-concurrency", type=POSITIVE, default=4, help="items judged at once")
-    g = p.add_argument_group("your own preference data (rrd eval pairs --data FILE_OR_HUB_ID); fields default to "
-                             "the first present of the usual names")
-    g.add_argument("--prompt-field", default=None, help="prompt|question|instruction|input, or a chat messages list")
-    g.add_argument("--a-field", default=None, help="response_A|output_1|response_1|chosen")
-    g.add_argument("--b-field", default=None, help="response_B|output_2|response_2|rejected")
-    g.add_argument("--label-field", default=None, help="label|winner|preference (implicit A for chosen/rejected)")
-    g.add_argument("--group-field", default=None, help="subset|category|source|scenario: accuracy per group")
-    g.add_argument("--label-map", default="", help="extra label values, e.g. 0=A,1=B,2=tie (Auto-J)")
-    g.add_argument("--order-seed", type=int, default=0,
-                   help="seed of the per-pair order shuffle of chosen/rejected data (recorded as `swapped`)")
+    add_config_args(p, EvalConfig)
+    add_config_args(p.add_argument_group(
+        "your own preference data (rrd eval pairs --data FILE_OR_HUB_ID); fields default to the first present of "
+        "the usual names"), PairFields)
     g = p.add_argument_group("policy evaluation (HealthBench, BiGGen); --judge is the grader")
     g.add_argument("--policy", default=None, help="model string of the policy, e.g. local:/path/to/checkpoint")
     g.add_argument("--policy-api-base", default=None)
-    g.add_argument("--policy-temperature", type=number(float), default=0.0)
-    g.add_argument("--policy-max-tokens", type=POSITIVE, default=2048)
-    g.add_argument("--grader-max-tokens", type=POSITIVE, default=1024)
-    g.add_argument("--biggen-llm-judge", choices=["official", "grade", "skip"], default="official",
-                   help="BiGGen's 18 llm_judge items: official = skipped for Prometheus graders (as "
-                        "run_response_eval.py), graded otherwise")
-    g.add_argument("--grader-retries", type=COUNT, default=2, help="re-asks of an unreadable grader answer")
+    add_config_args(g, PolicyConfig)
     p.add_argument("--dry-run", action="store_true", help="estimate calls, tokens and dollars; spend nothing")
     p.add_argument("--report-only", action="store_true", help="rebuild report.md and plots from results.jsonl")
     p.add_argument("--no-view", action="store_true", help="do not write OUT/view.html (the HTML view of the run)")
@@ -70,31 +48,20 @@ def eval_command(sub: argparse._SubParsersAction) -> None:
 
 
 def _config(args: argparse.Namespace) -> Any:
+    from judges.settings import config_values
     from rrd.cli_args import refine_config_from_args
 
     from .policy import PolicyConfig
-    from .preference import PairFields, parse_label_map
+    from .preference import PairFields
     from .runner import EvalConfig
 
     return EvalConfig(
         bench=args.bench,
         out_dir=Path(args.out or f"runs/eval/{args.bench}"),
-        methods=args.method,
-        data=args.data,
-        split=args.split,
-        limit=args.limit,
-        shuffle_seed=args.shuffle_seed,
-        rubric_samples=args.rubric_samples,
-        soft=args.soft,
-        tie_margin=args.tie_margin,
-        item_concurrency=args.item_concurrency,
-        biggen_llm_judge=args.biggen_llm_judge,
-        pair_fields=PairFields(prompt=args.prompt_field, a=args.a_field, b=args.b_field, label=args.label_field,
-                               group=args.group_field, label_map=parse_label_map(args.label_map),
-                               order_seed=args.order_seed),
+        **config_values(EvalConfig, args),
+        pair_fields=PairFields(**config_values(PairFields, args)),
         refine=refine_config_from_args(args),
-        policy=PolicyConfig(temperature=args.policy_temperature, max_tokens=args.policy_max_tokens,
-                            grader_max_tokens=args.grader_max_tokens, grader_retries=args.grader_retries),
+        policy=PolicyConfig(**config_values(PolicyConfig, args)),
     )
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence, TypeVar
 
 from judges.judge import Judge
+from judges.settings import COUNT, POSITIVE, number, setting
 from judges.types import Completion, Message, Request, SamplingParams
 from rrd.io import JsonlAppender
 
@@ -24,10 +25,13 @@ T = TypeVar("T")
 
 @dataclass
 class PolicyConfig:
-    temperature: float = 0.0
-    max_tokens: int = 2048
-    grader_max_tokens: int = 1024
-    grader_retries: int = 2
+    """How the policy writes and the grader grades (`rrd eval healthbench|biggen`)."""
+
+    temperature: float = setting(0.0, flag="--policy-temperature", type=number(float),
+                                 help="sampling temperature of the policy")
+    max_tokens: int = setting(2048, flag="--policy-max-tokens", type=POSITIVE, help="length cap of policy answers")
+    grader_max_tokens: int = setting(1024, type=POSITIVE, help="length cap of grader answers")
+    grader_retries: int = setting(2, type=COUNT, help="re-asks of an unreadable grader answer")
 
 
 def _usage(completions: Sequence[Completion]) -> dict[str, float]:

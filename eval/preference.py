@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from judges.settings import setting
 from rrd.io import InputError, Row
 
 from .loaders import PPEPair, Verdict, _disambiguate, _id, _load
@@ -32,19 +33,34 @@ LABELS: dict[str, Verdict] = {"a>b": "A", "a": "A", "1": "A", "model_a": "A", "r
                               "tie": "tie", "a=b": "tie", "b=a": "tie"}
 
 
+def _label_map_flag(text: str) -> dict[str, str]:
+    """--label-map: parse_label_map with its message shown by argparse."""
+    import argparse
+
+    try:
+        return parse_label_map(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 @dataclass(frozen=True)
 class PairFields:
     """Where a preference file keeps each part of a pair; None = the first present of the usual names."""
 
-    prompt: str | None = None
-    a: str | None = None
-    b: str | None = None
-    label: str | None = None
-    group: str | None = None
+    prompt: str | None = setting(None, flag="--prompt-field",
+                                 help="prompt|question|instruction|input, or a chat messages list")
+    a: str | None = setting(None, flag="--a-field", help="response_A|output_1|response_1|chosen")
+    b: str | None = setting(None, flag="--b-field", help="response_B|output_2|response_2|rejected")
+    label: str | None = setting(None, flag="--label-field",
+                                help="label|winner|preference (implicit A for chosen/rejected)")
+    group: str | None = setting(None, flag="--group-field",
+                                help="subset|category|source|scenario: accuracy per group")
     #: extra label values, e.g. {"0": "A", "1": "B", "2": "tie"}; they take precedence over the built-in ones
-    label_map: dict[str, str] = field(default_factory=dict)
+    label_map: dict[str, str] = setting(default_factory=dict, type=_label_map_flag,
+                                        metavar="MAP", help="extra label values, e.g. 0=A,1=B,2=tie (Auto-J)")
     #: the seed of the per-pair order shuffle of chosen/rejected data
-    order_seed: int = 0
+    order_seed: int = setting(0, type=int, help="seed of the per-pair order shuffle of chosen/rejected data "
+                                                "(recorded as `swapped`)")
 
 
 @dataclass(frozen=True)

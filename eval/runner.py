@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 from rrd.pool import Models
+from judges.settings import POSITIVE, number, setting
 from rrd.config import RefineConfig
 from rrd.io import JsonlAppender
 
@@ -34,20 +35,28 @@ class EvalConfig:
 
     bench: str
     out_dir: Path
-    methods: str = "direct"
-    data: str | None = None
-    split: str | None = None
-    limit: int | None = None
+    methods: str = setting("direct", flag="--method",
+                           help="comma-separated methods or groups: direct, prompt-only, conditioned, rrd-uniform, "
+                                "rrd-llm, rrd-wu, rrd-no-{decompose,misalignment,overlap,conflict}; groups all, "
+                                "baselines, rrd, ablations (pair benchmarks only)")
+    data: str | None = setting(None, help="local file or Hub id (default: the benchmark's Hub dataset)")
+    split: str | None = setting(None, help="dataset split (default: the benchmark's, e.g. gpt for JudgeBench)")
+    limit: int | None = setting(None, type=POSITIVE, help="evaluate the first N items (after --shuffle-seed)")
     #: shuffle the items with this seed before --limit (a random subset instead of the file's first N)
-    shuffle_seed: int | None = None
-    rubric_samples: RubricSamples = "sampled"
-    soft: bool = False
-    tie_margin: float = 0.0
-    item_concurrency: int = 4
+    shuffle_seed: int | None = setting(None, type=int, help="shuffle items with this seed before --limit")
+    rubric_samples: RubricSamples = setting(
+        "sampled", help="responses rubrics are conditioned on: sampled (the paper: N samples per prompt) or the "
+                        "item's own responses (no sampling calls; labels are never shown)")
+    soft: bool = setting(False, help="rubric methods score with P(YES) instead of hard verdicts (an unreadable "
+                                     "verdict stays unscored whatever its logprobs)")
+    tie_margin: float = setting(0.0, type=number(float), help="score difference below which a pair is a tie")
+    item_concurrency: int = setting(4, type=POSITIVE, help="items judged at once")
     #: BiGGen's 18 `llm_judge` items (the instruction is itself a grading task). "official": as
     #: BiGGen-Bench/run_response_eval.py runs them: skipped when the grader is a Prometheus model, graded with the
     #: usual prompt otherwise; "grade" or "skip": always
-    biggen_llm_judge: Literal["official", "grade", "skip"] = "official"
+    biggen_llm_judge: Literal["official", "grade", "skip"] = setting(
+        "official", help="BiGGen's 18 llm_judge items: official = skipped for Prometheus graders (as "
+                         "run_response_eval.py), graded otherwise")
     #: `rrd eval pairs`: where the fields are and how labels read (eval.preference.PairFields)
     pair_fields: Any = None
     refine: RefineConfig = field(default_factory=RefineConfig)

@@ -103,8 +103,8 @@ def add_config_args(group: Any, cls: type, *, only: Iterable[str] | None = None,
                     unset: bool = False, describe_default: Callable[[Field], str | None] | None = None) -> None:
     """One flag per `setting` field of `cls` on `group` (a parser or an argument group).
 
-    unset: every flag defaults to None, so `config_values(..., given_only=True)` returns only what the user gave
-    (settings that a profile fills in otherwise). describe_default: the help's note on the default (default:
+    unset: a flag the user does not give leaves no attribute (argparse.SUPPRESS), so `config_values` returns
+    only what the user gave, None included (settings that a profile fills in otherwise). describe_default: the help's note on the default (default:
     "default: X" where X is not None)."""
     hints = _hints(cls)
     keep = set(only) if only is not None else None
@@ -117,13 +117,14 @@ def add_config_args(group: Any, cls: type, *, only: Iterable[str] | None = None,
         if describe_default is not None:
             note = describe_default(f)
         else:
-            shown = default is not None and hint is not bool and "default" not in meta["help"]
+            empty = default is None or (isinstance(default, (str, list, dict)) and not default)
+            shown = not empty and hint is not bool and "default" not in meta["help"]
             note = f"default {default}" if shown else None
         kw: dict[str, Any] = {"dest": flag_dest(f), "help": meta["help"] + (f" ({note})" if note else "")}
         if hint is bool:
-            kw.update(action="store_true", default=None if unset else False)
+            kw.update(action="store_true", default=argparse.SUPPRESS if unset else False)
         else:
-            kw["default"] = None if unset else default
+            kw["default"] = argparse.SUPPRESS if unset else default
             if meta["metavar"]:
                 kw["metavar"] = meta["metavar"]
             if get_origin(hint) is Literal:
@@ -135,18 +136,15 @@ def add_config_args(group: Any, cls: type, *, only: Iterable[str] | None = None,
         group.add_argument(flag_name(f), *meta["aliases"], **kw)
 
 
-def config_values(cls: type, args: argparse.Namespace, *, given_only: bool = False,
-                  exclude: Iterable[str] = ()) -> dict[str, Any]:
-    """The field values the flags of `cls` hold in `args` (see add_config_args); with given_only, only the
-    flags the user gave (flags added with unset=True default to None)."""
+def config_values(cls: type, args: argparse.Namespace, *, exclude: Iterable[str] = ()) -> dict[str, Any]:
+    """The field values the flags of `cls` hold in `args` (see add_config_args): every flag's, or with flags added
+    with unset=True, only those the user gave."""
     out: dict[str, Any] = {}
     given: set[str] = set()
     for f in flag_fields(cls):
         if f.name in exclude or not hasattr(args, flag_dest(f)):
             continue
         value = getattr(args, flag_dest(f))
-        if value is None and given_only:
-            continue
         if f.metadata["negate"]:
             value = not value
         given.add(f.name)

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from judges.judge import JudgeConfig
+from judges.settings import ConfigError, check_keys, config_from_mapping
 from rrd.config import RefineConfig
-from rrd.weights import WhiteningConfig
 
 #: Dr.GRPO (Liu et al., 2025, "Understanding R1-Zero-Like Training") as TRL 1.x spells it, plus the paper's RFT
 #: setting (8 rollouts per prompt, 1,000 steps). See `grpo_defaults_doc` for why each value.
@@ -52,10 +52,6 @@ DR_GRPO_DEFAULTS: dict[str, Any] = {
 
 #: keys that are ours, not GRPOConfig's: they are resolved before GRPOConfig is built
 AUTO_KEYS = ("use_vllm", "bf16", "use_cpu")
-
-
-class ConfigError(ValueError):
-    """A config file that cannot be used; the message names the file, the section and the key."""
 
 
 # ----------------------------------------------------------------------------------------------------- sections
@@ -193,29 +189,8 @@ class TrainConfig:
 
 
 # ------------------------------------------------------------------------------------------------------ loading
-def _check_keys(d: Mapping[str, Any], known: Sequence[str], where: str, source: str | None) -> None:
-    if not isinstance(d, Mapping):
-        raise ConfigError(f"{source or 'config'}: section {where!r} must be a mapping, got {type(d).__name__}")
-    unknown = [k for k in d if k not in known]
-    if unknown:
-        raise ConfigError(
-            f"{source or 'config'}: unknown key {unknown[0]!r} in {where!r}"
-            + (f" (also {', '.join(map(repr, unknown[1:]))})" if unknown[1:] else "")
-            + f"; known keys: {', '.join(sorted(known))}"
-        )
-
-
 def _names(cls: type) -> list[str]:
     return [f.name for f in fields(cls)]
-
-
-def _build(cls: type, d: Mapping[str, Any] | None, where: str, source: str | None, exclude: Sequence[str] = ()):
-    d = dict(d or {})
-    _check_keys(d, [n for n in _names(cls) if n not in exclude], where, source)
-    try:
-        return cls(**d)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{source or 'config'}: section {where!r}: {exc}") from exc
 
 
 def _judge(d: Mapping[str, Any] | None, where: str, source: str | None) -> JudgeConfig:
@@ -223,7 +198,7 @@ def _judge(d: Mapping[str, Any] | None, where: str, source: str | None) -> Judge
     env = d.pop("api_key_env", None)
     if env is not None and not isinstance(env, str):
         raise ConfigError(f"{source or 'config'}: {where}.api_key_env must be an environment variable name")
-    cfg = _build(JudgeConfig, d, where, source)
+    cfg = config_from_mapping(JudgeConfig, d, where, source)
     if env:
         cfg.api_key = os.environ.get(env) or cfg.api_key
     return cfg
@@ -234,7 +209,7 @@ def _grpo(d: Mapping[str, Any] | None, source: str | None) -> dict[str, Any]:
 
     merged = dict(DR_GRPO_DEFAULTS)
     merged.update(dict(d or {}))
-    _check_keys(merged, _names(GRPOConfig), "grpo", source)
+    check_keys(merged, _names(GRPOConfig), "grpo", source)
     if "output_dir" in (d or {}):
         raise ConfigError(f"{source or 'config'}: set output_dir at the top level, not in 'grpo'")
     for key in AUTO_KEYS:
@@ -248,44 +223,29 @@ def config_from_dict(raw: Mapping[str, Any], source: str | None = None) -> Train
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{source or 'config'}: expected a mapping at the top level")
     raw = copy.deepcopy(dict(raw))
-    _check_keys(raw, [n for n in _names(TrainConfig) if n != "source"], "top level", source)
+    check_keys(raw, [n for n in _names(TrainConfig) if n != "source"], "top level", source)
     for required in ("policy", "data"):
         if required not in raw:
             raise ConfigError(f"{source or 'config'}: missing section {required!r}")
 
-    rubrics_raw = dict(raw.get("rubrics") or {})
-    refine_raw = rubrics_raw.pop("refine", None) or {}
-    _check_keys(refine_raw, _names(RefineConfig), "rubrics.refine", source)
-    try:
-        refine = RefineConfig.from_dict(dict(refine_raw))
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{source or 'config'}: section 'rubrics.refine': {exc}") from exc
-    rubrics = _build(RubricsConfig, rubrics_raw, "rubrics", source, exclude=("refine",))
-    rubrics.refine = refine
+    rubrics = config_from_mapping(RubricsConfig, raw.get("rubrics"), "rubrics", source)
 
     from rewards import RubricRewardConfig
 
+    # YAML keeps reward flat: RewardConfig's own keys beside RubricRewardConfig's (refine_config comes from rubrics)
     reward_raw = dict(raw.get("reward") or {})
     own = {k: reward_raw.pop(k) for k in ("per_criterion", "per_criterion_k") if k in reward_raw}
-    whitening = reward_raw.pop("whitening", None)
-    rubric_known = [n for n in _names(RubricRewardConfig) if n != "refine_config"] + ["per_criterion",
-                                                                                      "per_criterion_k"]
-    _check_keys({**reward_raw, **own}, rubric_known, "reward", source)
-    if whitening is not None:
-        _check_keys(whitening, _names(WhiteningConfig), "reward.whitening", source)
-        reward_raw["whitening"] = WhiteningConfig(**whitening)
-    try:
-        rubric_cfg = RubricRewardConfig(**reward_raw, refine_config=refine)
-        reward = RewardConfig(**own, rubric=rubric_cfg)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{source or 'config'}: section 'reward': {exc}") from exc
+    check_keys({**reward_raw, **own}, [n for n in _names(RubricRewardConfig) if n != "refine_config"] + list(own)
+               + ["per_criterion", "per_criterion_k"], "reward", source)
+    rubric_cfg = config_from_mapping(RubricRewardConfig, reward_raw, "reward", source, refine_config=rubrics.refine)
+    reward = config_from_mapping(RewardConfig, own, "reward", source, rubric=rubric_cfg)
 
     top = {k: raw[k] for k in ("output_dir", "torch_threads") if k in raw}
     if "output_dir" in top and not isinstance(top["output_dir"], str):
         raise ConfigError(f"{source or 'config'}: output_dir must be a path string")
     return TrainConfig(
-        policy=_build(PolicyConfig, raw.get("policy"), "policy", source),
-        data=_build(DataConfig, raw.get("data"), "data", source),
+        policy=config_from_mapping(PolicyConfig, raw.get("policy"), "policy", source),
+        data=config_from_mapping(DataConfig, raw.get("data"), "data", source),
         rubrics=rubrics,
         judge=_judge(raw.get("judge"), "judge", source),
         proposer=_judge(raw["proposer"], "proposer", source) if raw.get("proposer") else None,

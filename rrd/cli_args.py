@@ -40,13 +40,15 @@ def refine_profile(args: argparse.Namespace) -> str:
     """The profile a run uses: --profile, with auto resolved from the models that write and grade."""
     if args.profile != "auto":
         return args.profile
-    models = [args.judge, args.proposer or args.judge, *(args.samplers or []), args.strong_model, args.weak_model]
+    given = config_values(RefineConfig, args)  # the refine flags are unset=True: only those given are in args
+    models = [args.judge, args.proposer or args.judge, *given.get("samplers", []), given.get("strong_model"),
+              given.get("weak_model")]
     return auto_profile([m for m in models if m])
 
 
 def refine_config_from_args(args: argparse.Namespace) -> RefineConfig:
     """The profile's RefineConfig with the flags the user gave on top."""
-    return profile_config(refine_profile(args), **config_values(RefineConfig, args, given_only=True))
+    return profile_config(refine_profile(args), **config_values(RefineConfig, args))
 
 
 def models_from_args(args: argparse.Namespace, config: RefineConfig) -> Models:

@@ -1,0 +1,142 @@
+"""Config fields are the one source of truth for flags: every flag that existed before the fields drove them still
+parses to the same setting, every JudgeConfig/RefineConfig field has a flag, and YAML sections are checked
+against the same fields."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, fields
+
+import pytest
+
+from judges import JudgeConfig
+from judges.cli_args import judge_config_from_args, proposer_config_from_args
+from judges.settings import (POSITIVE, ConfigError, add_config_args, config_from_mapping, config_values, flag_fields,
+                             setting)
+from rrd.cli import build_parser
+from rrd.cli_args import refine_config_from_args
+from rrd.cli_commands import judge_run_config_from_args
+from rrd.config import RefineConfig
+from rrd.weights import WhiteningConfig
+
+# every flag `rrd judge` had when each was typed by hand, with a value and the setting it must reach
+OLD_JUDGE_FLAGS = [
+    (["--judge", "gpt-4o"], "judge", "model", "gpt-4o"),
+    (["--api-base", "http://h/v1"], "judge", "api_base", "http://h/v1"),
+    (["--concurrency", "3"], "judge", "concurrency", 3),
+    (["--transport", "litellm"], "judge", "transport", "litellm"),
+    (["--max-retries", "0"], "judge", "max_retries", 0),
+    (["--timeout", "7.5"], "judge", "timeout_s", 7.5),
+    (["--grading-mode", "batch"], "judge", "grading_mode", "batch"),
+    (["--batch-size", "4"], "judge", "batch_size", 4),
+    (["--pairwise-max-tokens", "99"], "judge", "pairwise_max_tokens", 99),
+    (["--no-logprobs"], "judge", "logprobs", False),
+    (["--reask-unreadable", "2"], "judge", "reask_unreadable", 2),
+    (["--include-prompt"], "judge", "include_prompt", True),
+    (["--cache-path", "c.sqlite"], "judge", "cache_path", "c.sqlite"),
+    (["--no-cache"], "judge", "cache", False),
+    (["--budget-usd", "1.5"], "judge", "budget_usd", 1.5),
+    (["--local-engine", "llama.cpp"], "judge", "local_engine", "llama.cpp"),
+    (["--local-parallel", "2"], "judge", "local_parallel", 2),
+    (["--samplers", "a", "b"], "refine", "samplers", ["a", "b"]),
+    (["--n-samples", "5"], "refine", "n_samples", 5),
+    (["--sample-max-tokens", "300"], "refine", "reference_max_tokens", 300),  # one flag caps both
+    (["--proposer-max-tokens", "200"], "refine", "proposer_max_tokens", 200),
+    (["--threshold", "0"], "refine", "satisfy_threshold", 0),
+    (["--max-rejections", "4"], "refine", "max_rejections", 4),
+    (["--max-depth", "1"], "refine", "max_depth", 1),
+    (["--strong-model", "s"], "refine", "strong_model", "s"),
+    (["--weak-model", "w"], "refine", "weak_model", "w"),
+    (["--initial", "prompt_only"], "refine", "initial_source", "prompt_only"),
+    (["--weights", "uniform"], "refine", "weight_scheme", "uniform"),
+    (["--no-decompose"], "refine", "decompose", False),
+    (["--no-misalignment"], "refine", "misalignment", False),
+    (["--no-overlap"], "refine", "overlap", False),
+    (["--no-conflict"], "refine", "conflict", False),
+    (["--near-duplicate-threshold", "off"], "refine", "near_duplicate_threshold", None),
+    (["--repair-attempts", "0"], "refine", "repair_attempts", 0),
+    (["--on-failed-decomposition", "keep"], "refine", "on_failed_decomposition", "keep"),
+    (["--fallback", "none"], "refine", "fallback", "none"),
+    (["--proposer-repetition-penalty", "1.0"], "refine", "proposer_repetition_penalty", 1.0),
+    (["--seed", "3"], "refine", "seed", 3),
+    (["--tie-rule", "pairwise"], "run", "tie_rule", "pairwise"),
+    (["--tie-margin", "0.1"], "run", "tie_margin", 0.1),
+    (["--soft"], "run", "soft", True),
+    (["--pair-concurrency", "2"], "run", "pair_concurrency", 2),
+    (["--no-refine-missing"], "run", "refine_missing", False),
+    (["--prompt-concurrency", "2"], "run", "prompt_concurrency", 2),
+    (["--retry", "none"], "run", "retry", "none"),
+]
+
+
+def _judge_args(*extra: str) -> argparse.Namespace:
+    return build_parser().parse_args(["judge", "pairs.jsonl", "--rubrics", "r.jsonl", "--out", "v.jsonl", *extra])
+
+
+@pytest.mark.parametrize("argv,config,name,value", OLD_JUDGE_FLAGS, ids=[a[0][0] for a in OLD_JUDGE_FLAGS])
+def test_every_old_flag_reaches_its_setting(argv, config, name, value):
+    args = _judge_args(*argv)
+    built = {"judge": judge_config_from_args, "refine": refine_config_from_args,
+             "run": judge_run_config_from_args}[config](args)
+    assert getattr(built, name) == value
+    default = {"judge": JudgeConfig(), "refine": refine_config_from_args(_judge_args()),
+               "run": judge_run_config_from_args(_judge_args())}[config]
+    assert getattr(default, name) != value, "the flag must change something"
+
+
+def test_every_field_has_a_flag_and_defaults_are_the_dataclass_defaults(monkeypatch):
+    monkeypatch.delenv("RRD_API_BASE", raising=False)
+    flagged = {f.name for f in flag_fields(JudgeConfig)}
+    assert {f.name for f in fields(JudgeConfig)} - flagged == {"api_key"}  # a key is named by --api-key-env
+    assert {f.name for f in fields(RefineConfig)} - {f.name for f in flag_fields(RefineConfig)} == {"whitening"}
+    args = _judge_args("--profile", "paper")
+    assert judge_config_from_args(args) == JudgeConfig(api_key=judge_config_from_args(args).api_key)
+    assert refine_config_from_args(args) == RefineConfig()
+
+
+def test_api_key_env_proposer_and_env_default(monkeypatch):
+    monkeypatch.setenv("MY_KEY", "sk-test")
+    monkeypatch.setenv("RRD_API_BASE", "http://env/v1")
+    args = _judge_args("--api-key-env", "MY_KEY", "--proposer", "gpt-4o-mini")
+    judge, proposer = judge_config_from_args(args), proposer_config_from_args(args)
+    assert judge.api_key == "sk-test" and judge.api_base == "http://env/v1"
+    assert proposer.model == "gpt-4o-mini" and proposer.api_base is None  # another model: not the judge's server
+
+
+@dataclass
+class Inner:
+    k: int = setting(1, type=POSITIVE, help="k")
+
+
+@dataclass
+class Outer:
+    name: str = setting("x", flag="--the-name", aliases=["--old-name"], help="a name")
+    on: bool = setting(True, flag="--no-on", negate=True, help="off switch")
+    cap: int = setting(5, type=POSITIVE, also=("cap2",), help="cap")
+    cap2: int = setting(5, type=POSITIVE, help="second cap")
+    inner: Inner | None = None
+
+
+def test_helper_aliases_negation_also_and_unset():
+    p = argparse.ArgumentParser()
+    add_config_args(p, Outer)
+    assert config_values(Outer, p.parse_args(["--old-name", "y", "--no-on", "--cap", "2"])) == {
+        "name": "y", "on": False, "cap": 2, "cap2": 5}  # set: cap2 was given its default, not by the user
+    q = argparse.ArgumentParser()
+    add_config_args(q, Outer, unset=True)
+    assert config_values(Outer, q.parse_args([])) == {}
+    assert config_values(Outer, q.parse_args(["--cap", "2"])) == {"cap": 2, "cap2": 2}
+    assert config_values(Outer, q.parse_args(["--cap", "2", "--cap2", "9"])) == {"cap": 2, "cap2": 9}
+    with pytest.raises(SystemExit):
+        q.parse_args(["--cap", "0"])
+
+
+def test_mappings_are_checked_against_the_fields_recursively():
+    built = config_from_mapping(Outer, {"name": "z", "inner": {"k": 3}}, "outer", "run.yaml")
+    assert built.inner == Inner(3)
+    with pytest.raises(ConfigError, match=r"run.yaml: unknown key 'kk' in 'outer.inner'"):
+        config_from_mapping(Outer, {"inner": {"kk": 3}}, "outer", "run.yaml")
+    with pytest.raises(ConfigError, match=r"run.yaml: section 'refine'.*n_samples"):
+        config_from_mapping(RefineConfig, {"n_samples": 0}, "refine", "run.yaml")
+    rc = config_from_mapping(RefineConfig, {"whitening": {"shrinkage": "ledoit_wolf"}}, "refine")
+    assert isinstance(rc.whitening, WhiteningConfig)
