@@ -41,6 +41,7 @@ from typing import Any, Callable, Literal, Mapping, Sequence
 
 
 from judges.judge import GradeItem, Judge
+from judges.loops import PerLoop
 from judges.types import Verdict, verdict_value
 from rrd.rubric_files import load_rubric_sets, prompt_key
 from rrd.records import RubricSet
@@ -226,7 +227,8 @@ class RubricReward:
         self.sets: dict[str, RubricSet] = dict(sets or {})
         self._refining: dict[str, asyncio.Future] = {}
         self._loop_lock = threading.Lock()
-        self._semaphores: dict[int, asyncio.Semaphore] = {}
+        self._semaphores: PerLoop[asyncio.Semaphore] | None = (
+            PerLoop(lambda: asyncio.Semaphore(self.config.max_concurrency)) if self.config.max_concurrency else None)
         # step sharing: key -> (task, consumers that already used it); see _shared_grading
         self._shared: dict[str, tuple[asyncio.Future, set[str]]] = {}
         self._shared_lock = threading.Lock()
@@ -429,13 +431,7 @@ class RubricReward:
 
     # -- grading and scoring ------------------------------------------------------------------------------------
     def _semaphore(self) -> asyncio.Semaphore | None:
-        if self.config.max_concurrency is None:
-            return None
-        loop = asyncio.get_running_loop()
-        sem = self._semaphores.get(id(loop))
-        if sem is None:
-            sem = self._semaphores[id(loop)] = asyncio.Semaphore(self.config.max_concurrency)
-        return sem
+        return self._semaphores.get() if self._semaphores is not None else None
 
     def _accounting_snapshot(self) -> dict[str, float]:
         total: dict[str, float] = {k: 0.0 for k in ACCOUNTING_METRICS}

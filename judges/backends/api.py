@@ -1,7 +1,9 @@
 """API models: OpenAI GPT-4o, any litellm provider, and OpenAI-compatible servers (vLLM, llama.cpp) via api_base.
 
 Concurrency is bounded by a semaphore; each request is retried on 429/5xx/timeouts/connection errors with
-exponential backoff and full jitter, honouring Retry-After when the server sends one. After the last attempt the
+exponential backoff and full jitter, honouring Retry-After when the server sends one. The retries are ours
+(tenacity, RetryPolicy.retrying): the openai SDK's and litellm's own are switched off, so there is one mechanism
+with one policy whatever the transport. After the last attempt the
 request ends as a Completion with `error` set (unscored downstream), never as an exception.
 """
 
@@ -15,7 +17,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal, Sequence
 
+import tenacity
+
 from ..accounting import Accounting, BudgetExceeded
+from ..loops import PerLoop
 from ..types import Completion, Request, TokenLogprobs, Usage
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # litellm fetches a cost map at import otherwise
@@ -34,6 +39,17 @@ class RetryPolicy:
         """Full-jitter exponential backoff; a server's Retry-After is a floor, not a suggestion."""
         backoff = random.uniform(0, min(self.max_delay_s, self.base_delay_s * (2**attempt)))
         return backoff if retry_after is None else max(retry_after, backoff)
+
+    def retrying(self) -> tenacity.AsyncRetrying:
+        """The retry loop of one call: retryable failures (is_retryable) up to max_retries times, waiting
+        `delay` (the failure's Retry-After as a floor); the last failure is re-raised as it was."""
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome is not None else None
+            return self.delay(state.attempt_number - 1, retry_after_seconds(exc) if exc is not None else None)
+
+        return tenacity.AsyncRetrying(stop=tenacity.stop_after_attempt(self.max_retries + 1), wait=wait,
+                                      retry=tenacity.retry_if_exception(is_retryable), reraise=True)
 
 
 def _status(exc: BaseException) -> int | None:
@@ -134,8 +150,9 @@ class ApiBackend:
         self.extra_params = dict(extra_params or {})
         self._route = model if (api_base is None or "/" in model) else f"openai/{model}"
         self.transport: Transport = self._pick_transport(transport)
-        self._semaphores: dict[int, asyncio.Semaphore] = {}
-        self._clients: dict[int, Any] = {}
+        # one of each per event loop: asyncio primitives and aiohttp sessions are bound to their loop
+        self._semaphores: PerLoop[asyncio.Semaphore] = PerLoop(lambda: asyncio.Semaphore(self.concurrency))
+        self._clients: PerLoop[Any] = PerLoop(self._make_openai_client)
         self._priced: bool | None = None
 
     @property
@@ -154,31 +171,16 @@ class ApiBackend:
             return "openai"
         return "litellm"
 
-    def _per_loop(self, store: dict[int, Any], make: Any) -> Any:
-        # One per event loop: a sync caller may run several loops over the backend's lifetime, and asyncio
-        # primitives and aiohttp sessions are bound to the loop that first used them.
-        loop = asyncio.get_running_loop()
-        item = store.get(id(loop))
-        if item is None:
-            item = store[id(loop)] = make()
-        return item
-
-    def _semaphore(self) -> asyncio.Semaphore:
-        return self._per_loop(self._semaphores, lambda: asyncio.Semaphore(self.concurrency))
-
-    def _openai_client(self) -> Any:
+    def _make_openai_client(self) -> Any:
         import openai
 
-        def make() -> Any:
-            return openai.AsyncOpenAI(
-                base_url=self.api_base,
-                api_key=self._key(),
-                max_retries=0,  # we retry ourselves, with jitter and Retry-After
-                timeout=self.retry.timeout_s,
-                http_client=openai.DefaultAioHttpClient(timeout=self.retry.timeout_s),
-            )
-
-        return self._per_loop(self._clients, make)
+        return openai.AsyncOpenAI(
+            base_url=self.api_base,
+            api_key=self._key(),
+            max_retries=0,  # RetryPolicy.retrying is the one retry mechanism
+            timeout=self.retry.timeout_s,
+            http_client=openai.DefaultAioHttpClient(timeout=self.retry.timeout_s),
+        )
 
     def _key(self) -> str | None:
         if self.api_key:
@@ -246,34 +248,34 @@ class ApiBackend:
 
     async def _send(self, request: Request) -> Any:
         if self.transport == "openai":
-            return await self._openai_client().chat.completions.create(**self._kwargs(request))
+            return await self._clients.get().chat.completions.create(**self._kwargs(request))
         import litellm
 
         return await litellm.acompletion(**self._kwargs(request))
 
     async def _attempts(self, request: Request) -> Completion:
-        """Send one request, retrying what is worth retrying; the last failure becomes an error Completion."""
+        """Send one request, retrying what is worth retrying (tenacity, with RetryPolicy's backoff and the
+        server's Retry-After as a floor); the last failure becomes an error Completion, never an exception."""
         start = time.perf_counter()
-        attempt = 0
-        while True:
-            try:
-                resp = await _within(self._send(request), self.retry.timeout_s + 5)
-                completion = self._to_completion(resp)
-                completion.attempts = attempt + 1
-                completion.latency_s = time.perf_counter() - start
-                return completion
-            except Exception as exc:  # noqa: BLE001 — every failure is recorded, none crashes the run
-                status = _status(exc)
-                error = f"{type(exc).__name__}" + (f" (HTTP {status})" if status else "") + f": {exc}"
-                if attempt >= self.retry.max_retries or not is_retryable(exc):
-                    return Completion(error=error[:2000], attempts=attempt + 1, latency_s=time.perf_counter() - start,
-                                      retryable=is_retryable(exc))
-                await asyncio.sleep(self.retry.delay(attempt, retry_after_seconds(exc)))
-                attempt += 1
+        attempts = 0
+        try:
+            async for attempt in self.retry.retrying():
+                with attempt:
+                    attempts = attempt.retry_state.attempt_number
+                    resp = await _within(self._send(request), self.retry.timeout_s + 5)
+                    completion = self._to_completion(resp)
+        except Exception as exc:  # noqa: BLE001 — every failure is recorded, none crashes the run
+            status = _status(exc)
+            error = f"{type(exc).__name__}" + (f" (HTTP {status})" if status else "") + f": {exc}"
+            return Completion(error=error[:2000], attempts=attempts, latency_s=time.perf_counter() - start,
+                              retryable=is_retryable(exc))
+        completion.attempts = attempts
+        completion.latency_s = time.perf_counter() - start
+        return completion
 
     async def _one(self, request: Request) -> Completion:
         estimate = self.estimate_cost(request) if self.accounting.budget_usd is not None else 0.0
-        async with self._semaphore():
+        async with self._semaphores.get():
             try:
                 self.accounting.reserve(estimate)
             except BudgetExceeded as exc:  # nothing was sent; the Judge stops the run after saving the rest
@@ -307,7 +309,7 @@ class ApiBackend:
         return list(await asyncio.gather(*(self._one(r) for r in requests)))
 
     async def aclose(self) -> None:
-        for client in self._clients.values():
+        for client in self._clients:
             try:
                 await client.close()
             except Exception:  # noqa: BLE001 — closing a client bound to a finished loop is best effort

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import weakref
 from collections.abc import Sequence
 
 from ..accounting import Accounting
+from ..loops import PerLoop
 from ..types import Completion, Request
 
 
@@ -31,13 +31,13 @@ class InProcessBackend:
     def __init__(self, accounting: Accounting | None) -> None:
         self.accounting = accounting
         self._lock = threading.Lock()  # one model, one computation at a time, whatever the event loop
-        self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+        self._queues: PerLoop[asyncio.Lock] = PerLoop(asyncio.Lock)  # requests of one loop wait their turn
         self._cancel: threading.Event | None = None  # set while a computation runs; checked every decode step
 
     async def complete(self, requests: Sequence[Request]) -> list[Completion]:
         if not requests:
             return []
-        queue = self._queues.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+        queue = self._queues.get()
         async with queue:
             cancel = threading.Event()
             try:
