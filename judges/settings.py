@@ -104,8 +104,8 @@ def add_config_args(group: Any, cls: type, *, only: Iterable[str] | None = None,
     """One flag per `setting` field of `cls` on `group` (a parser or an argument group).
 
     unset: a flag the user does not give leaves no attribute (argparse.SUPPRESS), so `config_values` returns
-    only what the user gave, None included (settings that a profile fills in otherwise). describe_default: the help's note on the default (default:
-    "default: X" where X is not None)."""
+    only what the user gave, None included (settings that a profile fills in otherwise). describe_default: the
+    help's note on a field's default (by default "default X", where X is set and the help does not say)."""
     hints = _hints(cls)
     keep = set(only) if only is not None else None
     for f in flag_fields(cls):

@@ -24,6 +24,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from judges.judge import DEFAULT_JUDGE, Judge, JudgeConfig
+from judges.types import flip
 from rrd.io import JsonlAppender, read_rows, write_atomic
 from rrd.rubric_files import load_rubric_sets, prompt_key
 

@@ -206,7 +206,7 @@ async def test_online_wu_pools_rows_gathered_from_other_processes(monkeypatch):
     """A group straddling processes: 2 local rows + 4 rows on another rank give WU over all 6."""
     import torch.distributed as dist
 
-    import rewards.rubric_reward as mod
+    import rewards.online_wu as mod
 
     remote = None
 
@@ -217,11 +217,11 @@ async def test_online_wu_pools_rows_gathered_from_other_processes(monkeypatch):
         remote = {key: other}
         out[0], out[1] = obj, remote
 
-    monkeypatch.setattr(mod, "_distributed_world", lambda: 2)
+    monkeypatch.setattr(mod, "distributed_world", lambda: 2)
     monkeypatch.setattr(dist, "get_world_size", lambda group=None: 2)
     monkeypatch.setattr(dist, "all_gather_object", fake_all_gather_object)
     online, _ = reward(RubricRewardConfig(weights="online_wu"), sets=WU_SETS)
-    online._gather_group = object()  # as if the gloo group had been created on a previous step
+    online.gather.group = object()  # as if the gloo group had been created on a previous step
     out = await online.reward_func(**trl_kwargs([P3] * 2, GROUP[:2]))
     w = whitened_uniform_weights(_matrix(GROUP)).weights
     assert out == pytest.approx([w[:3].sum(), w[3]])

@@ -1,7 +1,7 @@
 """One process of a 2-process GRPO run (started by `accelerate launch`); run by test_distributed_train.py.
 
-It spies on RubricReward._gather_rows to record, per reward call, how many verdict rows of each rollout group this
-process held and how many the cross-process gather pooled, then writes them to OUT_DIR/rank{RANK}.json.
+It spies on rewards.online_wu.RowGather.pool to record, per reward call, how many verdict rows of each rollout
+group this process held and how many the cross-process gather pooled, then writes them to OUT_DIR/rank{RANK}.json.
 
 Usage: accelerate launch --cpu --num_processes 2 -m tests.rft.dist_train_worker CONFIG.yaml OUT_DIR
 """
@@ -14,20 +14,20 @@ import sys
 
 
 def main(config_path: str, out_dir: str) -> None:
-    from rewards.rubric_reward import RubricReward, _distributed_world
+    from rewards.online_wu import RowGather, distributed_world
     from rft.config import load_config
     from rft.train import train
 
     calls: list[dict] = []
-    original = RubricReward._gather_rows
+    original = RowGather.pool
 
     async def spy(self, rows):
         pooled = await original(self, rows)
-        calls.append({"world": _distributed_world(), "local": {k: len(v) for k, v in rows.items()},
+        calls.append({"world": distributed_world(), "local": {k: len(v) for k, v in rows.items()},
                       "pooled": {k: len(v) for k, v in pooled.items()}})
         return pooled
 
-    RubricReward._gather_rows = spy
+    RowGather.pool = spy
     result = train(load_config(config_path))
     rank = int(os.environ.get("RANK", "0"))
     with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as fh:
