@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -230,6 +230,14 @@ def plot_edges(edges_by_method: dict[str, list[float]], path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------- report
+def md_table(header: Sequence[Any], rows: Iterable[Sequence[Any]]) -> list[str]:
+    """A markdown table as lines: the header, the separator and one line per row (cells as str())."""
+    def line(cells: Sequence[Any]) -> str:
+        return "| " + " | ".join(str(c) for c in cells) + " |"
+
+    return [line(header), "|" + "---|" * len(header), *(line(r) for r in rows)]
+
+
 def build_report(out_dir: Path, bench: str, kind: str, command: str | None = None) -> str:
     """Write report.md (and plots) in out_dir from its results; returns the markdown."""
     out_dir = Path(out_dir)
@@ -262,13 +270,14 @@ def build_report(out_dir: Path, bench: str, kind: str, command: str | None = Non
         lines += _healthbench_section(summaries)
     else:
         lines += _biggen_section(summaries)
-    lines += ["", "## Cost", "", "| method | items | calls sent | prompt tokens | completion tokens | $ | "
-              "mean s/item |", "|---|---|---|---|---|---|---|"]
+    cost = []
     for m, rows in groups.items():
         u = usage_totals(rows)
         secs = np.mean([r.get("elapsed_s", 0.0) for r in rows])
-        lines.append(f"| {m} | {len(rows)} | {u['calls']:.0f} | {u['prompt_tokens']:.0f} | "
-                     f"{u['completion_tokens']:.0f} | {u['cost_usd']:.4f} | {secs:.1f} |")
+        cost.append([m, len(rows), f"{u['calls']:.0f}", f"{u['prompt_tokens']:.0f}", f"{u['completion_tokens']:.0f}",
+                     f"{u['cost_usd']:.4f}", f"{secs:.1f}"])
+    lines += ["", "## Cost", "", *md_table(["method", "items", "calls sent", "prompt tokens", "completion tokens",
+                                             "$", "mean s/item"], cost)]
     counted = ("policy generation and grading" if kind in ("healthbench", "biggen") else
                "rubric refinement, charged to the first item that needed the set")
     lines += ["", f"Calls and tokens count what was sent (cache hits cost none), including {counted}; mean s/item "
@@ -286,18 +295,18 @@ def _pairs_section(summaries: dict[str, Any], groups: dict[str, list[dict[str, A
     lines = ["## Accuracy", ""]
     if judgebench:
         families = sorted({f for s in summaries.values() for f in s["per_family"]})
-        lines += ["| method | games | n | accuracy [95% CI] | " + " | ".join(families) +
-                  " | tie rate | opposite verdicts | decision mismatch | failed games |",
-                  "|---|---|---|---|" + "---|" * len(families) + "---|---|---|---|"]
+        rows = []
         for m, s in summaries.items():
-            fam = " | ".join(_fmt_ci(s["per_family"][f]["accuracy"], s["per_family"][f]["ci"]) +
-                             f" (n={s['per_family'][f]['n']})" if f in s["per_family"] else "–" for f in families)
+            fam = [_fmt_ci(s["per_family"][f]["accuracy"], s["per_family"][f]["ci"]) +
+                   f" (n={s['per_family'][f]['n']})" if f in s["per_family"] else "–" for f in families]
             games = METHODS[m].games if m in METHODS else "?"
             two = games == 2 and s.get("decision_mismatch_rate") is not None
             opposite = f"{s['opposite_verdict_rate']:.3f}" if two else "–"
             mismatch = f"{s['decision_mismatch_rate']:.3f}" if two else "–"
-            lines.append(f"| {m} | {games} | {s['n']} | {_fmt_ci(s['accuracy'], s['ci'])} | {fam} | "
-                         f"{s['tie_rate']:.3f} | {opposite} | {mismatch} | {s['failure_rate']:.3f} |")
+            rows.append([m, games, s["n"], _fmt_ci(s["accuracy"], s["ci"]), *fam, f"{s['tie_rate']:.3f}", opposite,
+                         mismatch, f"{s['failure_rate']:.3f}"])
+        lines += md_table(["method", "games", "n", "accuracy [95% CI]", *families, "tie rate", "opposite verdicts",
+                           "decision mismatch", "failed games"], rows)
         lines += ["", "Two-game methods: a pair is correct iff the counter (+1 per game agreeing with the label, -1 "
                   "against, 0 for a tie or failed verdict) is positive. Single-game (rubric) methods: correct iff "
                   "the verdict equals the label; a tie is wrong. 95% Wilson intervals. Opposite verdicts (ours): the "
@@ -305,11 +314,10 @@ def _pairs_section(summaries: dict[str, Any], groups: dict[str, list[dict[str, A
                   "it but never reports it): the two decisions differ in any way, a tie or a failed game included. "
                   "Compare JudgeBench figures with the second."]
     else:
-        lines += ["| method | n (non-tie) | accuracy [95% CI] | judge ties | failures | human ties dropped |",
-                  "|---|---|---|---|---|---|"]
-        for m, s in summaries.items():
-            lines.append(f"| {m} | {s['n']} | {_fmt_ci(s['accuracy'], s['ci'])} | {s.get('judge_tie_rate', 0):.3f} "
-                         f"| {s.get('failure_rate', 0):.3f} | {s.get('dropped_ties', 0)} |")
+        lines += md_table(["method", "n (non-tie)", "accuracy [95% CI]", "judge ties", "failures",
+                           "human ties dropped"],
+                          [[m, s["n"], _fmt_ci(s["accuracy"], s["ci"]), f"{s.get('judge_tie_rate', 0):.3f}",
+                            f"{s.get('failure_rate', 0):.3f}", s.get("dropped_ties", 0)] for m, s in summaries.items()])
         lines += ["", "Human-tie rows dropped; a judge tie or failure on a non-tie row counts wrong. A judge tie is a "
                   "two-game counter of 0 (direct) or equal weighted rubric scores (rubric methods)."]
         for key, title in (("per_category", "category"), ("per_language", "language")):
@@ -327,25 +335,26 @@ def _slice_table(summaries: dict[str, Any], key: str, title: str) -> list[str]:
     rows = [(m, name, a) for m, s in summaries.items() for name, a in s.get(key, {}).items()]
     if not rows:
         return []
-    lines = ["", f"By {title}:", "", f"| method | {title} | n | accuracy [95% CI] |", "|---|---|---|---|"]
-    lines += [f"| {m} | {name} | {a['n']} | {_fmt_ci(a['accuracy'], a['ci'])} |" for m, name, a in rows]
-    return lines
+    return ["", f"By {title}:", "", *md_table(["method", title, "n", "accuracy [95% CI]"],
+                                             [[m, name, a["n"], _fmt_ci(a["accuracy"], a["ci"])]
+                                              for m, name, a in rows])]
 
 
 def _rrd_section(groups: dict[str, list[dict[str, Any]]], out_dir: Path) -> list[str]:
     rubric_methods = [m for m in groups if m.startswith(RRD_PREFIX) or m in ("prompt-only", "conditioned")]
     if not rubric_methods:
         return []
-    lines = ["", "## Rubrics", "", "| method | sets | mean rubrics/set | empty sets (why) | fallback sets | "
-             "unscored verdicts | edges > 0 | edges = 0 | edges < 0 | rejections (why) | repeats dropped (why) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    table = []
     edges_by_method = {}
     for m in rubric_methods:
         rows = groups[m]
         edges = rubric_edges(rows)
         edges_by_method[m] = edges
         e = np.array(edges) if edges else np.zeros(0)
-        share = (lambda mask: f"{mask.mean():.2f}" if e.size else "–")
+
+        def share(mask: np.ndarray, e: np.ndarray = e) -> str:
+            return f"{mask.mean():.2f}" if e.size else "–"
+
         sets = stored_sets(out_dir, m)
         empty = [rs.stopped for rs in sets if not rs.rubrics]
         fallback = sum(1 for rs in sets if rs.fallback)
@@ -355,10 +364,13 @@ def _rrd_section(groups: dict[str, list[dict[str, Any]]], out_dir: Path) -> list
         reasons = ", ".join(f"{k} {v}" for k, v in rejected.most_common())
         dropped = tree_reasons(sets, "dropped")
         drops = ", ".join(f"{k} {v}" for k, v in dropped.most_common())
-        lines.append(f"| {m} | {len(sets)} | {mean:.1f} | {len(empty)}{f' ({why})' if why else ''} | {fallback} | "
-                     f"{sum(r.get('unscored', 0) for r in rows)} | {share(e > 0)} | {share(e == 0)} | {share(e < 0)} | "
-                     f"{sum(rejected.values())}{f' ({reasons})' if reasons else ''} | "
-                     f"{sum(dropped.values())}{f' ({drops})' if drops else ''} |")
+        table.append([m, len(sets), f"{mean:.1f}", f"{len(empty)}{f' ({why})' if why else ''}", fallback,
+                      sum(r.get("unscored", 0) for r in rows), share(e > 0), share(e == 0), share(e < 0),
+                      f"{sum(rejected.values())}{f' ({reasons})' if reasons else ''}",
+                      f"{sum(dropped.values())}{f' ({drops})' if drops else ''}"])
+    lines = ["", "## Rubrics", "", *md_table(
+        ["method", "sets", "mean rubrics/set", "empty sets (why)", "fallback sets", "unscored verdicts", "edges > 0",
+         "edges = 0", "edges < 0", "rejections (why)", "repeats dropped (why)"], table)]
     lines += ["", "An empty set gives no verdict (counted wrong); it remains possible only when the proposer wrote "
               "no readable rubric at all. A fallback set is one whose loop accepted nothing and that uses the "
               "initial rubrics instead. Rejections and repeats (proposed rubrics dropped before grading, outside "
@@ -381,12 +393,10 @@ def _rrd_section(groups: dict[str, list[dict[str, Any]]], out_dir: Path) -> list
 
 
 def _bok_section(summaries: dict[str, Any]) -> list[str]:
-    lines = ["## Correctness (best-of-K)", "", "| method | pairs | pairwise accuracy [95% CI] | ROC-AUC | "
-             "best-of-K (K: accuracy) |", "|---|---|---|---|---|"]
-    for m, s in summaries.items():
-        curve = ", ".join(f"{p['k']}: {p['accuracy']:.3f}" for p in s["best_of_k"])
-        lines.append(f"| {m} | {s['n_pairs']} | {_fmt_ci(s['pairwise_accuracy'], s['pairwise_ci'])} | "
-                     f"{_fmt_ci(s['auc'], s['auc_ci'])} | {curve} |")
+    rows = [[m, s["n_pairs"], _fmt_ci(s["pairwise_accuracy"], s["pairwise_ci"]), _fmt_ci(s["auc"], s["auc_ci"]),
+             ", ".join(f"{p['k']}: {p['accuracy']:.3f}" for p in s["best_of_k"])] for m, s in summaries.items()]
+    lines = ["## Correctness (best-of-K)", "", *md_table(["method", "pairs", "pairwise accuracy [95% CI]", "ROC-AUC",
+                                                          "best-of-K (K: accuracy)"], rows)]
     lines += ["", "Pairwise accuracy over (correct, incorrect) response pairs of the same prompt (a score tie "
               "counts 0.5); ROC-AUC pooled over all scored responses; best-of-K: mean correctness of the "
               "top-scored response among the first K."]
@@ -395,18 +405,17 @@ def _bok_section(summaries: dict[str, Any]) -> list[str]:
 
 def _rm_bench_section(summaries: dict[str, Any]) -> list[str]:
     domains = sorted({d for s in summaries.values() for d in s["per_domain"]})
-    lines = ["## RM-Bench", "", "| method | items | overall [95% CI] | hard | normal | easy | " +
-             " | ".join(domains) + " | missing scores/games |",
-             "|---|---|---|---|---|---|" + "---|" * len(domains) + "---|"]
+    rows = []
     for m, s in summaries.items():
         if not s["n"]:
             continue
         ci = s["ci"]
-        per = " | ".join(f"{s['per_domain'][d]['avg']:.3f} (n={s['per_domain'][d]['n']})" if d in s["per_domain"]
-                         else "–" for d in domains)
-        lines.append(f"| {m} | {s['n']} | {_fmt_ci(s['total_avg_acc'], ci['total_avg_acc'])} | "
-                     f"{_fmt_ci(s['hard_acc'], ci['hard_acc'])} | {_fmt_ci(s['normal_acc'], ci['normal_acc'])} | "
-                     f"{_fmt_ci(s['easy_acc'], ci['easy_acc'])} | {per} | {s['missing']} |")
+        per = [f"{s['per_domain'][d]['avg']:.3f} (n={s['per_domain'][d]['n']})" if d in s["per_domain"] else "–"
+               for d in domains]
+        rows.append([m, s["n"], *(_fmt_ci(s[k], ci[k]) for k in ("total_avg_acc", "hard_acc", "normal_acc",
+                                                                  "easy_acc")), *per, s["missing"]])
+    lines = ["## RM-Bench", "", *md_table(["method", "items", "overall [95% CI]", "hard", "normal", "easy", *domains,
+                                           "missing scores/games"], rows)]
     lines += ["", "Official scoring (THU-KEG/RM-Bench scripts/utils.py): every chosen style against every rejected "
               "style; hard = chosen plainer than rejected (upper triangle), normal = same style, easy = lower "
               "triangle; a domain is the mean of the three, overall the mean of the domains. A comparison is won "
@@ -416,19 +425,17 @@ def _rm_bench_section(summaries: dict[str, Any]) -> list[str]:
         if s["matrix"] is None:
             continue
         lines += ["", f"Accuracy matrix ({m}; rows chosen, columns rejected, mean over domains):", "",
-                  "| chosen \\ rejected | " + " | ".join(STYLES) + " |", "|---|---|---|---|"]
-        lines += [f"| {STYLES[i]} | " + " | ".join(f"{v:.3f}" for v in row) + " |" for i, row in enumerate(s["matrix"])]
+                  *md_table(["chosen \\ rejected", *STYLES],
+                            [[STYLES[i], *(f"{v:.3f}" for v in row)] for i, row in enumerate(s["matrix"])])]
     return lines
 
 
 def _rewardbench2_section(summaries: dict[str, Any]) -> list[str]:
     subsets = list(dict.fromkeys(k for s in summaries.values() for k in s["per_subset"]))
-    lines = ["## RewardBench 2", "", "| method | items | overall [95% CI] | " + " | ".join(subsets) + " | skipped |",
-             "|---|---|---|" + "---|" * len(subsets) + "---|"]
-    for m, s in summaries.items():
-        per = " | ".join(f"{_fmt_ci(s['per_subset'][k]['score'], s['per_subset'][k]['ci'])} "
-                         f"(n={s['per_subset'][k]['n']})" if k in s["per_subset"] else "–" for k in subsets)
-        lines.append(f"| {m} | {s['n']} | {_fmt_ci(s['overall'], s['overall_ci'])} | {per} | {s['skipped']} |")
+    rows = [[m, s["n"], _fmt_ci(s["overall"], s["overall_ci"]),
+             *(f"{_fmt_ci(s['per_subset'][k]['score'], s['per_subset'][k]['ci'])} (n={s['per_subset'][k]['n']})"
+               if k in s["per_subset"] else "–" for k in subsets), s["skipped"]] for m, s in summaries.items()]
+    lines = ["## RewardBench 2", "", *md_table(["method", "items", "overall [95% CI]", *subsets, "skipped"], rows)]
     lines += ["", "Official scoring (allenai/reward-bench): best-of-4 subsets earn 1/k when the chosen response "
               "shares the top score with k responses; Ties is process_single_model's weighted accuracy-and-margin "
               "score; overall is the unweighted mean of the subsets present. The pairwise judge plays the chosen "
@@ -444,9 +451,9 @@ def _healthbench_section(summaries: dict[str, Any]) -> list[str]:
         lines += [f"Overall ({m}): **{o['score']:.4f}** ± {o['std']:.4f} (bootstrap std; 95% CI "
                   f"[{o['ci'][0]:.4f}, {o['ci'][1]:.4f}]; clipped mean over {o['n']} examples, "
                   f"{s['n_skipped']} skipped with no scored positive item)", "",
-                  "| tag | score | bootstrap std | n |", "|---|---|---|---|"]
-        for tag, t in sorted(s["tags"].items()):
-            lines.append(f"| {tag} | {t['score']:.4f} | {t['std']:.4f} | {t['n']} |")
+                  *md_table(["tag", "score", "bootstrap std", "n"],
+                            [[tag, f"{t['score']:.4f}", f"{t['std']:.4f}", t["n"]]
+                             for tag, t in sorted(s["tags"].items())])]
     return lines
 
 
@@ -455,9 +462,9 @@ def _biggen_section(summaries: dict[str, Any]) -> list[str]:
     for m, s in summaries.items():
         lines += [f"Overall ({m}, macro over capabilities): **{s['overall']:.3f}** "
                   f"[{s['overall_ci'][0]:.3f}, {s['overall_ci'][1]:.3f}]", "",
-                  "| capability | mean [95% CI] | n | failed |", "|---|---|---|---|"]
-        for cap, c in sorted(s["per_capability"].items()):
-            lines.append(f"| {cap} | {_fmt_ci(c['mean'], c['ci'])} | {c['n']} | {c['failures']} |")
+                  *md_table(["capability", "mean [95% CI]", "n", "failed"],
+                            [[cap, _fmt_ci(c["mean"], c["ci"]), c["n"], c["failures"]]
+                             for cap, c in sorted(s["per_capability"].items())])]
         skipped = s.get("skipped", {})
         lines += ["", f"Items covered ({m}): {s['n']} scored, {s['failures']} unparsed, "
                       f"{sum(skipped.values())} skipped" + "".join(f"; {n} {why}" for why, n in skipped.items()), ""]
