@@ -27,6 +27,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, BinaryIO
 
+from .files import atomic_file
+
 CACHE_ENV = "RRD_CACHE_DIR"
 #: written last into a converted model folder; its presence means the folder is complete and verified
 MARKER_NAME = ".rrd-complete.json"
@@ -159,19 +161,8 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(dict(data), fh, indent=1, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; cache files are meant to be readable
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path) as fh:
+        json.dump(dict(data), fh, indent=1, sort_keys=True)
     _fsync_dir(path.parent)
 
 
@@ -231,29 +222,17 @@ def assemble_parts(parts: Sequence[Path], dest: Path, *, size: int, sha256: str)
         raise ModelIntegrityError(
             f"model parts total {actual_size} bytes, expected {size}; reinstall them. Parts:\n  {names}"
         )
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    tmp = Path(tmp_name)
-    try:
-        h = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out:
-            for part in parts:
-                with open(part, "rb") as src:
-                    _copy_hashing(src, out, h)
-            out.flush()
-            os.fsync(out.fileno())
+    h = hashlib.sha256()
+    with atomic_file(dest, "wb") as out:  # a mismatch raises inside: the partial file is removed
+        for part in parts:
+            with open(part, "rb") as src:
+                _copy_hashing(src, out, h)
         digest = h.hexdigest()
         if digest != sha256:
             raise ModelIntegrityError(
                 f"model parts concatenate to sha256 {digest}, expected {sha256}; one of them is corrupt or from "
                 f"another version. Parts:\n  {names}"
             )
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
     _fsync_dir(dest.parent)
     _write_json_atomic(_sidecar(dest), {"sha256": sha256, "size": size, "parts": [str(p) for p in parts]})
     return dest

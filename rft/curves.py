@@ -18,12 +18,13 @@ import os
 import re
 import resource
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from transformers import TrainerCallback
+
+from judges.files import atomic_file
 
 LOG_NAME = "train_log.jsonl"
 PLOT_NAME = "reward_curve.png"
@@ -109,18 +110,8 @@ def plot_curves(records: list[Mapping[str, Any]], path: str | os.PathLike[str], 
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path, "wb") as fh:
+        fig.savefig(fh, format="png")
     return True
 
 

@@ -15,6 +15,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from judges.files import atomic_file
 from rrd.io import write_atomic
 
 from .curves import LOG_NAME, _series, read_log
@@ -117,9 +118,8 @@ def plot_runs(logs: Mapping[str, Sequence[Mapping[str, Any]]], path: str | Path,
         ax.legend(fontsize=8)
     fig.tight_layout()
     FigureCanvasAgg(fig)
-    tmp = Path(str(path) + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    tmp.replace(path)
+    with atomic_file(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=110)
 
 
 def _fmt(stat: Any, digits: int = 3, pct: bool = False) -> str:

@@ -11,11 +11,12 @@ import csv
 import gzip
 import json
 import os
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
+
+from judges.files import atomic_file
 
 try:
     import fcntl
@@ -256,16 +257,5 @@ def latest_by(records: Iterable[dict[str, Any]], key: str) -> dict[Any, dict[str
 
 def write_atomic(path: str | os.PathLike[str], text: str) -> None:
     """Write a whole file so readers see the old or the new version, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path) as fh:
+        fh.write(text)

@@ -25,6 +25,9 @@ Status = Literal["pending", "accepted", "decomposed", "rejected", "dropped"]
 Reason = Literal["duplicate", "near_duplicate", "misaligned", "overlap", "conflict", "failed_decomposition"]
 
 VerdictLike = Union[Verdict, bool, float, None]
+#: keys files written before these became derived properties still carry; they are recomputed, not read
+DERIVED_RUBRIC_KEYS = ("satisfied",)
+DERIVED_SET_KEYS = ("verdicts", "template_version")
 
 _PUNCT = str.maketrans("", "", string.punctuation)
 _SPACE = re.compile(r"\s+")
@@ -44,8 +47,9 @@ def rubric_id(text: str, parent: str | None) -> str:
 class Rubric:
     """One node of the decomposition tree with the evidence behind its fate.
 
-    `satisfied` is c, the YES count over the N samples; `verdicts` are the per-sample answers where None means
-    unscored (not counted as YES, and never as NO either). `strong`/`weak` are the misalignment-check verdicts.
+    `verdicts` are the per-sample answers where None means unscored (not counted as YES, and never as NO
+    either); `satisfied` is c, their YES count (None before grading), derived from them, not stored.
+    `strong`/`weak` are the misalignment-check verdicts.
     `similarity` is the lexical score (0-100) of a dropped near-duplicate against the rubric it repeats.
     `judge_calls` are backend calls attributed to this rubric (grading calls shared by several criteria are
     split evenly, so it can be fractional); cache hits are not calls.
@@ -59,7 +63,6 @@ class Rubric:
     status: Status = "pending"
     reason: Reason | None = None
     detail: str | None = None
-    satisfied: int | None = None
     verdicts: list[bool | None] = field(default_factory=list)
     strong: bool | None = None
     weak: bool | None = None
@@ -83,6 +86,11 @@ class Rubric:
             taken.add(rid)
         return cls(id=rid, text=text, parent=pid, depth=depth, origin=origin)
 
+    @property
+    def satisfied(self) -> int | None:
+        """c: how many samples satisfy it (unscored verdicts are not YES); None before it is graded."""
+        return sum(1 for v in self.verdicts if v is True) if self.verdicts else None
+
     def note(self, detail: str) -> None:
         """Append to `detail` (several stages can leave a remark on one rubric)."""
         self.detail = detail if not self.detail else f"{self.detail}; {detail}"
@@ -92,7 +100,7 @@ class Rubric:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Rubric:
-        return cls(**d)
+        return cls(**{k: v for k, v in d.items() if k not in DERIVED_RUBRIC_KEYS})
 
 
 @dataclass
@@ -112,7 +120,8 @@ class RubricSet:
     """The outcome of refining one prompt.
 
     `rubrics` are the accepted rubrics in acceptance order and `weights` align with them. `verdicts[k][j]` is
-    accepted rubric k on sample j. `tree` holds every rubric considered (accepted ones included, same objects).
+    accepted rubric k on sample j (read off the rubrics themselves; empty for a set with no samples). `tree`
+    holds every rubric considered (accepted ones included, same objects).
     `stopped` says why the loop ended: "queue_empty", "rejection_budget", "max_queue" or "failed" (with
     `failure` saying why; the set is then empty). Rubrics still "pending" in the tree were never processed.
     `fallback` is set when the loop accepted nothing and `rubrics` are initial rubrics instead (see
@@ -128,19 +137,27 @@ class RubricSet:
     tree: list[Rubric] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
     references: dict[str, Sample] = field(default_factory=dict)
-    verdicts: list[list[bool | None]] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
     stats: dict[str, Any] = field(default_factory=dict)
     stopped: str = "queue_empty"
     failure: str | None = None
     fallback: str | None = None
-    template_version: str = ""
     content_hash: str = ""
 
     # -- identity ---------------------------------------------------------------------------------------------
     @property
     def texts(self) -> list[str]:
         return [r.text for r in self.rubrics]
+
+    @property
+    def verdicts(self) -> list[list[bool | None]]:
+        """Accepted rubric k's verdict on sample j, for recomputing weights without calls."""
+        return [list(r.verdicts) for r in self.rubrics] if self.samples else []
+
+    @property
+    def template_version(self) -> str:
+        """The prompt templates' version the set was made with (part of the config snapshot, so of the hash)."""
+        return str(self.config.get("template_version", ""))
 
     def compute_hash(self) -> str:
         """sha256 over what determines scores: prompt, accepted texts, weights and the config snapshot."""
@@ -198,7 +215,7 @@ class RubricSet:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RubricSet:
-        d = dict(d)
+        d = {k: v for k, v in d.items() if k not in DERIVED_SET_KEYS}
         tree = [Rubric.from_dict(r) for r in d.pop("tree", [])]
         by_id = {r.id: r for r in tree}
         accepted = [by_id[i] for i in d.pop("accepted", [])]

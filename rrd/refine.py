@@ -285,7 +285,6 @@ class _Refinement:
         for k, r in enumerate(targets):
             column: list[Verdict] = [row[k] for row in rows]
             r.verdicts = [v.met for v in column[:n]]
-            r.satisfied = sum(1 for v in r.verdicts if v is True)
             for v in column:
                 r.judge_calls += self.meter.add("grading", v.cached, v.failed, v.usage, shares[k])
             unscored = sum(1 for v in r.verdicts if v is None)
@@ -509,13 +508,11 @@ async def refine_prompt(
         tree=run.tree,
         samples=run.samples,
         references=run.refs,
-        verdicts=[list(r.verdicts) for r in run.accepted],
         config=_snapshot(config, judge, proposer),
         stats=stats,
         stopped=stopped,
         failure=failure,
         fallback=fallback,
-        template_version=prompts.TEMPLATE_VERSION,
     ).seal()
     run.report("done")
     return rs

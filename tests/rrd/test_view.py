@@ -19,23 +19,23 @@ EVIL = '</script><script>window.__pwned = 1</script><img src=x onerror="window._
 
 def tree_set() -> RubricSet:
     """A set whose tree has every status: 2 rejected duplicates, 1 misaligned, a dropped repeat, a kept rubric."""
-    def r(text, status, parent=None, reason=None, detail=None, satisfied=None, strong=None, weak=None):
+    def r(text, status, parent=None, reason=None, detail=None, verdicts=(), strong=None, weak=None):
         return Rubric(id=rubric_id(text, parent), text=text, parent=parent, depth=int(parent is not None),
-                      status=status, reason=reason, detail=detail, satisfied=satisfied, strong=strong, weak=weak)
-    root = r("Covers the topic", "decomposed", satisfied=3)
-    a = r("Names the law", "accepted", root.id, satisfied=1, strong=True, weak=False)
+                      status=status, reason=reason, detail=detail, verdicts=list(verdicts), strong=strong, weak=weak)
+    # c (satisfied) is read off each rubric's own verdicts on the 4 samples
+    root = r("Covers the topic", "decomposed", verdicts=[True, True, True, False])
+    a = r("Names the law", "accepted", root.id, verdicts=[True, False, True, None], strong=True, weak=False)
     dup1 = r("Covers the topic well", "rejected", root.id, "duplicate", "same as parent")
     dup2 = r("Is polite", "rejected", None, "duplicate", "same as an accepted rubric")
     mis = r("Uses bullet points", "rejected", None, "misaligned", "weak reference satisfies it")
     drop = r("Names the law again", "dropped", root.id, "duplicate")
     kept = r("Cites a source" + EVIL, "accepted", None, detail="c=3 > n=2 but decomposition failed; kept as atomic",
-             satisfied=3, strong=True, weak=False)
+             verdicts=[True, True, False, False], strong=True, weak=False)
     root.children = [a.id, dup1.id, drop.id]
     samples = [Sample(f"sample {i}", "m") for i in range(4)]
     rs = RubricSet("What is the law? " + EVIL, "p1", [a, kept], [0.6, 0.4], "whitened_uniform",
                    tree=[root, a, dup1, drop, dup2, mis, kept], samples=samples,
-                   references={"strong": Sample("strong ref", "m"), "weak": Sample("weak ref", "m")},
-                   verdicts=[[True, False, True, None], [True, True, False, False]])
+                   references={"strong": Sample("strong ref", "m"), "weak": Sample("weak ref", "m")})
     return rs.seal()
 
 
