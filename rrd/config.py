@@ -67,8 +67,8 @@ class RefineConfig:
     - Repeats are caught before any judge call: a rubric whose canonical text (markup, punctuation, case and
       whitespace removed) equals, or whose lexical similarity reaches `near_duplicate_threshold` (0-100,
       rrd.dedup: the lower of rapidfuzz's token-sort ratio and the word overlap; None = exact only) to, the
-      parent, its sibling or any rubric already queued, accepted or processed is dropped (status "dropped", reason and score in the tree). Drops do not count
-      towards T, which bounds rejections of distinct candidates.
+      parent, its sibling or any rubric already queued, accepted or processed is dropped (status "dropped",
+      reason and score in the tree). Drops do not count towards T, which bounds rejections of distinct candidates.
     - A proposer answer that cannot be read, whose children all repeat existing rubrics, or (initial list)
       that repeats one rubric `degenerate_repeats` or more times, is re-asked with precise feedback up to
       `repair_attempts` times.

@@ -148,3 +148,29 @@ def degenerate(texts: Sequence[str], repeats: int) -> tuple[str, int] | None:
         return None
     first = next(t for t in texts if canonical(t) == key)
     return first, n
+
+
+#: owner of an earlier rubric of the same answer in the duplicate index
+SIBLING = "\x00sibling"
+
+
+def describe_repeat(m: Match, parent_id: str | None) -> str:
+    """The rubric a proposed one repeats, in words for the proposer and the tree."""
+    if m.ref.owner == SIBLING:
+        return f"another rubric of the same answer ({m.ref.text!r})"
+    if not m.ref.text:
+        return "nothing (the rubric is empty once markup is removed)"
+    if parent_id is not None and m.ref.owner == parent_id:
+        return f"the rubric being refined ({m.ref.text!r})"
+    return f"rubric {m.ref.owner}, already proposed ({m.ref.text!r})"
+
+
+def repeat_problems(texts: Sequence[str], repeats: Sequence[tuple[int, str, Match]], parent_id: str | None,
+                    degenerate_repeats: int) -> list[str]:
+    """What is wrong with a proposer's answer, for the repair turn: a decomposition's children that repeat
+    existing rubrics, or an initial list that is one rubric over and over."""
+    if parent_id is not None:
+        return [f"rubric {i + 1} ({t!r}) is {'a copy' if m.kind == 'duplicate' else 'a rewording'} of "
+                f"{describe_repeat(m, parent_id)}" for i, t, m in repeats]
+    loop = degenerate(texts, degenerate_repeats)
+    return [f"it repeats the rubric {loop[0]!r} {loop[1]} times"] if loop else []

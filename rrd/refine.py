@@ -22,7 +22,7 @@ Choices where the method page is silent (each is configurable or documented on R
 - Rejections (failed_decomposition in "reject" mode, misaligned, overlap, conflict) count towards T.
 - A wave grades the whole queue, so when T stops the loop the rubrics left pending were already graded: a few
   wasted calls bought concurrency. Their verdicts are kept on them in the tree.
-- Calls and cost are counted from the completions and verdicts of this prompt (see _Meter), so the stats stay
+- Calls and cost are counted from the completions and verdicts of this prompt (rrd.meter.CallMeter), so the stats stay
   right when several prompts are refined at once on one shared Accounting.
 """
 
@@ -30,77 +30,27 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Callable, Mapping, Sequence
 
 from judges.judge import GradeItem, Judge
-from judges.types import Completion, Message, SamplingParams, Usage, Verdict
+from judges.types import Completion, Message, SamplingParams, Verdict
 
 from . import prompts
 from .config import RefineConfig
-from .dedup import DuplicateIndex, Match, Reference, degenerate
+from .dedup import SIBLING, DuplicateIndex, Match, Reference, describe_repeat, repeat_problems
+from .meter import CallMeter, Progress, ProgressCallback
 from .records import Origin, Reason, Rubric, RubricSet, Sample
 from .sampling import JudgePool, provided_samples, reference_responses, sample_responses
-from .weights import impute_unscored, llm_weights, uniform_weights, whitened_uniform_weights
+from .stage3 import accepted_weights
 
 _CheckTemplate = Callable[[str, Sequence[str]], "list[Message]"]
-_SIBLING = "\x00sibling"  # owner of an earlier rubric of the same answer in the duplicate index
-_COUNTED = ("calls", "cache_hits", "failures", "prompt_tokens", "completion_tokens", "cost_usd")
-
-
-@dataclass
-class _Meter:
-    """Calls, cache hits, tokens and cost per stage, counted from the completions and verdicts themselves.
-
-    Not from Accounting snapshots: callers refine several prompts at once on one shared Accounting, and a
-    before/after difference would then count the other prompts' calls too. A completion that was not served
-    from the cache is one backend call; a grading call shared by k criteria counts 1/k for each.
-    """
-
-    stages: dict[str, dict[str, float]] = field(default_factory=dict)
-
-    def add(self, stage: str, cached: bool, failed: bool, usage: Usage, share: float = 1.0) -> float:
-        """Record one (share of a) call; returns the calls it cost (0 for a cache hit)."""
-        t = self.stages.setdefault(stage, dict.fromkeys(_COUNTED, 0.0))
-        calls = 0.0 if cached else share
-        t["calls"] += calls
-        t["cache_hits"] += share - calls
-        t["failures"] += share if failed else 0.0
-        t["prompt_tokens"] += usage.prompt_tokens
-        t["completion_tokens"] += usage.completion_tokens
-        t["cost_usd"] += usage.cost_usd
-        return calls
-
-    def completion(self, stage: str, c: Completion) -> float:
-        return self.add(stage, c.cached, not c.ok, c.usage)
-
-    def totals(self) -> dict[str, float]:
-        return {k: sum(t[k] for t in self.stages.values()) for k in _COUNTED}
-
-
-@dataclass
-class Progress:
-    """Where one prompt's refinement stands, handed to a progress callback whenever it changes."""
-
-    prompt_id: str | None
-    stage: str
-    queue: int
-    accepted: int
-    rejected: int
-    dropped: int
-    calls: float
-    #: rubrics the loop has decided so far (accepted, rejected or decomposed), for a rate and an ETA
-    processed: int = 0
-
-
-ProgressCallback = Callable[[Progress], None]
 
 
 class _Refinement:
     """State of one prompt's loop: the tree, the queue, the accepted set A and the rejection counter."""
 
-    def __init__(self, prompt: str, judge: Judge, proposer: Judge, config: RefineConfig, meter: _Meter,
+    def __init__(self, prompt: str, judge: Judge, proposer: Judge, config: RefineConfig, meter: CallMeter,
                  prompt_id: str | None = None, progress: ProgressCallback | None = None):
         self.prompt, self.judge, self.proposer, self.config, self.meter = prompt, judge, proposer, config, meter
         self.prompt_id, self.progress = prompt_id, progress
@@ -133,7 +83,7 @@ class _Refinement:
         return SamplingParams(temperature=c.proposer_temperature, max_tokens=max_tokens, seed=c.seed,
                               repetition_penalty=c.proposer_repetition_penalty)
 
-    async def _ask(self, stage: str, messages: list[Message], max_tokens: int, owner: Rubric | None) -> Completion:
+    async def ask(self, stage: str, messages: list[Message], max_tokens: int, owner: Rubric | None) -> Completion:
         self.report(stage)
         completion = await self.proposer.generate(messages, self._params(max_tokens))
         calls = self.meter.completion(stage, completion)
@@ -150,7 +100,7 @@ class _Refinement:
         shape = f"a JSON list of exactly {exactly} strings" if exactly else "a JSON list of strings"
         answers: list[list[str]] = []
         for attempt in range(self.config.repair_attempts + 1):
-            completion = await self._ask(stage if attempt == 0 else "repair", messages,
+            completion = await self.ask(stage if attempt == 0 else "repair", messages,
                                          self.config.proposer_max_tokens, parent)
             self.repairs += attempt > 0
             if not completion.ok:  # the backend already retried it: a repair turn would not help
@@ -162,7 +112,8 @@ class _Refinement:
                 new, repeats = self._screen(texts)
                 self._drop(repeats, parent, attempt)
                 answers.append(new)
-                problems = self._problems(texts, repeats, parent)
+                problems = repeat_problems(texts, repeats, parent.id if parent else None,
+                                           self.config.degenerate_repeats)
                 if not problems:
                     self.repaired += attempt > 0
                     return new, None
@@ -176,30 +127,12 @@ class _Refinement:
         new: list[str] = []
         repeats: list[tuple[int, str, Match]] = []
         for i, text in enumerate(texts):
-            m = self.index.match(text, [Reference(t, _SIBLING) for t in new])
+            m = self.index.match(text, [Reference(t, SIBLING) for t in new])
             if m is None:
                 new.append(text)
             else:
                 repeats.append((i, text, m))
         return new, repeats
-
-    def _what(self, m: Match, parent: Rubric | None) -> str:
-        """The repeated rubric, in words for the proposer and the tree."""
-        if m.ref.owner == _SIBLING:
-            return f"another rubric of the same answer ({m.ref.text!r})"
-        if not m.ref.text:
-            return "nothing (the rubric is empty once markup is removed)"
-        if parent is not None and m.ref.owner == parent.id:
-            return f"the rubric being refined ({m.ref.text!r})"
-        return f"rubric {m.ref.owner}, already proposed ({m.ref.text!r})"
-
-    def _problems(self, texts: Sequence[str], repeats: Sequence[tuple[int, str, Match]],
-                  parent: Rubric | None) -> list[str]:
-        if parent is not None:
-            return [f"rubric {i + 1} ({t!r}) is {'a copy' if m.kind == 'duplicate' else 'a rewording'} of "
-                    f"{self._what(m, parent)}" for i, t, m in repeats]
-        loop = degenerate(texts, self.config.degenerate_repeats)
-        return [f"it repeats the rubric {loop[0]!r} {loop[1]} times"] if loop else []
 
     def _drop(self, repeats: Sequence[tuple[int, str, Match]], parent: Rubric | None, attempt: int,
               origin: Origin | None = None) -> None:
@@ -209,7 +142,8 @@ class _Refinement:
             r = Rubric.new(text, parent=parent, origin=origin, taken=self.taken)
             r.status, r.reason, r.similarity = "dropped", m.kind, m.score  # type: ignore[assignment]
             r.note(f"{'same text as' if m.kind == 'duplicate' else f'similarity {m.score:.0f} to'} "
-                   f"{self._what(m, parent)}" + (f" (repair attempt {attempt})" if attempt else ""))
+                   f"{describe_repeat(m, parent.id if parent else None)}"
+                   + (f" (repair attempt {attempt})" if attempt else ""))
             self.tree.append(r)
             self.dropped += 1
 
@@ -357,7 +291,7 @@ class _Refinement:
     async def _check(self, r: Rubric, stage: str, template: _CheckTemplate, key: str) -> Rubric | None:
         """One overlap/conflict call against A; the accepted rubric it names, or None (also when unreadable)."""
         messages = template(r.text, [a.text for a in self.accepted])
-        completion = await self._ask(stage, messages, self.config.check_max_tokens, r)
+        completion = await self.ask(stage, messages, self.config.check_max_tokens, r)
         if not completion.ok:
             r.note(f"{stage} check failed ({completion.error}): treated as no {stage}")
             return None
@@ -387,28 +321,6 @@ class _Refinement:
             r.note("in the set as a fallback")
         which = "that passed the misalignment check" if aligned else "(none passed the misalignment check)"
         return f"no rubric accepted (stopped: {stopped}); fell back to the {len(self.accepted)} initial rubrics {which}"
-
-    # -- Stage 3 ----------------------------------------------------------------------------------------------
-    async def weights(self) -> tuple[list[float], str, str | None]:
-        """(weights, scheme actually used, note) over the accepted rubrics."""
-        m = len(self.accepted)
-        if m == 0:
-            return [], self.config.weight_scheme, "no accepted rubrics"
-        scheme = self.config.weight_scheme
-        if scheme == "uniform":
-            return uniform_weights(m).tolist(), "uniform", None
-        if scheme == "llm":
-            messages = prompts.importance_weights(self.prompt, [r.text for r in self.accepted])
-            completion = await self._ask("weights", messages, self.config.check_max_tokens + 8 * m, None)
-            scores = prompts.parse_scores(completion.text, m) if completion.ok else None
-            if scores is None:
-                why = completion.error or f"unparseable importance scores: {completion.text[:200]!r}"
-                return uniform_weights(m).tolist(), "uniform", f"llm weights fell back to uniform: {why}"
-            return llm_weights(scores).tolist(), "llm", None
-        X, missing = impute_unscored(list(zip(*(r.verdicts for r in self.accepted))), empty_fill=0.0)
-        result = whitened_uniform_weights(X, self.config.whitening)
-        notes = [n for n in (result.fallback_reason, f"{missing} unscored cells imputed" if missing else None) if n]
-        return result.weights.tolist(), result.scheme, "; ".join(notes) or None
 
 
 def _snapshot(config: RefineConfig, judge: Judge, proposer: Judge) -> dict[str, Any]:
@@ -455,7 +367,7 @@ async def refine_prompt(
     config = config or RefineConfig()
     t0 = time.monotonic()
     pool = JudgePool(proposer, dict(samplers or {}))
-    meter = _Meter()
+    meter = CallMeter()
     run = _Refinement(prompt, judge, proposer, config, meter, prompt_id, progress)
     stopped, failure, fallback = "failed", None, None
     try:
@@ -479,7 +391,8 @@ async def refine_prompt(
         if failure is None:
             stopped = await run.loop()
             fallback = run.fall_back(stopped)
-            weights, scheme, note = await run.weights()
+            weights, scheme, note = await accepted_weights(prompt, run.accepted, config,
+                                                           partial(run.ask, "weights", owner=None))
         else:
             weights, scheme, note = [], config.weight_scheme, None
     finally:

@@ -1,0 +1,59 @@
+"""What one prompt's refinement reports as it runs: its calls, hits, tokens and dollars per stage (CallMeter),
+and where it stands (Progress, handed to a progress callback such as rrd.progress.RefineView)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from judges.types import Completion, Usage
+
+_COUNTED = ("calls", "cache_hits", "failures", "prompt_tokens", "completion_tokens", "cost_usd")
+
+
+@dataclass
+class CallMeter:
+    """Calls, cache hits, tokens and cost per stage, counted from the completions and verdicts themselves.
+
+    Not from Accounting snapshots: callers refine several prompts at once on one shared Accounting, and a
+    before/after difference would then count the other prompts' calls too. A completion that was not served
+    from the cache is one backend call; a grading call shared by k criteria counts 1/k for each.
+    """
+
+    stages: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def add(self, stage: str, cached: bool, failed: bool, usage: Usage, share: float = 1.0) -> float:
+        """Record one (share of a) call; returns the calls it cost (0 for a cache hit)."""
+        t = self.stages.setdefault(stage, dict.fromkeys(_COUNTED, 0.0))
+        calls = 0.0 if cached else share
+        t["calls"] += calls
+        t["cache_hits"] += share - calls
+        t["failures"] += share if failed else 0.0
+        t["prompt_tokens"] += usage.prompt_tokens
+        t["completion_tokens"] += usage.completion_tokens
+        t["cost_usd"] += usage.cost_usd
+        return calls
+
+    def completion(self, stage: str, c: Completion) -> float:
+        return self.add(stage, c.cached, not c.ok, c.usage)
+
+    def totals(self) -> dict[str, float]:
+        return {k: sum(t[k] for t in self.stages.values()) for k in _COUNTED}
+
+
+@dataclass
+class Progress:
+    """Where one prompt's refinement stands, handed to a progress callback whenever it changes."""
+
+    prompt_id: str | None
+    stage: str
+    queue: int
+    accepted: int
+    rejected: int
+    dropped: int
+    calls: float
+    #: rubrics the loop has decided so far (accepted, rejected or decomposed), for a rate and an ETA
+    processed: int = 0
+
+
+ProgressCallback = Callable[[Progress], None]
