@@ -16,7 +16,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from eval.report import stored_sets, summarise, tree_reasons
+from eval.report import summarise
+from eval.report_figures import stored_sets, tree_reasons
 
 REPEATS = ("duplicate", "near_duplicate")
 

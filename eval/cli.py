@@ -275,7 +275,7 @@ def _view(args: argparse.Namespace) -> Path:
 
 
 def _view_items(run_dir: Path, args: argparse.Namespace) -> list[Any]:
-    from .loaders import BENCHMARKS
+    from .benchmarks import BENCHMARKS
     from .report import read_jsonl
     from .runner import as_responses
 

@@ -20,9 +20,9 @@ from typing import Any, Callable, Literal, Sequence
 
 from judges.judge import GradeItem, Judge
 from judges.types import Completion, PairVerdict, Verdict, flip, verdict_value
-from rrd.pool import Models
 from rrd.config import RefineConfig
 from rrd.io import JsonlAppender
+from rrd.pool import Models
 from rrd.records import RubricSet
 from rrd.refine import refine_prompt
 from rrd.rubric_files import prompt_key

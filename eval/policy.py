@@ -18,7 +18,7 @@ from rrd.io import JsonlAppender
 
 from . import templates
 from .judging import add_usage, usage_of
-from .metrics import healthbench_example_score, parse_prometheus
+from .policy_metrics import healthbench_example_score, parse_prometheus
 
 T = TypeVar("T")
 

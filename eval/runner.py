@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
 
-from rrd.pool import Models
 from judges.settings import POSITIVE, number, setting
 from rrd.config import RefineConfig
 from rrd.io import JsonlAppender
+from rrd.pool import Models
 
+from .benchmarks import BENCHMARKS, BenchmarkSpec
 from .judging import ItemResponses, MethodJudge, RubricSamples
-from .loaders import BENCHMARKS, BenchmarkSpec
 from .methods import Method, resolve_methods
 from .policy import PolicyConfig, PolicyEvaluator
 

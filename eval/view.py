@@ -18,7 +18,8 @@ from rrd.io import write_atomic
 from rrd.view import render, set_payload, write_page
 
 from .judging import ItemResponses
-from .report import by_method, combined_verdict, read_jsonl, stored_sets, usage_totals
+from .report import by_method, combined_verdict, usage_totals
+from .report_figures import read_jsonl, stored_sets
 
 ITEMS = "items.jsonl"
 PAGE = "view.html"
@@ -84,7 +85,7 @@ def run_page(out_dir: str | Path, items: Iterable[ItemResponses] | None = None, 
         raise ValueError(f"{out_dir}: no results.jsonl records to show (is this an `rrd eval --out` folder?)")
     bench = records[0].get("bench", "?")
     if kind is None:
-        from .loaders import BENCHMARKS
+        from .benchmarks import BENCHMARKS
 
         kind = BENCHMARKS[bench].kind if bench in BENCHMARKS else "pairs"
     texts = ({it.item_id: {"prompt": it.prompt, "responses": list(it.responses)} for it in items} if items is not None

@@ -11,9 +11,11 @@ import pytest
 
 from eval.estimate import Assumptions, estimate_method, estimate_policy, refinement_key
 from eval.judging import ItemResponses, flip
-from eval.loaders import load_biggen, load_healthbench, load_judgebench
+from eval.loaders import load_judgebench
+from eval.policy_loaders import load_biggen, load_healthbench
 from eval.methods import METHODS, resolve_methods
-from eval.report import build_report, combined_verdict, rubric_edges
+from eval.report import build_report, combined_verdict
+from eval.report_figures import rubric_edges
 from eval.runner import EvalConfig, EvalRun, load_items
 from judges import Accounting, Judge, JudgeConfig
 from rrd import RefineConfig

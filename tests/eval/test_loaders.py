@@ -10,21 +10,17 @@ from typing import Any
 
 import pytest
 
+from eval.benchmarks import BENCHMARKS
 from eval.loaders import (
-    BENCHMARKS,
-    HEALTHBENCH_FILES,
-    BiGGenInstance,
-    HealthExample,
     JudgeBenchPair,
     PPEBestOfK,
     PPEPair,
     judgebench_family,
-    load_biggen,
-    load_healthbench,
     load_judgebench,
     load_ppe_best_of_k,
     load_ppe_human,
 )
+from eval.policy_loaders import HEALTHBENCH_FILES, BiGGenInstance, HealthExample, load_biggen, load_healthbench
 from rrd.io import InputError
 
 SHARED = Path("/work/shared/data")

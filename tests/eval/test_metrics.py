@@ -9,17 +9,9 @@ import math
 import numpy as np
 import pytest
 
-from eval.loaders import HealthRubric
-from eval.metrics import (
-    biggen_summary,
-    healthbench_example_score,
-    healthbench_summary,
-    judgebench_summary,
-    parse_prometheus,
-    ppe_correctness_summary,
-    ppe_human_summary,
-    two_game_counter,
-)
+from eval.policy_loaders import HealthRubric
+from eval.metrics import judgebench_summary, ppe_correctness_summary, ppe_human_summary, two_game_counter
+from eval.policy_metrics import biggen_summary, healthbench_example_score, healthbench_summary, parse_prometheus
 from rrd.scoring import wilson_interval
 
 # --- JudgeBench ------------------------------------------------------------------------------------------------------
