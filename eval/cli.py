@@ -111,9 +111,8 @@ def run_eval_command(args: argparse.Namespace) -> int:
         write_items(config.out_dir, [as_responses(it) for it in items])
     _write_view(config.out_dir, args)
     print(f"this run: {summary.written} results written, {summary.skipped} already done, "
-          f"{len(summary.errors)} errors; {accounting.calls} calls, {accounting.cache_hits} cache hits, "
-          f"{accounting.prompt_tokens + accounting.completion_tokens} tokens, ${accounting.cost_usd:.4f}; "
-          f"report: {config.out_dir / 'report.md'}", file=sys.stderr)
+          f"{len(summary.errors)} errors; {accounting.summary()}; report: {config.out_dir / 'report.md'}",
+          file=sys.stderr)
     return 1 if summary.errors else 0
 
 

@@ -250,7 +250,7 @@ class Judge:
         if not completion.ok:
             return [
                 Verdict(criteria[i], None, raw="", reason=failure_reason(completion), usage=usage,
-                        error=completion.error or "call failed", retryable=completion.retryable)
+                        error=completion.error, retryable=completion.retryable)
                 for i in idx
             ]
         text = completion.text
@@ -340,7 +340,7 @@ class Judge:
         out = []
         for c in await self.run(reqs):
             if not c.ok:
-                out.append(PairVerdict(None, "", failure_reason(c), c.usage, c.cached, error=c.error or "call failed",
+                out.append(PairVerdict(None, "", failure_reason(c), c.usage, c.cached, error=c.error,
                                        retryable=c.retryable))
                 continue
             winner = parse_pairwise(c.text)

@@ -94,23 +94,16 @@ def _unwrap(hint: Any) -> Any:
     return hint
 
 
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
 # ------------------------------------------------------------------------------------------------- the CLI
-def add_config_args(group: Any, cls: type, *, only: Iterable[str] | None = None, exclude: Iterable[str] = (),
-                    unset: bool = False, describe_default: Callable[[Field], str | None] | None = None) -> None:
+def add_config_args(group: Any, cls: type, *, unset: bool = False,
+                    describe_default: Callable[[Field], str | None] | None = None) -> None:
     """One flag per `setting` field of `cls` on `group` (a parser or an argument group).
 
     unset: a flag the user does not give leaves no attribute (argparse.SUPPRESS), so `config_values` returns
     only what the user gave, None included (settings that a profile fills in otherwise). describe_default: the
     help's note on a field's default (by default "default X", where X is set and the help does not say)."""
-    hints = _hints(cls)
-    keep = set(only) if only is not None else None
+    hints = typing.get_type_hints(cls)
     for f in flag_fields(cls):
-        if f.name in exclude or (keep is not None and f.name not in keep):
-            continue
         meta, hint, default = f.metadata, _unwrap(hints[f.name]), _default(f)
         if meta["env"] and os.environ.get(meta["env"]):
             default = os.environ[meta["env"]]
@@ -136,13 +129,13 @@ def add_config_args(group: Any, cls: type, *, only: Iterable[str] | None = None,
         group.add_argument(flag_name(f), *meta["aliases"], **kw)
 
 
-def config_values(cls: type, args: argparse.Namespace, *, exclude: Iterable[str] = ()) -> dict[str, Any]:
+def config_values(cls: type, args: argparse.Namespace) -> dict[str, Any]:
     """The field values the flags of `cls` hold in `args` (see add_config_args): every flag's, or with flags added
     with unset=True, only those the user gave."""
     out: dict[str, Any] = {}
     given: set[str] = set()
     for f in flag_fields(cls):
-        if f.name in exclude or not hasattr(args, flag_dest(f)):
+        if not hasattr(args, flag_dest(f)):
             continue
         value = getattr(args, flag_dest(f))
         if f.metadata["negate"]:
@@ -175,14 +168,14 @@ def check_keys(d: Any, known: Iterable[str], where: str, source: str | None) -> 
         )
 
 
-def config_from_mapping(cls: type[T], d: Mapping[str, Any] | None, where: str, source: str | None = None, *,
-                        exclude: Sequence[str] = (), **given: Any) -> T:
-    """`cls(**d)` where every key must be a field of `cls` (not in `exclude`); a field whose type is itself a
+def config_from_mapping(cls: type[T], d: Mapping[str, Any] | None, where: str, source: str | None = None,
+                        **given: Any) -> T:
+    """`cls(**d)` where every key must be a field of `cls`; a field whose type is itself a
     config dataclass may be given as a nested mapping (checked the same way, as `where.field`). `given` are
     values set by the caller, not read from `d`. Errors name the file, section and key."""
     d = dict(d or {})
-    check_keys(d, [f.name for f in dataclasses.fields(cls) if f.name not in exclude], where, source)
-    hints = _hints(cls)
+    check_keys(d, [f.name for f in dataclasses.fields(cls)], where, source)
+    hints = typing.get_type_hints(cls)
     for name, value in list(d.items()):
         sub = _unwrap(hints.get(name))
         if dataclasses.is_dataclass(sub) and isinstance(value, Mapping):

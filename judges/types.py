@@ -53,7 +53,6 @@ class SamplingParams:
         return asdict(self)
 
 
-
 @dataclass
 class Usage:
     prompt_tokens: int = 0
@@ -106,7 +105,6 @@ class Completion:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Completion:
@@ -187,7 +185,6 @@ class Verdict:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
 
 
 def verdict_value(verdict: Verdict, soft: bool = False) -> bool | float | None:

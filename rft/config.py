@@ -235,7 +235,7 @@ def config_from_dict(raw: Mapping[str, Any], source: str | None = None) -> Train
     # YAML keeps reward flat: RewardConfig's own keys beside RubricRewardConfig's (refine_config comes from rubrics)
     reward_raw = dict(raw.get("reward") or {})
     own = {k: reward_raw.pop(k) for k in ("per_criterion", "per_criterion_k") if k in reward_raw}
-    check_keys({**reward_raw, **own}, [n for n in _names(RubricRewardConfig) if n != "refine_config"] + list(own)
+    check_keys({**reward_raw, **own}, [n for n in _names(RubricRewardConfig) if n != "refine_config"]
                + ["per_criterion", "per_criterion_k"], "reward", source)
     rubric_cfg = config_from_mapping(RubricRewardConfig, reward_raw, "reward", source, refine_config=rubrics.refine)
     reward = config_from_mapping(RewardConfig, own, "reward", source, rubric=rubric_cfg)

@@ -15,7 +15,7 @@ import string
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Sequence, Union
 
-from judges.types import Verdict
+from judges.types import Verdict, verdict_value
 
 from . import scoring
 
@@ -229,4 +229,5 @@ class RubricSet:
 
 
 def _plain(verdicts: Sequence[VerdictLike]) -> list[bool | float | None]:
-    return [v.met if isinstance(v, Verdict) else v for v in verdicts]
+    """Judge Verdicts as their hard value under the one verdict rule; bools, floats and None as they are."""
+    return [verdict_value(v) if isinstance(v, Verdict) else v for v in verdicts]

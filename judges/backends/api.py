@@ -3,8 +3,8 @@
 Concurrency is bounded by a semaphore; each request is retried on 429/5xx/timeouts/connection errors with
 exponential backoff and full jitter, honouring Retry-After when the server sends one. The retries are ours
 (tenacity, RetryPolicy.retrying): the openai SDK's and litellm's own are switched off, so there is one mechanism
-with one policy whatever the transport. After the last attempt the
-request ends as a Completion with `error` set (unscored downstream), never as an exception.
+with one policy whatever the transport. After the last attempt the request ends as a Completion with `error`
+set (unscored downstream), never as an exception.
 """
 
 from __future__ import annotations
