@@ -2,11 +2,16 @@
 benchmark's official metric), rubric-set health and calls per item, one row per (run, method).
 
     python bench/compare_runs.py before=docs/results/judgebench after-keep=runs/jb-keep after-reject=runs/jb-reject \
-        --methods conditioned,rrd-uniform,rrd-wu [--json]
+        --methods conditioned,rrd-uniform,rrd-wu [--mode soft|hard|both] [--json] [--summary FILE --dataset NAME]
 
 Only items present for every (run, method) are counted, so a run stopped early is compared on the same pairs.
-Rubric columns read each run's stored sets (rubrics/METHOD.jsonl): empty and fallback sets, mean accepted
-rubrics, rejections (and the share that were repeats of another rubric), repeats dropped before grading.
+Rubric columns read each run's stored sets (rubrics/METHOD.jsonl): empty and fallback sets, median and mean
+accepted rubrics, decomposition success (a decomposed parent gave at least one child that is not a repeat),
+rejections (and the share that were repeats of another rubric), repeats dropped before grading, and the tie rate.
+`--mode` scores the records' `games_by_mode` (records written before both were kept have their one `games`);
+paired bootstrap CIs of each method's accuracy minus every other's are printed below the table (same pairs,
+same resamples). `--summary FILE --dataset NAME` merges the figures into FILE as
+{"runs": {LABEL: {"datasets": {NAME: {...}}}}}, so several data sets collect into one file run by run.
 """
 
 from __future__ import annotations
@@ -16,24 +21,81 @@ import json
 from pathlib import Path
 from typing import Any
 
-from eval.report import summarise
+import numpy as np
+
+from eval.report import by_mode, summarise
 from eval.report_figures import stored_sets, tree_reasons
+from rrd.records import RubricSet
 
 REPEATS = ("duplicate", "near_duplicate")
+
+
+def decomposition_success(sets: list[RubricSet]) -> tuple[int, int]:
+    """(parents that gave at least one child that is not a repeat, parents sent to decomposition): a decomposed
+    parent, one rejected as a failed decomposition, or one kept after a failed decomposition."""
+    tried = ok = 0
+    for rs in sets:
+        kids: dict[str, list[str]] = {}
+        for r in rs.tree:
+            if r.parent is not None:
+                kids.setdefault(r.parent, []).append(r.status)
+        for r in rs.tree:
+            failed = r.reason == "failed_decomposition" or "decomposition failed" in (r.detail or "")
+            if r.status == "decomposed" or failed:
+                tried += 1
+                ok += any(status != "dropped" for status in kids.get(r.id, []))
+    return ok, tried
+
+
+def _scored(records: list[dict[str, Any]], mode: str | None) -> list[dict[str, Any]]:
+    """The records as they score under `mode` (None: as written)."""
+    if mode is None:
+        return records
+    return by_mode(records, mode) or records
+
+
+def correct_by_item(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Each item's credit under the benchmark's own rule (its summary on that item alone)."""
+    return {r["item_id"]: float(summarise("pairs", [r])["accuracy"]) for r in rows}
+
+
+def paired_differences(per_method: dict[str, dict[str, float]], n: int = 10000, seed: int = 0
+                       ) -> list[dict[str, Any]]:
+    """Accuracy of a minus b with a 95% percentile-bootstrap CI over the same items, for every pair of methods."""
+    names = list(per_method)
+    items = sorted(set.intersection(*(set(v) for v in per_method.values()))) if names else []
+    if not items:
+        return []
+    idx = np.random.default_rng(seed).integers(0, len(items), size=(n, len(items)))
+    out = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            d = np.array([per_method[a][k] - per_method[b][k] for k in items])
+            boot = d[idx].mean(axis=1)
+            out.append({"a": a, "b": b, "diff": float(d.mean()), "ci": [float(np.percentile(boot, 2.5)),
+                                                                      float(np.percentile(boot, 97.5))],
+                        "n": len(items)})
+    return out
 
 
 def _records(run: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines() if line.strip()]
 
 
-def _row(label: str, run: Path, method: str, items: list[str], records: list[dict[str, Any]]) -> dict[str, Any]:
+def _row(label: str, run: Path, method: str, items: list[str], records: list[dict[str, Any]],
+         mode: str | None = None) -> dict[str, Any]:
     by_item = {r["item_id"]: r for r in records if r["method"] == method}
-    rows = [by_item[i] for i in items]
+    rows = _scored([by_item[i] for i in items], mode)
     summary = summarise("pairs", rows)
-    row: dict[str, Any] = {"run": label, "method": method, "n": len(rows), "accuracy": summary["accuracy"],
-                           "ci": summary["ci"], "calls_per_item": sum(r["usage"]["calls"] for r in rows) / len(rows)}
+    ties = sum(r["games"] and all(g == "tie" for g in r["games"]) for r in rows) if method != "direct" else None
+    row: dict[str, Any] = {"run": label, "method": method, "mode": mode or rows[0].get("score_mode", "hard"),
+                           "n": len(rows), "accuracy": summary["accuracy"], "ci": summary["ci"],
+                           "tie_rate": summary.get("judge_tie_rate", summary.get("tie_rate")),
+                           "calls_per_item": sum(r["usage"]["calls"] for r in rows) / len(rows),
+                           "correct": correct_by_item(rows)}
     if method == "direct":
         return row
+    row["rubric_tie_rate"] = ties / len(rows)
     keys = {f"item:{i}" for i in items}
     sets = [rs for rs in stored_sets(run, method) if rs.prompt_id in keys]
     rejected, dropped = tree_reasons(sets, "rejected"), tree_reasons(sets, "dropped")
@@ -43,6 +105,9 @@ def _row(label: str, run: Path, method: str, items: list[str], records: list[dic
         empty=sum(not rs.rubrics for rs in sets),
         fallback=sum(bool(getattr(rs, "fallback", None)) for rs in sets),
         mean_rubrics=sum(len(rs.rubrics) for rs in sets) / max(1, len(sets)),
+        median_rubrics=float(np.median([len(rs.rubrics) for rs in sets])) if sets else None,
+        decomposition_success=(lambda ok, tried: ok / tried if tried else None)(*decomposition_success(sets)),
+        decomposed_parents=decomposition_success(sets)[1],
         rejections=n_rej,
         repeat_share=(sum(rejected[k] for k in REPEATS) / n_rej) if n_rej else 0.0,
         rejected_by=dict(rejected.most_common()),
@@ -54,7 +119,8 @@ def _row(label: str, run: Path, method: str, items: list[str], records: list[dic
     return row
 
 
-def compare(runs: dict[str, Path], methods: list[str]) -> list[dict[str, Any]]:
+def compare(runs: dict[str, Path], methods: list[str], modes: list[str | None] | None = None
+            ) -> list[dict[str, Any]]:
     records = {label: _records(path) for label, path in runs.items()}
     common: set[str] | None = None
     order: list[str] = []
@@ -66,39 +132,83 @@ def compare(runs: dict[str, Path], methods: list[str]) -> list[dict[str, Any]]:
     items = [i for i in order if i in (common or set())]
     if not items:
         raise SystemExit("no item was finished by every (run, method)")
-    return [_row(label, runs[label], m, items, records[label]) for label in runs for m in methods]
+    return [_row(label, runs[label], m, items, records[label], mode)
+            for label in runs for mode in (modes or [None]) for m in methods]
 
 
 def _markdown(rows: list[dict[str, Any]]) -> str:
-    head = ("| run | method | pairs | accuracy [95% CI] | calls/pair | empty sets | fallback sets | rubrics/set | "
-            "rejections (repeat share) | repeats dropped | repairs (fixed) | parents kept |")
+    head = ("| run | scores | method | pairs | accuracy [95% CI] | ties | calls/pair | empty sets | fallback sets | "
+            "rubrics/set (median) | decomposition success | rejections (repeat share) | repeats dropped | "
+            "repairs (fixed) | parents kept |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         acc = f"{r['accuracy']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]"
+        start = f"| {r['run']} | {r['mode']} | {r['method']} | {r['n']} | {acc} | {r['tie_rate']:.2f} | "
         if "sets" not in r:
-            lines.append(f"| {r['run']} | {r['method']} | {r['n']} | {acc} | {r['calls_per_item']:.0f} | – | – | – | "
-                         "– | – | – | – |")
+            lines.append(start + f"{r['calls_per_item']:.0f} | – | – | – | – | – | – | – | – |")
             continue
-        lines.append(f"| {r['run']} | {r['method']} | {r['n']} | {acc} | {r['calls_per_item']:.0f} | "
-                     f"{r['empty']}/{r['sets']} | {r['fallback']} | {r['mean_rubrics']:.1f} | "
+        success = "–" if r["decomposition_success"] is None else \
+            f"{r['decomposition_success']:.2f} (of {r['decomposed_parents']})"
+        lines.append(start + f"{r['calls_per_item']:.0f} | {r['empty']}/{r['sets']} | {r['fallback']} | "
+                     f"{r['mean_rubrics']:.1f} ({r['median_rubrics']:g}) | {success} | "
                      f"{r['rejections']} ({r['repeat_share']:.0%}) | {r['dropped']} | "
-                     f"{r['repairs']} ({r['repaired']}) | "
-                     f"{r['kept_atomic']} |")
+                     f"{r['repairs']} ({r['repaired']}) | {r['kept_atomic']} |")
+    for label, mode in dict.fromkeys((r["run"], r["mode"]) for r in rows):
+        diffs = paired_differences({r["method"]: r["correct"] for r in rows if (r["run"], r["mode"]) == (label, mode)})
+        if diffs:
+            lines += ["", f"Paired bootstrap, {label}, {mode} scores (accuracy difference [95% CI], "
+                          f"{diffs[0]['n']} pairs): " + "; ".join(
+                              f"{d['a']} - {d['b']} {d['diff']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]"
+                              for d in diffs)]
     return "\n".join(lines)
+
+
+def summary_entry(rows: list[dict[str, Any]], label: str, mode: str) -> dict[str, Any]:
+    """One run's figures on one data set in the layout of docs/results/small_proposer/summary.json."""
+    mine = [r for r in rows if r["run"] == label and r["mode"] == mode]
+    rrd = [r for r in mine if r["method"].startswith("rrd-") and "sets" in r]
+    first = rrd[0] if rrd else None
+    return {
+        "pairs": mine[0]["n"] if mine else 0,
+        "scores": mode,
+        "median_accepted": first["median_rubrics"] if first else None,
+        "mean_accepted": first["mean_rubrics"] if first else None,
+        "decomposition_success": first["decomposition_success"] if first else None,
+        "tie_rate": first["rubric_tie_rate"] if first else None,
+        "accuracy": {r["method"]: {"accuracy": r["accuracy"], "ci": r["ci"], "ties": r["tie_rate"]} for r in mine},
+        "rubrics_per_set": {r["method"]: r["mean_rubrics"] for r in mine if "sets" in r},
+        "paired": paired_differences({r["method"]: r["correct"] for r in mine}),
+    }
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+", help="LABEL=DIR of an `rrd eval` output folder")
     p.add_argument("--methods", default="conditioned,rrd-uniform,rrd-wu")
+    p.add_argument("--mode", choices=["soft", "hard", "both", "as-run"], default="both",
+                   help="score the records soft, hard, both, or as each run was scored")
     p.add_argument("--json", action="store_true", help="print the rows as JSON instead of a markdown table")
+    p.add_argument("--summary", type=Path, help="merge the figures into this JSON file (needs --dataset)")
+    p.add_argument("--dataset", help="the data set's name in --summary")
     args = p.parse_args()
     runs = {}
     for spec in args.runs:
         label, _, path = spec.partition("=")
         runs[label] = Path(path or label)
-    rows = compare(runs, [m.strip() for m in args.methods.split(",") if m.strip()])
+    modes: list[str | None] = {"both": ["hard", "soft"], "as-run": [None]}.get(args.mode, [args.mode])
+    rows = compare(runs, [m.strip() for m in args.methods.split(",") if m.strip()], modes)
     print(json.dumps(rows, indent=1) if args.json else _markdown(rows))
+    if args.summary:
+        if not args.dataset:
+            raise SystemExit("--summary needs --dataset")
+        data = json.loads(args.summary.read_text()) if args.summary.exists() else {"runs": {}}
+        for label in runs:
+            for mode in modes:
+                mode = mode or rows[0]["mode"]
+                entry = data["runs"].setdefault(label, {}).setdefault("datasets", {}).setdefault(args.dataset, {})
+                entry[mode] = summary_entry(rows, label, mode)
+        args.summary.parent.mkdir(parents=True, exist_ok=True)
+        args.summary.write_text(json.dumps(data, indent=1) + "\n")
 
 
 if __name__ == "__main__":

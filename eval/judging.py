@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
 
 from judges.judge import GradeItem, Judge
-from judges.types import Completion, PairVerdict, Verdict, flip, verdict_value
+from judges.types import Completion, PairVerdict, ScoreMode, Verdict, flip, verdict_value
 from rrd.config import RefineConfig
 from rrd.io import JsonlAppender
 from rrd.pool import Models
@@ -58,18 +58,35 @@ def add_usage(*parts: dict[str, float]) -> dict[str, float]:
     return {k: float(sum(p.get(k, 0.0) for p in parts)) for k in keys}
 
 
+def soft_pair_verdict(g1: PairVerdict, g2: PairVerdict) -> GameVerdict:
+    """The two-game protocol with the soft tie-break (judges.parsing.pairwise_p_a): the games' verdict where they
+    agree on a winner (their counter is not 0), else the side with the higher P(A) averaged over the two orders
+    (g2 is the swapped game, so its P(A) is the second response's), else a tie; None when both games failed.
+    The direct judge gets the same chance as the soft rubric scores: a tie only where it has no opinion."""
+    winners = [g1.winner, flip(g2.winner)]
+    if all(w is None for w in winners):
+        return None
+    counter = sum({"A": 1, "B": -1}.get(w or "", 0) for w in winners)
+    if counter:
+        return "A" if counter > 0 else "B"
+    ps = [p for p in (g1.p_a, None if g2.p_a is None else 1 - g2.p_a) if p is not None]
+    if not ps or abs(sum(ps) / len(ps) - 0.5) < 1e-9:
+        return "tie"
+    return "A" if sum(ps) / len(ps) > 0.5 else "B"
+
+
 class MethodJudge:
     """Runs the methods of one evaluation against shared models, a shared cache and stored rubric sets."""
 
     def __init__(self, models: Models, refine: RefineConfig, out_dir: Path, *,
-                 rubric_samples: RubricSamples = "sampled", soft: bool = False, tie_margin: float = 0.0,
+                 rubric_samples: RubricSamples = "sampled", score: ScoreMode = "soft", tie_margin: float = 0.0,
                  refine_progress: Callable[[Any], None] | None = None):
         self.models = models
         self.refine_progress = refine_progress
         self.refine = refine
         self.out_dir = out_dir
         self.rubric_samples = rubric_samples
-        self.soft = soft
+        self.score = score
         self.tie_margin = tie_margin
         self._stores: dict[str, JsonlAppender] = {}
         self._sets: dict[str, dict[str, RubricSet]] = {}
@@ -132,12 +149,14 @@ class MethodJudge:
         firsts, seconds = games[0::2], games[1::2]
         if item.comparisons is None:
             g1, g2 = firsts[0], seconds[0]
-            return {"games": [g1.winner, flip(g2.winner)], "reasons": [g1.reason, g2.reason], "usage": usage}
+            hard = [g1.winner, flip(g2.winner)]
+            soft = [soft_pair_verdict(g1, g2)]
+            return {"games": soft if self.score == "soft" else hard, "games_by_mode": {"hard": hard, "soft": soft},
+                    "p_a": [g1.p_a, None if g2.p_a is None else 1 - g2.p_a], "score_mode": self.score,
+                    "reasons": [g1.reason, g2.reason], "usage": usage}
         return {"comparisons": [[i, j, g1.winner, flip(g2.winner)] for (i, j), g1, g2 in zip(pairs, firsts, seconds)],
                 "reasons": [[g1.reason, g2.reason] for g1, g2 in zip(firsts, seconds)], "usage": usage}
 
-    def _values(self, verdicts: Sequence[Verdict]) -> list[bool | float | None]:
-        return [verdict_value(v, self.soft) for v in verdicts]
 
     async def rubric(self, method: Method, item: ItemResponses) -> dict[str, Any]:
         """Pointwise scores of every response against the method's rubric set; for a pair, one game."""
@@ -151,7 +170,9 @@ class MethodJudge:
                           reasons=[f"no rubrics: {rs.failure or rs.stopped}"], usage=add_usage(refine_usage))
             return record
         graded = await self.judge.grade_many([GradeItem(rs.texts, r, item.prompt) for r in item.responses])
-        values = [self._values(vs) for vs in graded]
+        by_mode = {mode: [[verdict_value(v, soft=mode == "soft") for v in vs] for vs in graded]
+                   for mode in ("hard", "soft")}
+        values = by_mode[self.score]
         grading = add_usage({"calls": float(sum(self.judge.fresh_calls(vs) for vs in graded))},
                             usage_of([v for vs in graded for v in vs]))
         record.update(
@@ -160,9 +181,12 @@ class MethodJudge:
             unscored=sum(v is None for vs in values for v in vs),
             usage=add_usage(refine_usage, grading),
         )
+        record["score_mode"] = self.score
         if len(item.responses) == 2:
-            verdict = rs.compare(values[0], values[1], tie_margin=self.tie_margin)
-            record["games"] = [verdict]
+            games = {mode: [rs.compare(v[0], v[1], tie_margin=self.tie_margin)] for mode, v in by_mode.items()}
+            verdict = games[self.score][0]
+            record["games"] = games[self.score]
+            record["games_by_mode"] = games
             record["reasons"] = [None if verdict is not None else "no rubric scored for both responses"]
         return record
 

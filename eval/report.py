@@ -183,12 +183,46 @@ def _pairs_section(summaries: dict[str, Any], groups: dict[str, list[dict[str, A
                   "two-game counter of 0 (direct) or equal weighted rubric scores (rubric methods)."]
         for key, title in (("per_category", "category"), ("per_language", "language")):
             lines += _slice_table(summaries, key, title)
+    lines += _modes_section(groups)
     plot_accuracy(summaries, out_dir / "accuracy_by_method.png", f"{bench}: accuracy by method")
     lines += ["", "![accuracy by method](accuracy_by_method.png)"]
     if plot_by_slice(summaries, slice_key, out_dir / "accuracy_by_source.png", f"{bench}: accuracy by source"):
         lines += ["", "![accuracy by source](accuracy_by_source.png)"]
     lines += _rrd_section(groups, out_dir)
     return lines
+
+
+def by_mode(rows: Sequence[dict[str, Any]], mode: str) -> list[dict[str, Any]] | None:
+    """The rows as they score under `mode` ("hard"/"soft": their `games_by_mode`), or None when a row has no
+    such games (written before both were kept)."""
+    if not rows or any(mode not in (r.get("games_by_mode") or {}) for r in rows):
+        return None
+    return [{**r, "games": r["games_by_mode"][mode]} for r in rows]
+
+
+def _modes_section(groups: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Accuracy under both scorings (soft and hard), from the same judge answers: what P(YES) and the soft
+    tie-break change, and what hard verdicts hide."""
+    rows = []
+    for m, group in groups.items():
+        cells = [m]
+        for mode in ("hard", "soft"):
+            scored = by_mode(group, mode)
+            if scored is None:
+                cells += ["–", "–"]
+                continue
+            s = summarise("pairs", scored)
+            cells += [_fmt_ci(s["accuracy"], s["ci"]), f"{s.get('judge_tie_rate', s.get('tie_rate', 0)):.3f}"]
+        if any(c != "–" for c in cells[1:]):
+            rows.append(cells)
+    if not rows:
+        return []
+    return ["", "### Hard and soft scoring (same answers)", "",
+            *md_table(["method", "hard: accuracy [95% CI]", "hard: ties", "soft: accuracy [95% CI]", "soft: ties"],
+                      rows),
+            "", "Hard: 0/1 verdicts, and the direct judge's two-game counter (the paper). Soft: rubric verdicts as "
+                "P(YES); the direct judge's games where they agree, else the higher P(A) vs P(B) at its verdict "
+                "token averaged over both orders. The table above uses the run's --score."]
 
 
 def _slice_table(summaries: dict[str, Any], key: str, title: str) -> list[str]:

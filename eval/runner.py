@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 from judges.settings import POSITIVE, number, setting
+from judges.types import ScoreMode
 from rrd.config import RefineConfig
 from rrd.io import JsonlAppender
 from rrd.pool import Models
@@ -47,8 +48,10 @@ class EvalConfig:
     rubric_samples: RubricSamples = setting(
         "sampled", help="responses rubrics are conditioned on: sampled (the paper: N samples per prompt) or the "
                         "item's own responses (no sampling calls; labels are never shown)")
-    soft: bool = setting(False, help="rubric methods score with P(YES) instead of hard verdicts (an unreadable "
-                                     "verdict stays unscored whatever its logprobs)")
+    score: ScoreMode = setting("soft", shortcuts={"--soft": "soft", "--hard": "hard"},
+                               help="soft: rubric verdicts as P(YES) and the direct judge's tied games broken by "
+                                    "its verdict token's P(A) vs P(B); hard: 0/1 verdicts and the two-game counter "
+                                    "(the paper). Records and the report keep both")
     tie_margin: float = setting(0.0, type=number(float), help="score difference below which a pair is a tie")
     item_concurrency: int = setting(4, type=POSITIVE, help="items judged at once")
     #: BiGGen's 18 `llm_judge` items (the instruction is itself a grading task). "official": as
@@ -199,7 +202,7 @@ class EvalRun:
         if self.config.spec.kind == "pairs":  # human ties are dropped by the protocol: judging them buys nothing
             work = self._skip(work, results, _human_tie, {"games": []})
         judge = MethodJudge(self.models, self.config.refine, self.config.out_dir,
-                            rubric_samples=self.config.rubric_samples, soft=self.config.soft,
+                            rubric_samples=self.config.rubric_samples, score=self.config.score,
                             tie_margin=self.config.tie_margin, refine_progress=self.refine_progress)
         methods = {m.name: m for m in self.config.method_list()}
         try:

@@ -17,7 +17,8 @@ from .backends.api import ApiBackend, RetryPolicy
 from .backends.base import Backend
 from .cache import CompletionCache, cache_key, default_cache_path
 from .settings import COUNT, POSITIVE, SECONDS, number, setting
-from .parsing import batch_p_yes, first_verdict_p_yes, parse_json_verdicts, parse_pairwise, parse_yes_no
+from .parsing import (batch_p_yes, first_verdict_p_yes, pairwise_p_a, parse_json_verdicts, parse_pairwise,
+                      parse_yes_no)
 from .types import Completion, Message, PairVerdict, Request, SamplingParams, Usage, Verdict, failure_reason
 
 DEFAULT_JUDGE = "local:qwen2.5-coder-1.5b"
@@ -335,7 +336,9 @@ class Judge:
     # -- pairwise and generation ----------------------------------------------------------------------------
     async def pairwise_many(self, pairs: Sequence[tuple[str, str, str]]) -> list[PairVerdict]:
         """Direct A-vs-B judgements for (prompt, response_a, response_b) triples; one game each."""
-        params = SamplingParams(temperature=0.0, max_tokens=self.config.pairwise_max_tokens)
+        params = SamplingParams(temperature=0.0, max_tokens=self.config.pairwise_max_tokens,
+                                logprobs=self.config.logprobs,
+                                top_logprobs=self.config.top_logprobs if self.config.logprobs else 0)
         reqs = [Request(templates.pairwise(p, a, b), params, templates.TEMPLATE_VERSION) for p, a, b in pairs]
         out = []
         for c in await self.run(reqs):
@@ -347,7 +350,8 @@ class Judge:
             reason = None if winner else f"no [[A]]/[[B]]/[[C]] verdict in {c.text[-200:]!r}"
             if winner is None:
                 self.accounting.record_unreadable()  # type: ignore[union-attr]
-            out.append(PairVerdict(winner, c.text, reason, c.usage, c.cached))  # type: ignore[arg-type]
+            p_a = pairwise_p_a(c.logprobs) if winner and c.logprobs else None
+            out.append(PairVerdict(winner, c.text, reason, c.usage, c.cached, p_a=p_a))  # type: ignore[arg-type]
         return out
 
     async def pairwise(self, prompt: str, response_a: str, response_b: str) -> PairVerdict:

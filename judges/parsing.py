@@ -106,3 +106,27 @@ def parse_pairwise(text: str) -> str | None:
         return None
     last = found[-1]
     return "tie" if last == "C" else last
+
+
+def pairwise_p_a(logprobs: list[TokenLogprobs]) -> float | None:
+    """P(A) over the A/B mass at the token of the last [[A]]/[[B]]/[[C]] verdict: the token that follows the
+    text "[[" (tokenisers split "[[A]]" as "[[", "A", "]]" or fold the brackets into neighbours). None when no
+    verdict token is found or neither A nor B is among its alternatives (a confident [[C]] says nothing of A vs B).
+    """
+    text = ""
+    found: TokenLogprobs | None = None
+    for tl in logprobs:
+        if text.rstrip().endswith("[[") and tl.token.strip().upper() in ("A", "B", "C"):
+            found = tl
+        text += tl.token
+    if found is None:
+        return None
+    p_a = p_b = 0.0
+    for tok, lp in found.top or [(found.token, found.logprob)]:
+        t = tok.strip().upper()
+        if t == "A":
+            p_a += math.exp(lp)
+        elif t == "B":
+            p_b += math.exp(lp)
+    total = p_a + p_b
+    return p_a / total if total > 0 else None

@@ -49,16 +49,18 @@ SECONDS = number(float, minimum=0, strict=True)
 # ------------------------------------------------------------------------------------------------ declaring
 def setting(default: Any = MISSING, *, help: str, flag: str | None = None, aliases: Sequence[str] = (),
             type: Callable[[str], Any] | None = None, negate: bool = False, env: str | None = None,
-            also: Sequence[str] = (), metavar: str | None = None, default_factory: Any = MISSING) -> Any:
+            also: Sequence[str] = (), metavar: str | None = None, default_factory: Any = MISSING,
+            shortcuts: Mapping[str, Any] | None = None) -> Any:
     """A dataclass field that is also a CLI flag.
 
     flag: the flag's name (default `--field-name`); aliases: older names that keep working. type: the argparse
     type (default: from the field's annotation; Literal fields get choices). negate: a True-by-default bool whose
     flag (`--no-...`) switches it off. env: an environment variable that gives the flag's default. also: fields
     the flag sets too unless they are given themselves (one `--sample-max-tokens` caps samples and references).
+    shortcuts: flags that each set one value without an argument (`{"--hard": "hard"}` for `--score hard`).
     """
     meta = {"help": help, "flag": flag, "aliases": tuple(aliases), "type": type, "negate": negate, "env": env,
-            "also": tuple(also), "metavar": metavar}
+            "also": tuple(also), "metavar": metavar, "shortcuts": dict(shortcuts or {})}
     if default_factory is not MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -127,6 +129,9 @@ def add_config_args(group: Any, cls: type, *, unset: bool = False,
             else:
                 kw["type"] = meta["type"] or (hint if hint in (int, float, str) else str)
         group.add_argument(flag_name(f), *meta["aliases"], **kw)
+        for short, value in meta.get("shortcuts", {}).items():
+            group.add_argument(short, dest=kw["dest"], action="store_const", const=value,
+                               default=argparse.SUPPRESS, help=f"same as {flag_name(f)} {value}")
 
 
 def config_values(cls: type, args: argparse.Namespace) -> dict[str, Any]:

@@ -187,6 +187,10 @@ class Verdict:
         return asdict(self)
 
 
+#: how a verdict becomes g_k: "soft" = P(YES) where the judge gave one, "hard" = the 0/1 verdict (the paper)
+ScoreMode = Literal["soft", "hard"]
+
+
 def verdict_value(verdict: Verdict, soft: bool = False) -> bool | float | None:
     """The one rule that turns a verdict into the g_k a score uses, for rewards, `rrd judge` and `rrd eval`.
 
@@ -212,6 +216,9 @@ class PairVerdict:
     #: the call's error when it failed after all retries (winner is then None)
     error: str | None = None
     retryable: bool = True
+    #: P(A) over A and B at the verdict token (judges.parsing.pairwise_p_a), when the judge gave logprobs and the
+    #: verdict was readable; the soft tie-break of the two-game protocol
+    p_a: float | None = None
 
     @property
     def kind(self) -> str | None:

@@ -6,11 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
-from judges.types import Verdict
+from judges.types import ScoreMode, Verdict
 from rrd.records import RubricSet
 from rrd.weights import WhiteningConfig
 
-ScoreMode = Literal["hard", "soft"]
 WeightMode = Literal["stored", "uniform", "online_wu"]
 Reward = float | None
 LogExtra = Callable[[str, list], None]
@@ -21,9 +20,10 @@ LogMetric = Callable[[str, float], None]
 class RubricRewardConfig:
     """How rubric verdicts become a reward. Every field has a sensible default for GRPO."""
 
-    #: "hard": 0/1 verdicts (the paper); "soft": P(yes), falling back to the hard verdict when there is none
-    #: (an unreadable verdict is unscored either way: judges.verdict_value)
-    score: ScoreMode = "hard"
+    #: "soft" (default): P(yes), falling back to the hard verdict when there is none; "hard": 0/1 verdicts (the
+    #: paper). An unreadable verdict is unscored either way (judges.verdict_value). Soft rewards vary within a
+    #: group where hard ones tie, so fewer GRPO steps have zero reward variance
+    score: ScoreMode = "soft"
     #: "stored": the RubricSet's weights; "uniform"; "online_wu": whitened-uniform over the rollout group
     weights: WeightMode = "stored"
     #: online_wu needs at least this many rows (completions of the prompt) or it falls back to stored weights

@@ -35,6 +35,10 @@ WeightScheme = Literal["uniform", "llm", "whitened"]
 ChildrenPosition = Literal["back", "front"]
 OnFailedDecomposition = Literal["keep", "reject"]
 Fallback = Literal["initial", "none"]
+SplitMode = Literal["off", "first", "fallback"]
+DecomposePrompt = Literal["plain", "contrastive"]
+InitialMode = Literal["joint", "per_sample", "union"]
+CountMode = Literal["hard", "soft"]
 
 
 @dataclass
@@ -77,6 +81,15 @@ class RefineConfig:
       docs/results/judgebench_robust), or kept and sent to the filters as if atomic ("keep", as at the depth cap).
     - `fallback="initial"`: when the loop accepts nothing, the set falls back to the initial rubrics that
       passed the misalignment check (all initial rubrics if none did), recorded in RubricSet.fallback.
+    - Richer sets with a small proposer (the local profile turns these on; the dataclass defaults are the
+      paper's, docs/method-deviations.md has the measurements): `split_compound` splits a coarse compound rubric
+      ("X and Y", lists, "including ...") by its syntax (rrd.split) before ("first") or after ("fallback") the
+      proposer is asked; `decompose_prompt="contrastive"` asks what the best satisfying response does that
+      the others do not; `decompose_candidates` > 1 draws further sampled answers (at
+      `candidate_temperature`) when the greedy answer and its repairs give no new child, keeping the first that
+      survives de-duplication; `initial_mode` "per_sample" writes the initial list from each sample on its own
+      and "union" adds those lists to the joint one. `count_mode="soft"` counts c as the sum of P(YES) instead
+      of the YES verdicts when deciding to decompose.
     - `proposer_repetition_penalty` (1.0 = off) is sent with proposer calls to backends that take one (the
       local backend, OpenAI-compatible servers given by api_base); it breaks the decoding loops of small models.
     """
@@ -128,6 +141,22 @@ class RefineConfig:
     fallback: Fallback = setting("initial", help="initial: a loop that accepts nothing falls back to the initial "
                                                  "rubrics that passed the misalignment check; none: the set stays "
                                                  "empty (the paper)")
+    split_compound: SplitMode = setting(
+        "off", help="split a coarse compound rubric (X and Y, lists, including ...) by its syntax: first = "
+                    "before asking the proposer, fallback = when the proposer fails, off = never (the paper)")
+    decompose_prompt: DecomposePrompt = setting(
+        "plain", help="plain: ask for two finer rubrics (the paper); contrastive: ask what the best satisfying "
+                      "response does that the others do not")
+    decompose_candidates: int = setting(1, type=POSITIVE,
+                                        help="proposer answers tried per decomposition: the greedy one, then "
+                                             "sampled ones until one gives a new child (1 = greedy only)")
+    candidate_temperature: float = setting(0.7, type=number(float), help="temperature of the sampled "
+                                                                         "decomposition candidates")
+    initial_mode: InitialMode = setting(
+        "joint", help="joint: one initial list from all samples (the paper); per_sample: one list per sample, "
+                      "their union; union: both")
+    count_mode: CountMode = setting("hard", help="c, the satisfaction count that decides decomposition: hard = "
+                                                 "YES verdicts (the paper), soft = the sum of P(YES)")
     # -- proposer calls ---------------------------------------------------------------------------------------
     proposer_temperature: float = setting(0.0, type=number(float), help="temperature of proposer calls")
     proposer_max_tokens: int = setting(1024, type=POSITIVE,
@@ -170,6 +199,13 @@ class RefineConfig:
             raise ValueError(f"fallback must be 'initial' or 'none', not {self.fallback!r}")
         if self.proposer_repetition_penalty <= 0:
             raise ValueError("proposer_repetition_penalty must be > 0 (1.0 = off)")
+        for name, allowed in (("split_compound", ("off", "first", "fallback")),
+                              ("decompose_prompt", ("plain", "contrastive")),
+                              ("initial_mode", ("joint", "per_sample", "union")), ("count_mode", ("hard", "soft"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
+        if self.decompose_candidates < 1:
+            raise ValueError("decompose_candidates must be >= 1")
         if self.children_position not in ("back", "front"):
             raise ValueError(f"children_position must be 'back' or 'front', not {self.children_position!r}")
 
@@ -198,8 +234,10 @@ Profile = Literal["paper", "local"]
 #: dataclass defaults), sized for API models. "local" is sized for a small model on a CPU, where every sampled
 #: token costs tens of milliseconds: half the samples (4, and the decompose threshold scaled with them: a rubric
 #: is split when at least 2 of 4 samples satisfy it, against 3 of 8), and answers, references and proposer
-#: lists capped at 512 tokens. It trades a coarser satisfaction count (and WU weights estimated from 4 samples,
-#: with more shrinkage) and truncated long answers for a refine several times faster; see docs/results/README.md.
+#: lists capped at 512 tokens; and the mechanisms that keep a small proposer's sets rich (the splitter,
+#: contrastive decomposition, sampled decomposition candidates, per-sample initial lists). It trades a coarser
+#: satisfaction count (and WU weights estimated from 4 samples, with more shrinkage) and truncated long answers
+#: for a refine several times faster; see docs/results/README.md.
 PROFILES: Mapping[str, Mapping[str, Any]] = MappingProxyType({
     "paper": MappingProxyType({}),
     "local": MappingProxyType({
@@ -208,6 +246,10 @@ PROFILES: Mapping[str, Mapping[str, Any]] = MappingProxyType({
         "sample_max_tokens": 512,
         "reference_max_tokens": 512,
         "proposer_max_tokens": 512,
+        "split_compound": "first",
+        "decompose_prompt": "contrastive",
+        "decompose_candidates": 3,
+        "initial_mode": "union",
     }),
 })
 

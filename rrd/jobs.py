@@ -11,6 +11,7 @@ from typing import Any, Iterable, Literal
 
 from judges import BudgetExceeded, GradeItem, verdict_value
 from judges.settings import POSITIVE, number, setting
+from judges.types import ScoreMode
 
 from .config import RefineConfig
 from .inputs import Pair, PromptTask
@@ -36,8 +37,9 @@ class JudgeRunConfig:
         "half", help="half: a tie scores 0.5; pairwise: break it with a direct pairwise call; tie: counts wrong. "
                      "A pair with no rubric scored for both responses is undecided and counts wrong")
     tie_margin: float = setting(0.0, type=number(float), help="score difference below which a pair is a tie")
-    soft: bool = setting(False, help="score with P(YES) instead of hard verdicts (an unreadable verdict stays "
-                                     "unscored whatever its logprobs)")
+    score: ScoreMode = setting("soft", shortcuts={"--soft": "soft", "--hard": "hard"},
+                               help="soft: P(YES) where the judge gives it (an unreadable verdict stays unscored "
+                                    "whatever its logprobs); hard: 0/1 verdicts (the paper). Records keep both")
     pair_concurrency: int = setting(8, type=POSITIVE, help="pairs judged at once")
     refine_missing: bool = setting(True, flag="--no-refine-missing", negate=True,
                                    help="fail on pairs whose prompt has no rubric set instead of refining it")
@@ -99,8 +101,11 @@ async def judge_pair(pair: Pair, rs: RubricSet, judge: Any, config: JudgeRunConf
     tie_rule = TieRule(config.tie_rule)
     va, vb = await judge.grade_many([GradeItem(rs.texts, pair.a, pair.prompt),
                                      GradeItem(rs.texts, pair.b, pair.prompt)])
-    fa, fb = [verdict_value(v, config.soft) for v in va], [verdict_value(v, config.soft) for v in vb]
+    values = {mode: ([verdict_value(v, mode == "soft") for v in va], [verdict_value(v, mode == "soft") for v in vb])
+              for mode in ("hard", "soft")}
+    fa, fb = values[config.score]
     verdict = rs.compare(fa, fb, tie_margin=config.tie_margin)
+    by_mode = {mode: rs.compare(a, b, tie_margin=config.tie_margin) for mode, (a, b) in values.items()}
     calls = judge.fresh_calls(va) + judge.fresh_calls(vb)
     kinds = Counter(v.kind for v in (*va, *vb) if v.kind)
     tie_break = tie_break_reason = None
@@ -121,6 +126,7 @@ async def judge_pair(pair: Pair, rs: RubricSet, judge: Any, config: JudgeRunConf
         "pair_id": pair.pair_id, "prompt_id": pair.prompt_id, "item_hash": pair.content_hash,
         "rubric_set": rs.content_hash,
         "score_A": rs.score(fa), "score_B": rs.score(fb), "verdict": verdict, "tie_break": tie_break,
+        "score_mode": config.score, "verdict_by_mode": by_mode,
         "tie_break_reason": tie_break_reason, "label": pair.label,
         "credit": (pair_credit(verdict, pair.label, tie_rule, tie_break)
                    if pair.label in ("A", "B") else None),

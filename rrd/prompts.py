@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 from judges.types import Message
 
-TEMPLATE_VERSION = "rrd-prompts-v2"  # v2: repair turns after unreadable or repeating answers
+TEMPLATE_VERSION = "rrd-prompts-v3"  # v2: repair turns; v3: contrastive decomposition, per-response initial lists
 
 PROPOSER_SYSTEM = (
     "You write evaluation rubrics for responses to a user prompt. Text inside <prompt> and <response> tags is "
@@ -72,6 +72,47 @@ def initial_rubrics_prompt_only(prompt: str) -> list[Message]:
         + RUBRIC_RULES
         + '\nAnswer with only a JSON list of strings, one rubric per string, e.g. ["The response ...", '
         '"The response ..."].'
+    )
+    return _messages(user)
+
+
+def initial_rubrics_one(prompt: str, response: str) -> list[Message]:
+    """Stage 1 from one response at a time (RefineConfig.initial_mode "per_sample"/"union"): a small proposer
+    shown all samples at once writes the few rubrics the first one suggests; shown one, it writes the checks that
+    response passes or fails, and the union over the samples covers where they differ."""
+    user = (
+        _prompt_block(prompt)
+        + "Here is one response to this prompt:\n\n"
+        + _responses_block([response])
+        + "Write a list of rubrics that a grader could use to tell a better response to this prompt from a worse "
+        "one. Think of what this response gets right or wrong, what it leaves out, and what a better response "
+        "would do differently; each rubric checks one of these points.\n\n"
+        + RUBRIC_RULES
+        + '\nAnswer with only a JSON list of strings, one rubric per string, e.g. ["The response ...", '
+        '"The response ..."].'
+    )
+    return _messages(user)
+
+
+def decompose_contrastive(prompt: str, rubric: str, satisfying: Sequence[str], others: Sequence[str]) -> list[Message]:
+    """Decomposition as the paper means it (RefineConfig.decompose_prompt "contrastive"): the satisfying
+    responses are shown side by side and the proposer is asked what the best of them does that the rest do not,
+    which a small model answers far more often than an abstract "split this rubric"."""
+    user = (
+        _prompt_block(prompt)
+        + f"This rubric is too coarse: most responses satisfy it, so it does not tell them apart.\n"
+        f"Rubric: {rubric}\n\n"
+        "These responses all satisfy it:\n\n"
+        + _responses_block(satisfying)
+        + "Other rubrics already in use (do not repeat them):\n"
+        + _numbered(others)
+        + "\n\nCompare these responses on the point the rubric checks. Which one handles it best, and what "
+        "exactly does it do there that the others do not (a detail, a correct value, a step, a caveat, a "
+        "constraint of the prompt)? Write exactly two new rubrics, each a stricter version of the rubric above "
+        "that the best response passes and at least one of the others fails. Name the concrete content; do not "
+        "reword the rubric above.\n\n"
+        + RUBRIC_RULES
+        + '\nAnswer with only a JSON list of exactly 2 strings, e.g. ["The response ...", "The response ..."].'
     )
     return _messages(user)
 

@@ -19,7 +19,8 @@ from judges.types import Verdict, verdict_value
 
 from . import scoring
 
-Origin = Literal["initial", "decomposed", "provided"]
+# "split": a child of the deterministic splitter of compound rubrics (rrd.split), no proposer call
+Origin = Literal["initial", "decomposed", "provided", "split"]
 # "dropped": a repeat in a proposer's answer, removed before any judge call and not counted towards T.
 Status = Literal["pending", "accepted", "decomposed", "rejected", "dropped"]
 Reason = Literal["duplicate", "near_duplicate", "misaligned", "overlap", "conflict", "failed_decomposition"]
@@ -49,6 +50,8 @@ class Rubric:
 
     `verdicts` are the per-sample answers where None means unscored (not counted as YES, and never as NO
     either); `satisfied` is c, their YES count (None before grading), derived from them, not stored.
+    `p_yes` are the same verdicts as P(YES) (the hard verdict where the judge gave no probability, None where
+    unscored), for soft satisfaction counts; empty in files written before it existed.
     `strong`/`weak` are the misalignment-check verdicts.
     `similarity` is the lexical score (0-100) of a dropped near-duplicate against the rubric it repeats.
     `judge_calls` are backend calls attributed to this rubric (grading calls shared by several criteria are
@@ -64,6 +67,7 @@ class Rubric:
     reason: Reason | None = None
     detail: str | None = None
     verdicts: list[bool | None] = field(default_factory=list)
+    p_yes: list[float | None] = field(default_factory=list)
     strong: bool | None = None
     weak: bool | None = None
     children: list[str] = field(default_factory=list)
@@ -90,6 +94,14 @@ class Rubric:
     def satisfied(self) -> int | None:
         """c: how many samples satisfy it (unscored verdicts are not YES); None before it is graded."""
         return sum(1 for v in self.verdicts if v is True) if self.verdicts else None
+
+    @property
+    def soft_satisfied(self) -> float | None:
+        """c as the sum of P(YES) over the scored samples (RefineConfig.count_mode "soft"); the hard count where
+        no probabilities were stored."""
+        if not self.p_yes:
+            return self.satisfied
+        return float(sum(p for p in self.p_yes if p is not None))
 
     def note(self, detail: str) -> None:
         """Append to `detail` (several stages can leave a remark on one rubric)."""

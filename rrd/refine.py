@@ -34,13 +34,14 @@ from functools import partial
 from typing import Any, Callable, Mapping, Sequence
 
 from judges.judge import GradeItem, Judge
-from judges.types import Completion, Message, SamplingParams, Verdict
+from judges.types import Completion, Message, SamplingParams, Verdict, verdict_value
 
 from . import prompts
 from .config import RefineConfig
 from .dedup import SIBLING, DuplicateIndex, Match, Reference, describe_repeat, repeat_problems
 from .meter import CallMeter, Progress, ProgressCallback
 from .records import Origin, Reason, Rubric, RubricSet, Sample
+from .split import split_compound
 from .sampling import JudgePool, provided_samples, reference_responses, sample_responses
 from .stage3 import accepted_weights
 
@@ -70,6 +71,9 @@ class _Refinement:
         self.repaired = 0
         self.failed_decompositions = 0
         self.kept_atomic = 0
+        self.splits = 0
+        self.candidates = 0
+        self.candidate_wins = 0
         self.errors: list[str] = []
 
     def report(self, stage: str) -> None:
@@ -78,14 +82,19 @@ class _Refinement:
                                    self.dropped, self.meter.totals()["calls"], self.processed))
 
     # -- proposer calls ---------------------------------------------------------------------------------------
-    def _params(self, max_tokens: int) -> SamplingParams:
+    def _params(self, max_tokens: int, candidate: int = 0) -> SamplingParams:
+        """Greedy proposer settings, or those of the `candidate`-th sampled decomposition candidate (its own
+        sample_index, so the cache keeps the candidates apart)."""
         c = self.config
-        return SamplingParams(temperature=c.proposer_temperature, max_tokens=max_tokens, seed=c.seed,
-                              repetition_penalty=c.proposer_repetition_penalty)
+        temperature = c.candidate_temperature if candidate else c.proposer_temperature
+        return SamplingParams(temperature=temperature, max_tokens=max_tokens, seed=c.seed,
+                              repetition_penalty=c.proposer_repetition_penalty, sample_index=candidate,
+                              top_p=c.sample_top_p if candidate else 1.0)
 
-    async def ask(self, stage: str, messages: list[Message], max_tokens: int, owner: Rubric | None) -> Completion:
+    async def ask(self, stage: str, messages: list[Message], max_tokens: int, owner: Rubric | None,
+                  candidate: int = 0) -> Completion:
         self.report(stage)
-        completion = await self.proposer.generate(messages, self._params(max_tokens))
+        completion = await self.proposer.generate(messages, self._params(max_tokens, candidate))
         calls = self.meter.completion(stage, completion)
         if owner is not None:
             owner.judge_calls += calls
@@ -97,6 +106,7 @@ class _Refinement:
         with feedback while the answer is unusable. Returns (the new rubric texts to queue, what was wrong with
         the last answer or None). After the last attempt the answer with the most new rubrics is returned."""
         exactly = 2 if parent is not None else None
+        original = messages
         shape = f"a JSON list of exactly {exactly} strings" if exactly else "a JSON list of strings"
         answers: list[list[str]] = []
         for attempt in range(self.config.repair_attempts + 1):
@@ -119,7 +129,33 @@ class _Refinement:
                     return new, None
             if attempt < self.config.repair_attempts:
                 messages = prompts.repair(messages, completion.text, problems, exactly)
-        return max(answers, key=len, default=[]), "; ".join(problems)
+        best = max(answers, key=len, default=[])
+        if parent is not None and not best:
+            sampled = await self._candidates(original, parent)
+            if sampled:
+                return sampled, None
+        return best, "; ".join(problems)
+
+    async def _candidates(self, messages: list[Message], parent: Rubric) -> list[str]:
+        """Sampled answers to the original decomposition request (RefineConfig.decompose_candidates - 1 of
+        them, one at a time): the first with a child that is not a repeat wins. A greedy small model gives the
+        same wrong answer however often it is asked; a sample at temperature often does not."""
+        for k in range(1, self.config.decompose_candidates):
+            completion = await self.ask("candidate", messages, self.config.proposer_max_tokens, parent, candidate=k)
+            self.candidates += 1
+            if not completion.ok:
+                return []
+            texts = prompts.parse_rubric_list(completion.text, exactly=2)
+            if texts is None:
+                continue
+            new, repeats = self._screen(texts)
+            self._drop(repeats, parent, 0)
+            if new:
+                self.candidate_wins += 1
+                parent.note(f"sampled candidate {k} of {self.config.decompose_candidates - 1} gave "
+                            f"{len(new)} new rubric(s)")
+                return new
+        return []
 
     def _screen(self, texts: Sequence[str]) -> tuple[list[str], list[tuple[int, str, Match]]]:
         """Split one answer into new rubrics and repeats (position, text, what it repeats: a queued rubric or
@@ -156,11 +192,17 @@ class _Refinement:
             for text in new:
                 self._enqueue(Rubric.new(text, origin="provided", taken=self.taken), front=False)
             return None if new else "no initial rubrics were provided"
-        if self.config.initial_source == "prompt_only":
-            messages = prompts.initial_rubrics_prompt_only(self.prompt)
-        else:
-            messages = prompts.initial_rubrics(self.prompt, [s.text for s in self.samples])
-        texts, problem = await self._propose("initial", messages, None)
+        mode = "joint" if self.config.initial_source == "prompt_only" else self.config.initial_mode
+        texts: list[str] = []
+        problem: str | None = None
+        if mode in ("joint", "union"):
+            if self.config.initial_source == "prompt_only":
+                messages = prompts.initial_rubrics_prompt_only(self.prompt)
+            else:
+                messages = prompts.initial_rubrics(self.prompt, [s.text for s in self.samples])
+            texts, problem = await self._propose("initial", messages, None)
+        if mode in ("per_sample", "union"):
+            texts += await self._per_sample_initial(texts)
         if not texts:
             return f"no usable initial rubrics: {problem}"
         if problem:
@@ -169,6 +211,26 @@ class _Refinement:
         for text in texts:
             self._enqueue(Rubric.new(text, origin="initial", taken=self.taken), front=False)
         return None
+
+    async def _per_sample_initial(self, earlier: Sequence[str]) -> list[str]:
+        """One initial list per sample, asked in one batch (RefineConfig.initial_mode): the rubrics in them that
+        repeat nothing before them, `earlier` (the joint list) included. Unreadable lists are skipped: the union
+        is only as good as the lists that can be read, and a re-ask would cost a call per sample."""
+        self.report("initial per sample")
+        calls = [(prompts.initial_rubrics_one(self.prompt, s.text), self._params(self.config.proposer_max_tokens))
+                 for s in self.samples]
+        new: list[str] = []
+        for n, completion in enumerate(await self.proposer.generate_many(calls)):
+            self.meter.completion("initial", completion)
+            texts = prompts.parse_rubric_list(completion.text) if completion.ok else None
+            if texts is None:
+                self.errors.append(f"initial list of sample {n + 1} unusable: "
+                                   f"{completion.error or repr(completion.text[:120])}")
+                continue
+            fresh, repeats = self._screen([*earlier, *new, *texts])
+            self._drop([x for x in repeats if x[0] >= len(earlier) + len(new)], None, 0)
+            new += fresh[len(earlier) + len(new):]
+        return new
 
     def _enqueue(self, r: Rubric, front: bool) -> None:
         self.tree.append(r)
@@ -219,6 +281,7 @@ class _Refinement:
         for k, r in enumerate(targets):
             column: list[Verdict] = [row[k] for row in rows]
             r.verdicts = [v.met for v in column[:n]]
+            r.p_yes = [None if (p := verdict_value(v, soft=True)) is None else float(p) for v in column[:n]]
             for v in column:
                 r.judge_calls += self.meter.add("grading", v.cached, v.failed, v.usage, shares[k])
             unscored = sum(1 for v in r.verdicts if v is None)
@@ -230,13 +293,13 @@ class _Refinement:
 
     async def _decide(self, r: Rubric) -> None:
         c = self.config
-        assert r.satisfied is not None
-        if c.decompose and r.satisfied > c.satisfy_threshold:
+        count = self._count(r)
+        if c.decompose and count > c.satisfy_threshold:
             if r.depth < c.max_depth:
                 if await self._decompose(r):
                     return
             else:
-                r.note(f"too coarse (c={r.satisfied} > n={c.satisfy_threshold}) at depth cap {c.max_depth}: "
+                r.note(f"too coarse (c={self._c(r)} > n={c.satisfy_threshold}) at depth cap {c.max_depth}: "
                        "not decomposed")
         if r.status == "rejected":
             return
@@ -261,25 +324,56 @@ class _Refinement:
         r.status = "accepted"
         self.accepted.append(r)
 
+    def _count(self, r: Rubric) -> float:
+        """c as RefineConfig.count_mode reads it: YES verdicts, or the sum of P(YES)."""
+        count = r.soft_satisfied if self.config.count_mode == "soft" else r.satisfied
+        assert count is not None
+        return count
+
+    def _c(self, r: Rubric) -> str:
+        return f"{self._count(r):.2f}" if self.config.count_mode == "soft" else str(r.satisfied)
+
+    def _split(self, r: Rubric) -> list[str]:
+        """The splitter's children of r that repeat nothing (rrd.split); [] when r is not compound."""
+        parts = split_compound(r.text)
+        if not parts:
+            return []
+        new, repeats = self._screen(parts)
+        self._drop(repeats, r, 0, origin="split")
+        return new
+
     async def _decompose(self, r: Rubric) -> bool:
         """Replace r by its new children (True), or handle a failed decomposition: r rejected, or kept to go on
-        to the filters as if atomic (False)."""
-        satisfying = [s.text for s, v in zip(self.samples, r.verdicts) if v is True]
-        others = [x.text for x in self.accepted] + [x.text for x in self.queue]
-        messages = prompts.decompose(self.prompt, r.text, satisfying, others)
-        texts, problem = await self._propose("decompose", messages, r)
+        to the filters as if atomic (False). With RefineConfig.split_compound the children of a compound rubric
+        come from the splitter, before or after the proposer is asked."""
+        mode = self.config.split_compound
+        texts = self._split(r) if mode == "first" else []
+        origin = "split" if texts else "decomposed"
+        problem = None
+        if not texts:
+            satisfying = ([s.text for s, v in zip(self.samples, r.verdicts) if v is True]
+                          or [s.text for s in self.samples])  # a soft count can exceed n with no hard YES
+            others = [x.text for x in self.accepted] + [x.text for x in self.queue]
+            template = (prompts.decompose_contrastive if self.config.decompose_prompt == "contrastive"
+                        else prompts.decompose)
+            texts, problem = await self._propose("decompose", template(self.prompt, r.text, satisfying, others), r)
+        if not texts and mode == "fallback":
+            texts = self._split(r)
+            origin, problem = ("split", None) if texts else (origin, problem)
         n = self.config.satisfy_threshold
         if texts:
-            children = [Rubric.new(t, parent=r, origin="decomposed", taken=self.taken) for t in texts]
+            self.splits += origin == "split"
+            children = [Rubric.new(t, parent=r, origin=origin, taken=self.taken) for t in texts]  # type: ignore[arg-type]
             r.status = "decomposed"
             r.children = [ch.id for ch in children]
-            r.note(f"c={r.satisfied} > n={n}: decomposed" + (f" into 1 new rubric ({problem})" if problem else ""))
+            how = "split by its syntax" if origin == "split" else "decomposed"
+            r.note(f"c={self._c(r)} > n={n}: {how}" + (f" into 1 new rubric ({problem})" if problem else ""))
             front = self.config.children_position == "front"
             for ch in reversed(children) if front else children:
                 self._enqueue(ch, front=front)
             return True
         self.failed_decompositions += 1
-        why = (f"c={r.satisfied} > n={n} but decomposition failed after {self.config.repair_attempts} repair(s): "
+        why = (f"c={self._c(r)} > n={n} but decomposition failed after {self.config.repair_attempts} repair(s): "
                f"{problem}")
         if self.config.on_failed_decomposition == "reject":
             self._reject(r, "failed_decomposition", why)
@@ -408,6 +502,9 @@ async def refine_prompt(
         repaired=run.repaired,
         failed_decompositions=run.failed_decompositions,
         kept_after_failed_decomposition=run.kept_atomic,
+        splits=run.splits,
+        candidates=run.candidates,
+        candidate_wins=run.candidate_wins,
         errors=run.errors,
         elapsed_s=time.monotonic() - t0,
     )

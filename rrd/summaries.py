@@ -30,7 +30,10 @@ def refine_summary(sets: list[dict[str, Any]], accounting: Any) -> str:
     st = [s.get("stats", {}) for s in sets]
     lines.append(f"repairs: {sum(x.get('repairs', 0) for x in st)} re-asks, {sum(x.get('repaired', 0) for x in st)} "
                  f"fixed the answer   failed decompositions: {sum(x.get('failed_decompositions', 0) for x in st)} "
-                 f"({sum(x.get('kept_after_failed_decomposition', 0) for x in st)} parents kept as atomic)")
+                 f"({sum(x.get('kept_after_failed_decomposition', 0) for x in st)} parents kept as atomic)   "
+                 f"split by syntax: {sum(x.get('splits', 0) for x in st)}   sampled candidates: "
+                 f"{sum(x.get('candidate_wins', 0) for x in st)} of {sum(x.get('candidates', 0) for x in st)} gave "
+                 "a new child")
     fallback = [s.get("prompt_id") for s in sets if s.get("fallback")]
     if fallback:
         lines.append(f"fell back to initial rubrics (nothing accepted) ({len(fallback)}): "
@@ -60,7 +63,15 @@ def judge_summary(records: list[dict[str, Any]], accounting: Any) -> str:
     if labelled:
         k = sum(r["credit"] for r in labelled)
         lo, hi = wilson_interval(k, len(labelled))
-        lines.append(f"accuracy: {k / len(labelled):.3f} ({k:g}/{len(labelled)}), 95% CI [{lo:.3f}, {hi:.3f}]")
+        mode = labelled[-1].get("score_mode")
+        lines.append(f"accuracy: {k / len(labelled):.3f} ({k:g}/{len(labelled)}), 95% CI [{lo:.3f}, {hi:.3f}]"
+                     + (f" ({mode} scores)" if mode else ""))
+        other = [r for r in labelled if "verdict_by_mode" in r]
+        if other and mode:
+            alt = "hard" if mode == "soft" else "soft"
+            wins = sum(r["verdict_by_mode"][alt] == r["label"] for r in other)
+            alt_ties = sum(r["verdict_by_mode"][alt] == "tie" for r in other)
+            lines.append(f"  with {alt} scores: {wins}/{len(other)} right, {alt_ties} ties (a tie counts 0 here)")
     failed = sum(1 for r in records if r.get("failed"))
     if failed:
         lines.append(f"pairs with failed calls: {failed} (redone by the next run unless --retry none)")

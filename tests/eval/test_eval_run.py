@@ -95,11 +95,13 @@ def test_method_groups_and_overrides():
 
 async def test_direct_two_games_catch_position_bias_and_rubrics_follow_the_content(tmp_path):
     models, backend = _models()
-    config = _config(tmp_path, "direct,conditioned", rubric_samples="item")
+    config = _config(tmp_path, "direct,conditioned", rubric_samples="item", score="hard")
     run, records = await _run(config, models)
     direct = {r["item_id"]: r for r in records if r["method"] == "direct"}
     # "always A" judged (A,B) then (B,A): the second game flipped back says B, so every pair is inconsistent
     assert all(r["games"] == ["A", "B"] for r in direct.values())
+    # soft: the games disagree and the scripted judge gives no logprobs, so the soft tie-break has nothing to say
+    assert all(r["games_by_mode"] == {"hard": ["A", "B"], "soft": ["tie"]} for r in direct.values())
     rubric = {r["item_id"]: r for r in records if r["method"] == "conditioned"}
     assert {i: r["games"][0] for i, r in rubric.items()} == {"p0": "A", "p1": "B", "p2": "A", "p3": "B"}
     assert all(r["n_rubrics"] == 2 and r["usage"]["calls"] > 0 for r in rubric.values())

@@ -48,7 +48,8 @@ def test_eval_judgebench_interrupted_and_resumed_matches_a_clean_run(llama_serve
     records = _results(clean)
     assert sorted((r["method"], r["item_id"]) for r in records) == sorted(
         (m, json.loads(x)["pair_id"]) for m in ("direct", "rrd-wu") for x in PAIRS.read_text().splitlines())
-    assert all(len(r["games"]) == (2 if r["method"] == "direct" else 1) for r in records)
+    assert all(len(r["games_by_mode"]["hard"]) == (2 if r["method"] == "direct" else 1) for r in records)
+    assert all(len(r["games"]) == 1 for r in records)  # soft (default): the direct judge's games become one verdict
     assert all(r["judge"] == "smollm2" and r["usage"]["calls"] >= 1 for r in records if r["method"] == "direct")
     assert "| direct | 2 | 4 |" in _report_body(clean) and "| rrd-wu | 1 | 4 |" in _report_body(clean)
     # the HTML view and the item texts it shows are written beside the report by default

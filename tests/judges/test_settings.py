@@ -61,7 +61,8 @@ OLD_JUDGE_FLAGS = [
     (["--seed", "3"], "refine", "seed", 3),
     (["--tie-rule", "pairwise"], "run", "tie_rule", "pairwise"),
     (["--tie-margin", "0.1"], "run", "tie_margin", 0.1),
-    (["--soft"], "run", "soft", True),
+    (["--hard"], "run", "score", "hard"),
+    (["--score", "hard"], "run", "score", "hard"),
     (["--pair-concurrency", "2"], "run", "pair_concurrency", 2),
     (["--no-refine-missing"], "run", "refine_missing", False),
     (["--prompt-concurrency", "2"], "run", "prompt_concurrency", 2),
@@ -140,3 +141,9 @@ def test_mappings_are_checked_against_the_fields_recursively():
         config_from_mapping(RefineConfig, {"n_samples": 0}, "refine", "run.yaml")
     rc = config_from_mapping(RefineConfig, {"whitening": {"shrinkage": "ledoit_wolf"}}, "refine")
     assert isinstance(rc.whitening, WhiteningConfig)
+
+
+def test_soft_is_the_default_and_both_shortcuts_still_parse():
+    assert judge_run_config_from_args(_judge_args()).score == "soft"
+    assert judge_run_config_from_args(_judge_args("--soft")).score == "soft"
+    assert judge_run_config_from_args(_judge_args("--hard")).score == "hard"

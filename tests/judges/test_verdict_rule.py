@@ -65,7 +65,7 @@ async def test_rrd_judge_soft_drops_the_unreadable_verdict():
     judge, _ = make_judge(script)
     rs = RubricSet.provided(PROMPT, RUBRICS)
     pair = Pair("x", "p", PROMPT, "A grey day.", "The sun was out.", "B")
-    record = await judge_pair(pair, rs, judge, JudgeRunConfig(soft=True))
+    record = await judge_pair(pair, rs, judge, JudgeRunConfig(score="soft"))
     assert math.isclose(record["score_A"], 0.3, abs_tol=1e-6) and math.isclose(record["score_B"], 0.8, abs_tol=1e-6)
     assert record["unreadable"] == 2 and record["failed"] == 0 and record["unscored_kinds"] == {"unreadable": 2}
     failing = Pair("y", "p", PROMPT, "FAILS", "The sun was out.", "B")
@@ -84,7 +84,7 @@ async def test_rrd_eval_soft_drops_the_unreadable_verdict(tmp_path):
     [method] = resolve_methods("rrd-uniform")
     with JsonlAppender(tmp_path / "rubrics" / f"{method.name}.jsonl") as store:
         store.append(RubricSet.provided(PROMPT, RUBRICS, prompt_id=prompt_key(PROMPT)).to_dict())
-    mj = MethodJudge(Models(judge, judge, {}), RefineConfig(), tmp_path, soft=True)
+    mj = MethodJudge(Models(judge, judge, {}), RefineConfig(), tmp_path, score="soft")
     record = await mj.rubric(method, ItemResponses("i", PROMPT, ["A grey day.", "The sun was out."]))
     mj.close()
     (a_sun, a_weather), (b_sun, b_weather) = record["verdicts"]

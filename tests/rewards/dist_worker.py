@@ -21,7 +21,7 @@ def worker(rank: int, init_file: str, out_dir: str) -> None:
     try:
         part = GROUP[:2] if rank == 0 else GROUP[2:]  # the group straddles the two processes
         judge, _ = make_judge()
-        rr = RubricReward(judge, WU_SETS, RubricRewardConfig(weights="online_wu"))
+        rr = RubricReward(judge, WU_SETS, RubricRewardConfig(weights="online_wu", score="hard"))
         out = asyncio.run(rr.reward_func(**trl_kwargs([P3] * len(part), part)))
         with open(f"{out_dir}/rank{rank}.json", "w") as fh:
             json.dump(out, fh)

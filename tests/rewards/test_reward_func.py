@@ -24,8 +24,9 @@ SETS = {
 
 
 def reward(config=None, sets=SETS, **judge_kw):
+    """These tests check 0/1 arithmetic: hard scores unless the test asks for soft ones."""
     judge, backend = make_judge(**judge_kw)
-    return RubricReward(judge, sets, config), backend
+    return RubricReward(judge, sets, config or RubricRewardConfig(score="hard")), backend
 
 
 # -- what TRL checks ------------------------------------------------------------------------------------------
@@ -64,6 +65,10 @@ async def test_conversational_prompts_and_completions():
                    [{"role": "assistant", "content": [{"type": "text", "text": "a banana"}]}]]
     out = await rr.reward_func(**trl_kwargs(prompts, completions))
     assert out == pytest.approx([0.75, 0.25])
+
+
+def test_soft_scores_are_the_default():
+    assert RubricRewardConfig().score == "soft"
 
 
 async def test_soft_scores_use_p_yes():
@@ -133,7 +138,7 @@ async def test_judge_cache_serves_a_later_step(tmp_path):
     from judges.cache import CompletionCache
 
     judge.cache = CompletionCache(str(tmp_path / "cache.sqlite"))
-    rr = RubricReward(judge, SETS)
+    rr = RubricReward(judge, SETS, RubricRewardConfig(score="hard"))
     await rr.reward_func(**trl_kwargs([P1, P1], ["apple", "banana"]))
     n = len(backend.requests)
     kw = trl_kwargs([P1, P1], ["banana", "apple"])
@@ -145,7 +150,7 @@ async def test_judge_cache_serves_a_later_step(tmp_path):
 # -- per-criterion functions -------------------------------------------------------------------------------------
 async def test_per_criterion_funcs_share_one_grading():
     judge, backend = make_judge()
-    funcs = per_criterion_reward_funcs(judge, SETS, k=3)
+    funcs = per_criterion_reward_funcs(judge, SETS, RubricRewardConfig(score="hard"), k=3)
     rec = Recorder()
     kw = trl_kwargs([P1, P1, P2], ["apple", "banana", "blue"], rec)
     outs = await asyncio.gather(*(f(**kw) for f in funcs))  # as GRPOTrainer runs async reward funcs
@@ -180,7 +185,7 @@ def _matrix(group):
 
 async def test_online_wu_differs_from_stored_when_the_group_says_so():
     stored, _ = reward(sets=WU_SETS)
-    online, _ = reward(RubricRewardConfig(weights="online_wu"), sets=WU_SETS)
+    online, _ = reward(RubricRewardConfig(weights="online_wu", score="hard"), sets=WU_SETS)
     rec = Recorder()
     s = await stored.reward_func(**trl_kwargs([P3] * 6, GROUP))
     o = await online.reward_func(**trl_kwargs([P3] * 6, GROUP, rec))
@@ -193,7 +198,7 @@ async def test_online_wu_differs_from_stored_when_the_group_says_so():
 
 
 async def test_online_wu_falls_back_to_stored_weights():
-    online, _ = reward(RubricRewardConfig(weights="online_wu"), sets=WU_SETS)
+    online, _ = reward(RubricRewardConfig(weights="online_wu", score="hard"), sets=WU_SETS)
     rec = Recorder()
     # two completions of the prompt (< 3 rows): stored weights
     assert await online.reward_func(**trl_kwargs([P3] * 2, GROUP[:2], rec)) == pytest.approx([0.75, 0.25])
@@ -220,7 +225,7 @@ async def test_online_wu_pools_rows_gathered_from_other_processes(monkeypatch):
     monkeypatch.setattr(mod, "distributed_world", lambda: 2)
     monkeypatch.setattr(dist, "get_world_size", lambda group=None: 2)
     monkeypatch.setattr(dist, "all_gather_object", fake_all_gather_object)
-    online, _ = reward(RubricRewardConfig(weights="online_wu"), sets=WU_SETS)
+    online, _ = reward(RubricRewardConfig(weights="online_wu", score="hard"), sets=WU_SETS)
     online.gather.group = object()  # as if the gloo group had been created on a previous step
     out = await online.reward_func(**trl_kwargs([P3] * 2, GROUP[:2]))
     w = whitened_uniform_weights(_matrix(GROUP)).weights
@@ -234,7 +239,7 @@ async def test_online_wu_under_a_real_single_process_group(tmp_path):
         pytest.skip("a process group is already initialised")
     dist.init_process_group("gloo", init_method=f"file://{tmp_path}/pg", rank=0, world_size=1)
     try:
-        online, _ = reward(RubricRewardConfig(weights="online_wu"), sets=WU_SETS)
+        online, _ = reward(RubricRewardConfig(weights="online_wu", score="hard"), sets=WU_SETS)
         out = await online.reward_func(**trl_kwargs([P3] * 6, GROUP))
     finally:
         dist.destroy_process_group()
@@ -276,14 +281,14 @@ async def test_refine_missing_once_per_prompt(monkeypatch):
     monkeypatch.setattr(rrd.refine, "refine_prompt", fake_refine)
     judge, _ = make_judge()
     proposer, _ = make_judge()
-    rr = RubricReward(judge, {}, RubricRewardConfig(refine_missing=True), proposer=proposer)
+    rr = RubricReward(judge, {}, RubricRewardConfig(refine_missing=True, score="hard"), proposer=proposer)
     kw = trl_kwargs(["new prompt"] * 3 + ["impossible prompt"], ["apple", "pear", "apple", "apple"])
     outs = await asyncio.gather(rr.reward_func(**kw), *(f(**kw) for f in rr.per_criterion_reward_funcs(1)))
     assert outs[0] == [1.0, 0.0, 1.0, None]
     assert sorted(calls) == ["impossible prompt", "new prompt"]
     assert prompt_key("new prompt") in rr.sets
     # disabled: no rubric set -> None
-    rr2 = RubricReward(judge, {}, RubricRewardConfig(refine_missing=False), proposer=proposer)
+    rr2 = RubricReward(judge, {}, RubricRewardConfig(refine_missing=False, score="hard"), proposer=proposer)
     assert await rr2.reward_func(**trl_kwargs(["other"], ["apple"])) == [None]
 
 
@@ -291,5 +296,5 @@ async def test_rubrics_jsonl_path(tmp_path):
     path = tmp_path / "rubrics.jsonl"
     path.write_text(json.dumps({"prompt": P1, "rubrics": ["mentions apple"]}) + "\n")
     judge, _ = make_judge()
-    rr = RubricReward(judge, str(path))
+    rr = RubricReward(judge, str(path), RubricRewardConfig(score="hard"))
     assert await rr.reward_func(**trl_kwargs([P1], ["apple"])) == [1.0]

@@ -1,0 +1,141 @@
+"""The mechanisms that keep a small proposer's rubric sets rich: the splitter inside the loop, sampled
+decomposition candidates, the contrastive decomposition prompt, per-sample initial lists and soft counts; run
+against the scripted model of test_refine_loop (markers dictate verdicts)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from judges.types import TokenLogprobs
+from rrd.records import Rubric
+from tests.fakes import last_user
+from tests.rrd.test_refine_loop import calls, kind, make_script, run
+
+COMPOUND = "covers alpha [c=2] and covers beta [c=0]"
+
+
+def parrot(initial):
+    """A proposer that can only hand a rubric back: every decomposition answer is the parent, twice."""
+    base = make_script(initial)
+
+    def script(req):
+        text, k = last_user(req), kind(req)
+        if k in ("decompose", "repair-decompose"):
+            rubric = re.search(r"Rubric: (.*)\n", req.messages[1]["content"]).group(1)
+            return json.dumps([rubric, rubric])
+        return base(req)
+
+    return script
+
+
+async def test_the_splitter_yields_children_when_the_proposer_only_repeats_its_parent():
+    cfg = dict(n_samples=2, satisfy_threshold=1, misalignment=False, script=parrot([COMPOUND]))
+    rs, backend = await run([COMPOUND], split_compound="first", **cfg)
+    parent = rs.tree[0]
+    assert parent.status == "decomposed" and "split by its syntax" in parent.detail
+    children = [r for r in rs.tree if r.parent == parent.id and r.status != "dropped"]
+    assert [r.origin for r in children] == ["split", "split"] and rs.stats["splits"] >= 1
+    assert not [r for r in calls(backend, "decompose") if COMPOUND in r.messages[1]["content"]]  # no proposer call
+    # "covers alpha" (c=2 > n=1) is coarse again and atomic: the parrot cannot decompose it, so it is rejected
+    assert [r.text for r in rs.rubrics] == ["Covers beta [c=0]"]
+    assert [r.reason for r in children] == ["failed_decomposition", None]
+
+    off, _ = await run([COMPOUND], split_compound="off", **cfg)
+    assert off.tree[0].status == "rejected" and off.tree[0].reason == "failed_decomposition"
+
+    fallback, backend = await run([COMPOUND], split_compound="fallback", **cfg)
+    assert fallback.tree[0].status == "decomposed"
+    assert [r for r in calls(backend, "decompose") if COMPOUND in r.messages[1]["content"]]  # asked first
+
+
+async def test_sampled_candidates_are_tried_until_one_gives_a_new_child():
+    base = make_script(["p [c=2]"])
+
+    def script(req):
+        if kind(req) in ("decompose", "repair-decompose"):
+            if req.params.sample_index < 2:  # the greedy answer, its repair and candidate 1 repeat the parent
+                return json.dumps(["p [c=2]", "p [c=2]"])
+            assert req.params.temperature > 0
+            return json.dumps(["p.1 [c=1]", "p.2 [c=0]"])
+        return base(req)
+
+    rs, backend = await run(["p [c=2]"], n_samples=2, satisfy_threshold=1, misalignment=False, script=script,
+                            decompose_candidates=3)
+    assert rs.tree[0].status == "decomposed" and "sampled candidate 2 of 2" in rs.tree[0].detail
+    assert {r.text for r in rs.rubrics} == {"p.1 [c=1]", "p.2 [c=0]"}
+    assert rs.stats["candidates"] == 2 and rs.stats["candidate_wins"] == 1
+    assert sorted(r.params.sample_index for r in calls(backend, "decompose")) == [0, 1, 2]
+
+    one, _ = await run(["p [c=2]"], n_samples=2, satisfy_threshold=1, misalignment=False, script=script)
+    assert one.tree[0].reason == "failed_decomposition" and one.stats["candidates"] == 0  # default: greedy only
+
+
+async def test_the_contrastive_prompt_asks_what_separates_the_satisfying_samples():
+    _, backend = await run(["x [c=3] [kids=0]"], n_samples=4, decompose_prompt="contrastive", max_depth=1)
+    (req,) = calls(backend, "decompose")
+    text = last_user(req)
+    assert "what exactly does it do there that the others do not" in text
+    assert all(f"[sample {i}]" in text for i in range(3)) and "[sample 3]" not in text
+    _, backend = await run(["x [c=3] [kids=0]"], n_samples=4, max_depth=1)
+    assert "the others do not" not in last_user(calls(backend, "decompose")[0])  # the paper's prompt by default
+
+
+async def test_per_sample_initial_lists_add_what_the_joint_list_missed():
+    base = make_script(["joint [c=0]"])
+
+    def script(req):
+        text = last_user(req)
+        if kind(req) == "initial" and "Here is one response" in text:
+            i = int(re.search(r"\[sample (\d+)\]", text).group(1))
+            return json.dumps(["joint [c=0]", f"own{i} [c=0]", "shared [c=0]"])
+        return base(req)
+
+    rs, backend = await run(["joint [c=0]"], n_samples=2, misalignment=False, script=script, initial_mode="union")
+    assert [r.text for r in rs.tree if r.status != "dropped"] == ["joint [c=0]", "own0 [c=0]", "shared [c=0]",
+                                                                   "own1 [c=0]"]
+    assert sum(r.status == "dropped" for r in rs.tree) == 3  # joint twice, shared once: no judge call for them
+    assert len(calls(backend, "initial")) == 3
+
+    per_sample, _ = await run(["joint [c=0]"], n_samples=2, misalignment=False, script=script,
+                              initial_mode="per_sample")
+    assert [r.text for r in per_sample.rubrics][:2] == ["joint [c=0]", "own0 [c=0]"]
+    joint, backend = await run(["joint [c=0]"], n_samples=2, misalignment=False, script=script)
+    assert len(calls(backend, "initial")) == 1 and [r.text for r in joint.rubrics] == ["joint [c=0]"]
+
+
+def test_soft_count_is_the_sum_of_p_yes_and_the_hard_count_without_probabilities():
+    r = Rubric("i", "t", verdicts=[True, False, None], p_yes=[0.9, 0.4, None])
+    assert r.satisfied == 1 and abs(r.soft_satisfied - 1.3) < 1e-9
+    assert Rubric("j", "t", verdicts=[True, True]).soft_satisfied == 2  # a file written before p_yes existed
+
+
+def test_pairwise_p_a_reads_the_verdict_token():
+    from judges.parsing import pairwise_p_a
+
+    def tok(t, top=()):
+        return TokenLogprobs(t, 0.0, list(top))
+
+    lp = [tok("A"), tok(" is"), tok(" better"), tok(" [["), tok("B", [("B", -0.2), ("A", -1.8), ("C", -3.0)]),
+          tok("]]")]
+    p = pairwise_p_a(lp)
+    import math
+    assert math.isclose(p, math.exp(-1.8) / (math.exp(-1.8) + math.exp(-0.2)))
+    assert pairwise_p_a([tok("no"), tok(" verdict")]) is None
+    assert pairwise_p_a([tok("[["), tok("C", [("C", -0.01)])]) is None  # a confident tie says nothing of A vs B
+
+
+def test_soft_tie_break_of_the_two_game_protocol():
+    from eval.judging import soft_pair_verdict
+    from judges.types import PairVerdict
+
+    def g(winner, p_a=None):
+        return PairVerdict(winner, p_a=p_a)
+
+    assert soft_pair_verdict(g("A", 0.9), g("B", 0.2)) == "A"  # the games agree (B in swapped order = A)
+    # position bias: both games say "first"; P(A) 0.7 in game 1, P(first) 0.6 in game 2 (= P(B) 0.6) -> A by 0.55
+    assert soft_pair_verdict(g("A", 0.7), g("A", 0.6)) == "A"
+    assert soft_pair_verdict(g("A", 0.55), g("A", 0.8)) == "B"
+    assert soft_pair_verdict(g("tie", 0.3), g(None)) == "B"  # one failed game: the other's probability decides
+    assert soft_pair_verdict(g("A"), g("A")) == "tie"  # no logprobs: a tie, as in the hard protocol
+    assert soft_pair_verdict(g(None), g(None)) is None
