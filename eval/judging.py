@@ -167,6 +167,7 @@ class MethodJudge:
                                   "weights": rs.weights, "weight_scheme": rs.weight_scheme}
         if not rs.rubrics:
             record.update(scores=[None] * len(item.responses), verdicts=None, games=[None],
+                          games_by_mode={"hard": [None], "soft": [None]}, score_mode=self.score,
                           reasons=[f"no rubrics: {rs.failure or rs.stopped}"], usage=add_usage(refine_usage))
             return record
         graded = await self.judge.grade_many([GradeItem(rs.texts, r, item.prompt) for r in item.responses])
