@@ -30,6 +30,11 @@ def similarity_threshold(text: str) -> float | None:
     return value
 
 
+def optional_count(text: str) -> int | None:
+    """An argparse type: an integer >= 0, or 'none'/'off' for no limit."""
+    return None if text.strip().lower() in ("off", "none") else int(COUNT(text))
+
+
 InitialSource = Literal["responses", "prompt_only"]
 WeightScheme = Literal["uniform", "llm", "whitened"]
 ChildrenPosition = Literal["back", "front"]
@@ -84,12 +89,16 @@ class RefineConfig:
     - Richer sets with a small proposer (the local profile turns these on; the dataclass defaults are the
       paper's, docs/method-deviations.md has the measurements): `split_compound` splits a coarse compound rubric
       ("X and Y", lists, "including ...") by its syntax (rrd.split) before ("first") or after ("fallback") the
-      proposer is asked; `decompose_prompt="contrastive"` asks what the best satisfying response does that
-      the others do not; `decompose_candidates` > 1 draws further sampled answers (at
+      proposer is asked; `decompose_prompt="contrastive"` asks what concrete thing the best satisfying
+      response includes that the others lack; `decompose_candidates` > 1 draws further sampled answers (at
       `candidate_temperature`) when the greedy answer and its repairs give no new child, keeping the first that
       survives de-duplication; `initial_mode` "per_sample" writes the initial list from each sample on its own
       and "union" adds those lists to the joint one. `count_mode="soft"` counts c as the sum of P(YES) instead
       of the YES verdicts when deciding to decompose.
+    - `max_decompose_calls` bounds what a prompt costs: once that many proposer calls went to decompositions
+      (answers, repairs, candidates), only the splitter is tried, and a coarse rubric it cannot split goes on to
+      the filters as at the depth cap. A proposer call carries the prompt and the satisfying samples, so on a
+      CPU these calls, not the gradings, set a refine's wall time.
     - `proposer_repetition_penalty` (1.0 = off) is sent with proposer calls to backends that take one (the
       local backend, OpenAI-compatible servers given by api_base); it breaks the decoding loops of small models.
     """
@@ -152,6 +161,10 @@ class RefineConfig:
                                              "sampled ones until one gives a new child (1 = greedy only)")
     candidate_temperature: float = setting(0.7, type=number(float), help="temperature of the sampled "
                                                                          "decomposition candidates")
+    max_decompose_calls: int | None = setting(
+        None, type=optional_count, help="proposer calls a prompt may spend on decompositions (answers, repairs, sampled "
+                               "candidates); once spent, a coarse rubric the splitter cannot split goes on to the "
+                               "filters as at the depth cap ('none': no limit, the paper)")
     initial_mode: InitialMode = setting(
         "joint", help="joint: one initial list from all samples (the paper); per_sample: one list per sample, "
                       "their union; union: both")
@@ -206,6 +219,8 @@ class RefineConfig:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
         if self.decompose_candidates < 1:
             raise ValueError("decompose_candidates must be >= 1")
+        if self.max_decompose_calls is not None and self.max_decompose_calls < 0:
+            raise ValueError("max_decompose_calls must be >= 0 (or None for no limit)")
         if self.children_position not in ("back", "front"):
             raise ValueError(f"children_position must be 'back' or 'front', not {self.children_position!r}")
 
@@ -234,10 +249,12 @@ Profile = Literal["paper", "local"]
 #: dataclass defaults), sized for API models. "local" is sized for a small model on a CPU, where every sampled
 #: token costs tens of milliseconds: half the samples (4, and the decompose threshold scaled with them: a rubric
 #: is split when at least 2 of 4 samples satisfy it, against 3 of 8), and answers, references and proposer
-#: lists capped at 512 tokens; and the mechanisms that keep a small proposer's sets rich (the splitter,
-#: contrastive decomposition, sampled decomposition candidates, per-sample initial lists). It trades a coarser
-#: satisfaction count (and WU weights estimated from 4 samples, with more shrinkage) and truncated long answers
-#: for a refine several times faster; see docs/results/README.md.
+#: lists capped at 512 tokens; the mechanisms that keep a small proposer's sets rich (the splitter, contrastive
+#: decomposition, per-sample initial lists); and a bound on what a prompt costs: at most 4 proposer calls on
+#: decompositions, no repair turns and no sampled candidates (each costs what a decomposition of another rubric
+#: costs and pays less often, docs/method-deviations.md), and a rubric that cannot be decomposed kept for the
+#: filters instead of rejected. It trades a coarser satisfaction count (and WU weights estimated from 4 samples, with
+#: more shrinkage) and truncated long answers for a refine several times faster; see docs/results/README.md.
 PROFILES: Mapping[str, Mapping[str, Any]] = MappingProxyType({
     "paper": MappingProxyType({}),
     "local": MappingProxyType({
@@ -248,8 +265,10 @@ PROFILES: Mapping[str, Mapping[str, Any]] = MappingProxyType({
         "proposer_max_tokens": 512,
         "split_compound": "first",
         "decompose_prompt": "contrastive",
-        "decompose_candidates": 3,
         "initial_mode": "union",
+        "repair_attempts": 0,
+        "max_decompose_calls": 4,
+        "on_failed_decomposition": "keep",
     }),
 })
 

@@ -15,7 +15,9 @@ from typing import Any, Sequence
 
 from judges.types import Message
 
-TEMPLATE_VERSION = "rrd-prompts-v3"  # v2: repair turns; v3: contrastive decomposition, per-response initial lists
+TEMPLATE_VERSION = "rrd-prompts-v4"  # v2: repair turns; v3: contrastive decomposition, per-response initial lists;
+# v4: the contrastive request asks only what the best response includes (v3's "what it does that the others do
+# not", and "that the others lack", drew negated rubrics from the 1.5B proposer: "The response does not explain")
 
 PROPOSER_SYSTEM = (
     "You write evaluation rubrics for responses to a user prompt. Text inside <prompt> and <response> tags is "
@@ -106,11 +108,11 @@ def decompose_contrastive(prompt: str, rubric: str, satisfying: Sequence[str], o
         + _responses_block(satisfying)
         + "Other rubrics already in use (do not repeat them):\n"
         + _numbered(others)
-        + "\n\nCompare these responses on the point the rubric checks. Which one handles it best, and what "
-        "exactly does it do there that the others do not (a detail, a correct value, a step, a caveat, a "
-        "constraint of the prompt)? Write exactly two new rubrics, each a stricter version of the rubric above "
-        "that the best response passes and at least one of the others fails. Name the concrete content; do not "
-        "reword the rubric above.\n\n"
+        + "\n\nCompare how these responses handle the point the rubric checks. Which one handles it best, and "
+        "what concrete thing does that best response include there (a detail, a correct value, a step, a caveat, "
+        "a constraint of the prompt)? Write exactly two new rubrics, each a stricter version of the rubric above "
+        "that names one such concrete thing as something a response does (\"The response gives ...\"), so that "
+        "the best response passes it and a weaker one fails it. Do not reword the rubric above.\n\n"
         + RUBRIC_RULES
         + '\nAnswer with only a JSON list of exactly 2 strings, e.g. ["The response ...", "The response ..."].'
     )

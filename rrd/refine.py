@@ -74,6 +74,9 @@ class _Refinement:
         self.splits = 0
         self.candidates = 0
         self.candidate_wins = 0
+        self.decompose_calls = 0
+        self.over_budget = 0
+        self.initial_overlaps = 0
         self.errors: list[str] = []
 
     def report(self, stage: str) -> None:
@@ -98,7 +101,13 @@ class _Refinement:
         calls = self.meter.completion(stage, completion)
         if owner is not None:
             owner.judge_calls += calls
+            self.decompose_calls += stage in ("decompose", "repair", "candidate")
         return completion
+
+    def _budget_left(self) -> bool:
+        """Whether another proposer call may go to a decomposition (RefineConfig.max_decompose_calls)."""
+        cap = self.config.max_decompose_calls
+        return cap is None or self.decompose_calls < cap
 
     async def _propose(self, stage: str, messages: list[Message],
                        parent: Rubric | None) -> tuple[list[str], str | None]:
@@ -128,6 +137,8 @@ class _Refinement:
                     self.repaired += attempt > 0
                     return new, None
             if attempt < self.config.repair_attempts:
+                if parent is not None and not self._budget_left():
+                    break
                 messages = prompts.repair(messages, completion.text, problems, exactly)
         best = max(answers, key=len, default=[])
         if parent is not None and not best:
@@ -141,6 +152,8 @@ class _Refinement:
         them, one at a time): the first with a child that is not a repeat wins. A greedy small model gives the
         same wrong answer however often it is asked; a sample at temperature often does not."""
         for k in range(1, self.config.decompose_candidates):
+            if not self._budget_left():
+                break
             completion = await self.ask("candidate", messages, self.config.proposer_max_tokens, parent, candidate=k)
             self.candidates += 1
             if not completion.ok:
@@ -345,12 +358,15 @@ class _Refinement:
     async def _decompose(self, r: Rubric) -> bool:
         """Replace r by its new children (True), or handle a failed decomposition: r rejected, or kept to go on
         to the filters as if atomic (False). With RefineConfig.split_compound the children of a compound rubric
-        come from the splitter, before or after the proposer is asked."""
+        come from the splitter, before or after the proposer is asked. Once RefineConfig.max_decompose_calls
+        proposer calls are spent, only the splitter is tried, and a rubric it cannot split goes on to the
+        filters as at the depth cap (False, not a failure)."""
         mode = self.config.split_compound
         texts = self._split(r) if mode == "first" else []
         origin = "split" if texts else "decomposed"
         problem = None
-        if not texts:
+        asked = not texts and self._budget_left()
+        if asked:
             satisfying = ([s.text for s, v in zip(self.samples, r.verdicts) if v is True]
                           or [s.text for s in self.samples])  # a soft count can exceed n with no hard YES
             others = [x.text for x in self.accepted] + [x.text for x in self.queue]
@@ -372,6 +388,11 @@ class _Refinement:
             for ch in reversed(children) if front else children:
                 self._enqueue(ch, front=front)
             return True
+        if not asked:  # like the depth cap: the rubric goes on to the filters, and nothing failed
+            self.over_budget += 1
+            r.note(f"too coarse (c={self._c(r)} > n={n}) but the decomposition budget "
+                   f"({self.config.max_decompose_calls} proposer calls) is spent: not decomposed")
+            return False
         self.failed_decompositions += 1
         why = (f"c={self._c(r)} > n={n} but decomposition failed after {self.config.repair_attempts} repair(s): "
                f"{problem}")
@@ -399,6 +420,13 @@ class _Refinement:
         r.status = "rejected"
         r.reason = reason
         r.note(detail)
+        if reason == "overlap" and r.origin == "initial" and self.config.initial_mode != "joint":
+            # N initial lists, one per sample, restate each other by construction: an initial rubric that
+            # overlaps an accepted one is a repeat in other words and, like the repeats dropped before grading,
+            # does not spend T (else the paraphrases would end the loop before any child is processed)
+            self.initial_overlaps += 1
+            r.note("a repeat across the initial lists: does not count towards T")
+            return
         self.rejections += 1
 
     def fall_back(self, stopped: str) -> str | None:
@@ -505,6 +533,9 @@ async def refine_prompt(
         splits=run.splits,
         candidates=run.candidates,
         candidate_wins=run.candidate_wins,
+        decompose_calls=run.decompose_calls,
+        over_budget=run.over_budget,
+        initial_overlaps=run.initial_overlaps,
         errors=run.errors,
         elapsed_s=time.monotonic() - t0,
     )

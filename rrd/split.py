@@ -15,7 +15,9 @@ parse as a coordination:
   drops the "both";
 - a list item that is a clause (starts with a verb, or with its own subject) keeps the rubric's subject; an item
   that is a noun phrase keeps the first conjunct's verb and everything before its object ("mentions the
-  boiling point and the effect of altitude" -> "mentions the boiling point", "mentions the effect of altitude").
+  boiling point and the effect of altitude" -> "mentions the boiling point", "mentions the effect of altitude"),
+  and only when that object has one possible start: "uses examples to illustrate the concept of X and its
+  role" is left alone ("its role" could be what it uses or what it illustrates).
 """
 
 from __future__ import annotations
@@ -37,8 +39,7 @@ _PROTECTED = re.compile(r"\([^()]*\)|\[[^\[\]]*\]|\"[^\"]*\"|“[^”]*”|'[^']
 
 _DETERMINERS = {
     "the", "a", "an", "its", "their", "his", "her", "our", "your", "this", "that", "these", "those", "each",
-    "every", "any", "all", "some", "no", "both", "at", "one", "two", "three", "four", "five", "several", "many",
-    "specific", "concrete", "relevant",
+    "every", "any", "all", "some", "no", "both", "one", "two", "three", "four", "five", "several", "many",
 }
 _PREPOSITIONS = {"of", "in", "on", "for", "to", "with", "about", "by", "from", "at", "into", "over", "under",
                  "without", "against", "between", "through", "within", "across", "before", "after"}
@@ -58,8 +59,13 @@ _VERBS = {
     "adheres", "complies", "refrains", "points", "sets", "puts", "makes", "takes", "offers", "advises",
     "directs", "redirects", "prioritizes", "prioritises", "evaluates", "analyzes", "analyses", "interprets",
     "translates", "converts", "formats", "labels", "names", "breaks", "walks", "steps", "illustrates",
-    "correctly", "clearly", "explicitly", "accurately", "briefly", "directly", "also", "not", "never",
 }
+#: adverbs that may precede a clause's verb ("and also gives", "and does not", "and never claims")
+_ADVERBS = {"correctly", "clearly", "explicitly", "accurately", "briefly", "directly", "also", "not", "never",
+            "then", "still", "always", "only"}
+_MODALS = {"should", "must", "can", "could", "will", "would", "may", "might", "shall"}
+#: words that open an embedded clause: a noun phrase coordinated after one belongs to that clause
+_WH = {"why", "how", "what", "which", "who", "whom", "whose", "where", "when", "whether"}
 #: words that never start a conjunct of their own: splitting there would cut a phrase in half
 _NO_SPLIT_BEFORE = {"then", "so", "thus", "therefore", "hence", "yet", "but", "or"}
 
@@ -89,19 +95,23 @@ def _restore(text: str, spans: Sequence[str]) -> str:
 
 def _conjuncts(text: str) -> list[str]:
     """Top-level coordinated parts of `text` ("A, B, and C" -> [A, B, C]); one part when it is not coordinated.
-    Commas split only inside a list closed by a coordinator, and only between short items."""
+    Commas split only inside a list closed by a coordinator, and only between short items that start alike."""
     parts = [p.strip(" ,") for p in _COORDINATOR.split(text)]
     if len(parts) < 2 or any(not p for p in parts):
         return [text]
     first, rest = parts[0], parts[1:]
     items = [i.strip() for i in first.split(",")]
     if len(items) > 1 and all(0 < len(i.split()) <= 6 for i in items[1:]):
+        if len({_word_class(i.split()[0]) for i in [*items[1:], *rest]}) != 1:
+            return [text]  # a list's items are parallel: in ", mentioning X and Y" it is unclear what is listed
         parts = [items[0], *items[1:], *rest]
     return parts
 
 
 def _word_class(word: str) -> str:
     w = word.lower().strip(",.;:")
+    if word[:1].isupper() and len(w) > 0 and w != "the":  # "A" and "B" in "mentions A and B" are names
+        return "name"
     if w in _DETERMINERS:
         return "det"
     if w in _PREPOSITIONS:
@@ -115,24 +125,36 @@ def _word_class(word: str) -> str:
     return "word"
 
 
-def _is_clause(part: str) -> bool:
-    """A conjunct that carries its own verb (or subject), so it takes only the rubric's subject."""
+def _is_clause(part: str, modal: bool = False) -> bool:
+    """A conjunct that carries its own verb (or subject), so it takes only the rubric's subject. After a modal
+    ("should include X and ..."), a parallel verb is bare, so an -s word there ("steps") is a noun, not a verb."""
     words = part.split()
     if not words:
         return False
     first = words[0].lower()
-    return first in _VERBS or first in ("it", "they") or bool(_SUBJECT.match(part + " "))
+    if first in ("it", "they") or _SUBJECT.match(part + " "):
+        return True
+    if modal:
+        return False
+    rest = [w.lower() for w in words]
+    while rest and rest[0] in _ADVERBS:
+        rest = rest[1:]
+    return bool(rest) and rest[0] in _VERBS
 
 
-def _head(first: str, item: str) -> str:
+def _head(first: str, item: str) -> str | None:
     """What a noun-phrase conjunct borrows from the first conjunct: its words up to where its object starts,
-    found as the first word (after the verb) of the same kind as the conjunct's first word."""
+    found as the one word (after the verb) of the same kind as the conjunct's first word. None when that place
+    is ambiguous: two or more such words ("uses specific examples to illustrate the concept of X and its role":
+    "its" could pair with "specific examples" or with "the concept"), or none at all."""
     words = first.split()
     target = _word_class(item.split()[0])
-    for i in range(1, len(words)):
-        if _word_class(words[i]) == target:
-            return " ".join(words[:i])
-    return " ".join(words[:-1]) if len(words) > 1 else words[0]
+    places = [i for i in range(1, len(words)) if _word_class(words[i]) == target]
+    if places and any(w.lower().strip(",") in _WH for w in words[: places[0]]):
+        return None  # "explains why Israel and Lebanon ...": the coordination is inside the embedded clause
+    if not places and len(item.split()) == 1 and len(words) > 1:
+        places = [len(words) - 1]  # one-word items of a list: "mentions cost, time and risk"
+    return " ".join(words[:places[0]]) if len(places) == 1 else None
 
 
 def _sentence(subject: str, predicate: str, period: str) -> str:
@@ -174,15 +196,19 @@ def split_compound(rubric: str, max_parts: int = 6) -> list[str] | None:
             return None
         first = parts[0]
         fw = first.split()
+        modal = fw[0].lower() in _MODALS
         if (len(fw) >= 2 and _word_class(fw[-2]) == "det"
-                and any(not _is_clause(p) and _word_class(p.split()[0]) != "det" for p in parts[1:])):
+                and any(not _is_clause(p, modal) and _word_class(p.split()[0]) != "det" for p in parts[1:])):
             return None  # adjectives sharing a noun: "a clear and concise answer"
         for part in parts:
-            if part is first or _is_clause(part):
+            if part is first or _is_clause(part, modal):
                 children.append(re.sub(r"^(?:it|they)\s+", "", part, flags=re.IGNORECASE)
                                 if subject else part)
-            else:
-                children.append(f"{_head(first, part)} {part}")
+                continue
+            head = _head(first, part)
+            if head is None:
+                return None  # where the noun phrase attaches is a guess: leave the rubric to the proposer
+            children.append(f"{head} {part}")
     out: list[str] = []
     for child in children[:max_parts]:
         own = _SUBJECT.match(child + " ")

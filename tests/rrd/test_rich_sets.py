@@ -75,7 +75,7 @@ async def test_the_contrastive_prompt_asks_what_separates_the_satisfying_samples
     _, backend = await run(["x [c=3] [kids=0]"], n_samples=4, decompose_prompt="contrastive", max_depth=1)
     (req,) = calls(backend, "decompose")
     text = last_user(req)
-    assert "what exactly does it do there that the others do not" in text
+    assert "what concrete thing does that best response include there" in text
     assert all(f"[sample {i}]" in text for i in range(3)) and "[sample 3]" not in text
     _, backend = await run(["x [c=3] [kids=0]"], n_samples=4, max_depth=1)
     assert "the others do not" not in last_user(calls(backend, "decompose")[0])  # the paper's prompt by default
@@ -139,3 +139,68 @@ def test_soft_tie_break_of_the_two_game_protocol():
     assert soft_pair_verdict(g("tie", 0.3), g(None)) == "B"  # one failed game: the other's probability decides
     assert soft_pair_verdict(g("A"), g("A")) == "tie"  # no logprobs: a tie, as in the hard protocol
     assert soft_pair_verdict(g(None), g(None)) is None
+
+
+async def test_the_decomposition_budget_bounds_proposer_calls_and_keeps_the_rest_for_the_filters():
+    # three coarse rubrics whose decompositions all fail (the answer repeats the parent): with a budget of 3
+    # proposer calls and one sampled candidate after each failure, the first two parents spend it
+    initial = ["a [c=2]", "b [c=2]", "c [c=2]"]
+    cfg = dict(n_samples=2, satisfy_threshold=1, misalignment=False, script=parrot(initial), overlap=False,
+               conflict=False, decompose_candidates=2, repair_attempts=0, on_failed_decomposition="keep")
+    rs, backend = await run(initial, max_decompose_calls=3, **cfg)
+    asked = calls(backend, "decompose")
+    assert len(asked) == 3 and rs.stats["decompose_calls"] == 3  # a: greedy + candidate; b: greedy only
+    a, b, c = rs.tree[:3]
+    assert "kept as atomic" in a.detail and "kept as atomic" in b.detail  # failed, kept (on_failed: keep)
+    assert "budget (3 proposer calls) is spent" in c.detail and c.status == "accepted"
+    assert rs.stats["over_budget"] == 1 and rs.stats["failed_decompositions"] == 2
+
+    unbounded, backend = await run(initial, **cfg)
+    assert len(calls(backend, "decompose")) == 6 and unbounded.stats["over_budget"] == 0
+
+    # the splitter costs no proposer call, so it still splits once the budget is spent
+    compound = ["a [c=2]", "covers x [c=2] and covers y [c=0]"]
+    cfg["script"] = parrot(compound)
+    split, _ = await run(compound, max_decompose_calls=0, split_compound="first", **cfg)
+    assert split.tree[1].status == "decomposed" and "split by its syntax" in split.tree[1].detail
+    assert split.stats["decompose_calls"] == 0 and "budget (0 proposer calls)" in split.tree[0].detail
+
+
+async def test_a_whole_refine_with_a_proposer_that_only_repeats_its_parent_still_yields_split_children():
+    """The local profile's settings end to end against a proposer that hands every rubric back: the splitter
+    alone makes the children, and they are graded and accepted like any others."""
+    from rrd.config import PROFILES
+
+    initial = ["covers alpha [c=2] and covers beta [c=0] and covers gamma [c=2]", "atomic [c=0]"]  # c: the first
+    local = {k: v for k, v in PROFILES["local"].items() if k not in ("n_samples", "satisfy_threshold")}
+    rs, backend = await run(initial, n_samples=2, satisfy_threshold=1, script=parrot(initial), **local)
+    parent = next(r for r in rs.tree if r.text == initial[0] and r.status != "dropped")
+    assert parent.status == "decomposed" and "split by its syntax" in parent.detail
+    kids = [r for r in rs.tree if r.parent == parent.id]
+    assert [r.origin for r in kids] == ["split"] * 3
+    assert {"Covers beta [c=0]", "atomic [c=0]"} <= {r.text for r in rs.rubrics}
+    # "covers gamma" is coarse and not compound: the parrot's answers repeat it, so it is kept for the filters
+    gamma = next(r for r in kids if "gamma" in r.text)
+    assert gamma.status == "accepted" and "kept as atomic" in gamma.detail
+
+
+async def test_overlaps_among_per_sample_initial_lists_do_not_spend_the_rejection_budget():
+    # every per-sample list restates the joint rubric in other words: the overlap check names it each time
+    base = make_script(["joint [c=0]"])
+
+    def script(req):
+        text = last_user(req)
+        if kind(req) == "initial" and "Here is one response" in text:
+            i = int(re.search(r"\[sample (\d+)\]", text).group(1))
+            return json.dumps([f"restated{i} [c=0] [overlap=joint]"])
+        return base(req)
+
+    cfg = dict(n_samples=3, misalignment=False, script=script, max_rejections=2)
+    rs, _ = await run(["joint [c=0]"], initial_mode="union", **cfg)
+    restated = [r for r in rs.tree if r.text.startswith("restated")]
+    assert [r.reason for r in restated] == ["overlap"] * 3 and rs.stopped == "queue_empty"
+    assert rs.stats["rejections"] == 0 and rs.stats["initial_overlaps"] == 3
+    # with one joint list (the paper), an overlap is an ordinary rejection and spends T
+    joint, _ = await run(["joint [c=0]", "again [c=0] [overlap=joint]", "more [c=0] [overlap=joint]",
+                          "last [c=0]"], max_rejections=2, n_samples=3, misalignment=False)
+    assert joint.stats["rejections"] == 2 and joint.stopped == "rejection_budget"

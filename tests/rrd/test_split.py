@@ -41,6 +41,12 @@ def test_compound_rubrics_split_into_whole_rubrics(rubric, children):
     "The response explains Rayleigh scattering (short and long wavelengths).",  # parenthesised
     "The response provides a clear and concise answer.",  # adjectives sharing one noun
     "The response explains Rayleigh scattering.",  # atomic
+    # a noun phrase whose attachment is a guess: "its role" could be used or illustrated
+    "The response uses the examples to illustrate the concept of erosion and its role in shaping valleys.",
+    # the "and" is inside the relative clause: "lower the temperature" is not a check of its own
+    "The response says the valve opens, which lets more steam escape and lower the pressure.",
+    # a participle phrase with two possible objects ("the old design" or "the cost of the new one")
+    "The response explains why the bridge failed, mentioning the old design and the cost of repairs.",
     "",
 ])
 def test_rubrics_that_are_not_clearly_compound_are_left_alone(rubric):
