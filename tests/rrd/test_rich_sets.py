@@ -204,3 +204,15 @@ async def test_overlaps_among_per_sample_initial_lists_do_not_spend_the_rejectio
     joint, _ = await run(["joint [c=0]", "again [c=0] [overlap=joint]", "more [c=0] [overlap=joint]",
                           "last [c=0]"], max_rejections=2, n_samples=3, misalignment=False)
     assert joint.stats["rejections"] == 2 and joint.stopped == "rejection_budget"
+
+
+def test_the_refine_summary_reports_the_budget_and_the_initial_overlaps():
+    from types import SimpleNamespace
+
+    from rrd.summaries import refine_summary
+
+    sets = [{"accepted": ["x"], "tree": [], "stats": {"decompose_calls": 4, "over_budget": 3, "initial_overlaps": 2}},
+            {"accepted": ["y", "z"], "tree": [], "stats": {"decompose_calls": 1, "initial_overlaps": 5}}]
+    text = refine_summary(sets, SimpleNamespace(summary=lambda: "0 calls"))
+    assert ("proposer calls on decompositions: 5   coarse rubrics left undecomposed once the budget was spent: 3"
+            "   overlaps across initial lists (not counted in T): 7") in text
