@@ -7,6 +7,7 @@ plus a pessimistic estimate of that call, so a run stops cleanly without going p
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass, field
 
@@ -21,15 +22,23 @@ class Accounting:
     calls: int = 0
     cache_hits: int = 0
     failures: int = 0
-    #: answers that arrived but could not be read as a verdict (unscored, like failures; cached, unlike them)
+    #: answers that arrived but could not be read as a verdict (unscored and, like failures, never cached)
     unreadable: int = 0
     retries: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
     latency_s: float = 0.0
+    #: seconds spent waiting before retries (backoff and Retry-After, each capped)
+    waited_s: float = 0.0
+    #: calls whose server reported a cost above their reservation (charged at the reservation)
+    overreported: int = 0
     reserved_usd: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.budget_usd is not None and not (math.isfinite(self.budget_usd) and self.budget_usd > 0):
+            raise ValueError(f"budget_usd must be a finite number > 0, not {self.budget_usd!r}")
 
     def reserve(self, estimate_usd: float) -> None:
         """Claim room for one call before sending it; raises BudgetExceeded if it might not fit."""
@@ -66,6 +75,14 @@ class Accounting:
         with self._lock:
             self.unreadable += n
 
+    def record_wait(self, seconds: float) -> None:
+        with self._lock:
+            self.waited_s += seconds
+
+    def record_overreport(self) -> None:
+        with self._lock:
+            self.overreported += 1
+
     def record_hit(self) -> None:
         with self._lock:
             self.cache_hits += 1
@@ -79,9 +96,15 @@ class Accounting:
     def summary(self) -> str:
         """One line of what this run sent and spent, for the end-of-run summaries of every command."""
         with self._lock:
-            return (f"{self.calls} calls, {self.cache_hits} cache hits, {self.failures} failed, {self.unreadable} "
+            line = (f"{self.calls} calls, {self.cache_hits} cache hits, {self.failures} failed, {self.unreadable} "
                     f"unreadable answers, {self.prompt_tokens + self.completion_tokens} tokens, "
                     f"${self.cost_usd:.4f}")
+            if self.waited_s:
+                line += f", {self.waited_s:.1f} s waiting to retry"
+            if self.overreported:
+                line += (f"; {self.overreported} calls reported more than they could cost (charged at their "
+                         "reservation)")
+            return line
 
     def postfix(self) -> str:
         """Short text for a tqdm postfix."""

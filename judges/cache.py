@@ -3,7 +3,8 @@
 SQLite in WAL mode: many readers and one writer at a time across processes, and a crash mid-write leaves the
 database consistent (a transaction either landed or did not). The key hashes everything that determines the
 answer — model, sampling parameters, template version and the exact messages — so a hit is always safe to reuse.
-Only successful completions are stored: a failure is retried next time rather than remembered.
+Only successful completions are stored: a failure is retried next time rather than remembered, and so is an
+answer the Judge could not read as a verdict (Judge.run's `storable`).
 """
 
 from __future__ import annotations

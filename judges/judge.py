@@ -9,7 +9,7 @@ returns, and stops the run with BudgetExceeded only after saving everything that
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Literal, Sequence
+from typing import Callable, Literal, Sequence
 
 from . import templates
 from .accounting import Accounting, BudgetExceeded
@@ -43,6 +43,8 @@ class JudgeConfig:
     max_retries: int = setting(5, type=COUNT, help="retries of a call that failed for a reason that may pass "
                                                   "(429, 5xx, timeouts, dropped connections)")
     timeout_s: float = setting(120.0, flag="--timeout", type=SECONDS, help="seconds per call before it is retried")
+    max_retry_after_s: float = setting(60.0, flag="--max-retry-after", type=SECONDS,
+                                       help="longest wait a server's Retry-After may impose before one retry")
     grading_mode: GradingMode = setting(
         "single", help="single: one criterion per call (paper-faithful); batch: --batch-size criteria per call, "
                        "JSON list answer")
@@ -128,7 +130,8 @@ def make_backend(config: JudgeConfig, accounting: Accounting) -> Backend:
         api_key=config.api_key,
         concurrency=config.concurrency,
         transport=config.transport,
-        retry=RetryPolicy(max_retries=config.max_retries, timeout_s=config.timeout_s),
+        retry=RetryPolicy(max_retries=config.max_retries, timeout_s=config.timeout_s,
+                          max_retry_after_s=config.max_retry_after_s),
     )
 
 
@@ -185,7 +188,11 @@ class Judge:
         return for_request(request) if for_request is not None else self.cache_id
 
     # -- the one path to the model ------------------------------------------------------------------------
-    async def run(self, requests: Sequence[Request]) -> list[Completion]:
+    async def run(self, requests: Sequence[Request],
+                  storable: Callable[[int, Completion], bool] | None = None) -> list[Completion]:
+        """Completions for `requests`, from the cache where it has them. Fresh answers are stored the moment they
+        arrive (a killed run loses only the calls in flight), unless `storable(i, completion)` says the answer to
+        request i is not worth keeping: an unreadable verdict must be asked again next run, not served forever."""
         assert self.backend is not None and self.accounting is not None
         results: list[Completion | None] = [None] * len(requests)
         pending: dict[str, list[int]] = {}
@@ -202,14 +209,15 @@ class Judge:
             pending.setdefault(key, []).append(i)
         if pending:
             order = list(pending.values())
-            fresh = await self.backend.complete([requests[idx[0]] for idx in order])
+            cache = self.cache
+
+            def store(j: int, c: Completion) -> None:
+                i = order[j][0]
+                if cache is not None and c.ok and (storable is None or storable(i, c)):
+                    cache.put(self._cache_id(requests[i]), requests[i], c)
+
+            fresh = await self.backend.complete([requests[idx[0]] for idx in order], on_done=store)
             refused: Completion | None = None
-            if self.cache is not None:
-                by_id: dict[str, list[tuple[Request, Completion]]] = {}
-                for idx, c in zip(order, fresh):
-                    by_id.setdefault(self._cache_id(requests[idx[0]]), []).append((requests[idx[0]], c))
-                for cid, rows in by_id.items():
-                    self.cache.put_many(cid, rows)
             for idx, completion in zip(order, fresh):
                 if completion.refused:
                     refused = completion
@@ -310,7 +318,7 @@ class Judge:
         for n, item in enumerate(items):
             plan.extend((n, idx, req) for idx, req in self._grade_requests(item))
         asked = [req for _, _, req in plan]
-        completions = await self.run(asked)
+        completions = await self.run(asked, storable=lambda k, c: self._readable(len(plan[k][1]), c))
         for _ in range(self.config.reask_unreadable):
             redo = [k for k, c in enumerate(completions) if c.ok and not self._readable(len(plan[k][1]), c)]
             if not redo:
@@ -318,7 +326,8 @@ class Judge:
             asks = [Request(templates.reask(asked[k].messages, completions[k].text, self.config.grading_mode,
                                             len(plan[k][1])), asked[k].params, templates.REASK_VERSION)
                     for k in redo]
-            for k, ask, c in zip(redo, asks, await self.run(asks)):
+            readable = lambda j, c, redo=redo: self._readable(len(plan[redo[j]][1]), c)  # noqa: E731
+            for k, ask, c in zip(redo, asks, await self.run(asks, storable=readable)):
                 if c.ok:  # a failed re-ask keeps the unreadable answer: it says more than the error
                     asked[k], completions[k] = ask, c
         out: list[list[Verdict | None]] = [[None] * len(item.criteria) for item in items]
@@ -341,7 +350,7 @@ class Judge:
                                 top_logprobs=self.config.top_logprobs if self.config.logprobs else 0)
         reqs = [Request(templates.pairwise(p, a, b), params, templates.TEMPLATE_VERSION) for p, a, b in pairs]
         out = []
-        for c in await self.run(reqs):
+        for c in await self.run(reqs, storable=lambda i, c: parse_pairwise(c.text) is not None):
             if not c.ok:
                 out.append(PairVerdict(None, "", failure_reason(c), c.usage, c.cached, error=c.error,
                                        retryable=c.retryable))

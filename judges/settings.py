@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -33,8 +34,8 @@ def number(kind: type = int, *, minimum: float = 0, strict: bool = False) -> Cal
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'} {bound}, "
                                              f"not {text!r}") from None
-        if value != value or value < minimum or (strict and value == minimum):  # value != value: NaN
-            raise argparse.ArgumentTypeError(f"expected a number {bound}, not {text!r}")
+        if not math.isfinite(value) or value < minimum or (strict and value == minimum):  # NaN and inf too
+            raise argparse.ArgumentTypeError(f"expected a finite number {bound}, not {text!r}")
         return value
 
     parse.__name__ = kind.__name__  # argparse names the type in its messages

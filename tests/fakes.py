@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 from judges.accounting import Accounting
+from judges.backends.base import OnDone
 from judges.types import Completion, Request, Usage
 
 Script = Callable[[Request], "str | Completion"]
@@ -19,9 +20,9 @@ class ScriptedBackend:
         self.accounting = accounting or Accounting()
         self.requests: list[Request] = []
 
-    async def complete(self, requests: Sequence[Request]) -> list[Completion]:
+    async def complete(self, requests: Sequence[Request], on_done: OnDone | None = None) -> list[Completion]:
         out = []
-        for req in requests:
+        for i, req in enumerate(requests):
             self.requests.append(req)
             answer = self.script(req)
             completion = answer if isinstance(answer, Completion) else Completion(text=answer, usage=Usage(10, 1))
@@ -34,6 +35,8 @@ class ScriptedBackend:
                 failed=not completion.ok,
                 retries=0,
             )
+            if on_done is not None:
+                on_done(i, completion)
             out.append(completion)
         return out
 

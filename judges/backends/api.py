@@ -1,7 +1,8 @@
 """API models: OpenAI GPT-4o, any litellm provider, and OpenAI-compatible servers (vLLM, llama.cpp) via api_base.
 
-Concurrency is bounded by a semaphore; each request is retried on 429/5xx/timeouts/connection errors with
-exponential backoff and full jitter, honouring Retry-After when the server sends one. The retries are ours
+Concurrency is bounded by a semaphore; each request is retried on 429/5xx/timeouts/connection errors and on
+malformed response bodies with exponential backoff and full jitter, honouring Retry-After when the server sends
+one, up to a ceiling (`max_retry_after_s`: a server asking for an hour does not stall the run for an hour). The retries are ours
 (tenacity, RetryPolicy.retrying): the openai SDK's and litellm's own are switched off, so there is one mechanism
 with one policy whatever the transport. After the last attempt the request ends as a Completion with `error`
 set (unscored downstream), never as an exception.
@@ -11,15 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import os
 import random
 import time
 from dataclasses import dataclass
-from typing import Any, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import tenacity
 
 from ..accounting import Accounting, BudgetExceeded
+from .base import OnDone
 from ..loops import PerLoop
 from ..types import Completion, Request, TokenLogprobs, Usage
 
@@ -28,25 +31,37 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # litellm fetches
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529}
 
 
+class MalformedResponse(ValueError):
+    """A 200 answer whose body is not a usable chat completion (no choices): retried like a 500, since a
+    proxy or an overloaded server sends one now and a good answer the next time."""
+
+
 @dataclass
 class RetryPolicy:
     max_retries: int = 5
     base_delay_s: float = 1.0
     max_delay_s: float = 60.0
     timeout_s: float = 120.0
+    #: the longest a Retry-After header may make one retry wait
+    max_retry_after_s: float = 60.0
 
     def delay(self, attempt: int, retry_after: float | None) -> float:
-        """Full-jitter exponential backoff; a server's Retry-After is a floor, not a suggestion."""
+        """Full-jitter exponential backoff; a server's Retry-After is a floor, not a suggestion, up to
+        `max_retry_after_s`."""
         backoff = random.uniform(0, min(self.max_delay_s, self.base_delay_s * (2**attempt)))
-        return backoff if retry_after is None else max(retry_after, backoff)
+        return backoff if retry_after is None else max(min(retry_after, self.max_retry_after_s), backoff)
 
-    def retrying(self) -> tenacity.AsyncRetrying:
+    def retrying(self, on_wait: Callable[[float], None] | None = None) -> tenacity.AsyncRetrying:
         """The retry loop of one call: retryable failures (is_retryable) up to max_retries times, waiting
-        `delay` (the failure's Retry-After as a floor); the last failure is re-raised as it was."""
+        `delay` (the failure's Retry-After as a floor); the last failure is re-raised as it was. `on_wait` is
+        told every wait, so a run can report how long it spent waiting."""
 
         def wait(state: tenacity.RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome is not None else None
-            return self.delay(state.attempt_number - 1, retry_after_seconds(exc) if exc is not None else None)
+            seconds = self.delay(state.attempt_number - 1, retry_after_seconds(exc) if exc is not None else None)
+            if on_wait is not None:
+                on_wait(seconds)
+            return seconds
 
         return tenacity.AsyncRetrying(stop=tenacity.stop_after_attempt(self.max_retries + 1), wait=wait,
                                       retry=tenacity.retry_if_exception(is_retryable), reraise=True)
@@ -89,10 +104,12 @@ def retry_after_seconds(exc: BaseException) -> float | None:
 
 
 def is_retryable(exc: BaseException) -> bool:
-    """429, 5xx, timeouts and dropped connections. litellm's exceptions subclass openai's, so this covers both."""
+    """429, 5xx, timeouts, dropped connections and malformed bodies. litellm's exceptions subclass openai's, so
+    this covers both."""
     import openai
 
-    if isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError, asyncio.TimeoutError)):
+    if isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError, asyncio.TimeoutError,
+                        openai.APIResponseValidationError, json.JSONDecodeError, MalformedResponse)):
         return True
     return _status(exc) in RETRY_STATUS
 
@@ -259,7 +276,7 @@ class ApiBackend:
         start = time.perf_counter()
         attempts = 0
         try:
-            async for attempt in self.retry.retrying():
+            async for attempt in self.retry.retrying(on_wait=self.accounting.record_wait):
                 with attempt:
                     attempts = attempt.retry_state.attempt_number
                     resp = await _within(self._send(request), self.retry.timeout_s + 5)
@@ -274,18 +291,25 @@ class ApiBackend:
         return completion
 
     async def _one(self, request: Request) -> Completion:
-        estimate = self.estimate_cost(request) if self.accounting.budget_usd is not None else 0.0
+        budgeted = self.accounting.budget_usd is not None
+        estimate = self.estimate_cost(request) if budgeted else 0.0
         async with self._semaphores.get():
             try:
                 self.accounting.reserve(estimate)
             except BudgetExceeded as exc:  # nothing was sent; the Judge stops the run after saving the rest
                 return Completion(error=str(exc), refused=True, attempts=0)
             completion = await self._attempts(request)
+        cost = completion.usage.cost_usd
+        if budgeted and cost > estimate:
+            # The reservation is the most this request can cost (its prompt as sent, every max_tokens token): a
+            # server reporting more is wrong, and trusting it would take the run past its budget.
+            self.accounting.record_overreport()
+            cost = estimate
         self.accounting.record_call(
             reserved_usd=estimate,
             prompt_tokens=completion.usage.prompt_tokens,
             completion_tokens=completion.usage.completion_tokens,
-            cost_usd=completion.usage.cost_usd,
+            cost_usd=cost,
             latency_s=completion.latency_s,
             failed=not completion.ok,
             retries=completion.attempts - 1,
@@ -294,7 +318,7 @@ class ApiBackend:
 
     def _to_completion(self, resp: Any) -> Completion:
         if not getattr(resp, "choices", None):
-            raise ValueError(f"response has no choices: {str(resp)[:300]}")
+            raise MalformedResponse(f"response has no choices: {str(resp)[:300]}")
         choice = resp.choices[0]
         usage = getattr(resp, "usage", None)
         prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
@@ -305,8 +329,14 @@ class ApiBackend:
             usage=Usage(prompt_tokens, completion_tokens, self._cost(prompt_tokens, completion_tokens)),
         )
 
-    async def complete(self, requests: Sequence[Request]) -> list[Completion]:
-        return list(await asyncio.gather(*(self._one(r) for r in requests)))
+    async def complete(self, requests: Sequence[Request], on_done: OnDone | None = None) -> list[Completion]:
+        async def one(i: int, request: Request) -> Completion:
+            completion = await self._one(request)
+            if on_done is not None:
+                on_done(i, completion)
+            return completion
+
+        return list(await asyncio.gather(*(one(i, r) for i, r in enumerate(requests))))
 
     async def aclose(self) -> None:
         for client in self._clients:

@@ -7,14 +7,20 @@ every real call in the shared Accounting; the Judge above them handles the cache
 cache misses.
 
 `complete` takes a whole list at once so a backend can exploit structure across requests: the API backend runs
-them concurrently, the local backend batches them and reuses the KV cache of shared prompt prefixes.
+them concurrently, the local backend batches them and reuses the KV cache of shared prompt prefixes. It calls
+`on_done(i, completion)` the moment request i has its answer (the API backend per answer, an in-process engine
+when the computation holding it ends), so the Judge stores answers as they arrive and a killed run loses only
+the calls still in flight.
 """
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Callable, Protocol, Sequence, runtime_checkable
 
 from ..types import Completion, Request
+
+#: called with (index of the request, its completion) as each answer arrives
+OnDone = Callable[[int, Completion], None]
 
 
 @runtime_checkable
@@ -23,7 +29,7 @@ class Backend(Protocol):
     #: "local:NAME@llama.cpp", when its answers differ from another engine's for the same model name)
     model: str
 
-    async def complete(self, requests: Sequence[Request]) -> list[Completion]:
+    async def complete(self, requests: Sequence[Request], on_done: OnDone | None = None) -> list[Completion]:
         """One Completion per Request, same order. Failures are Completions with `error` set."""
         ...
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from ..accounting import Accounting
 from ..loops import PerLoop
 from ..types import Completion, Request
+from .base import OnDone
 
 
 class GenerationCancelled(BaseException):
@@ -34,17 +35,23 @@ class InProcessBackend:
         self._queues: PerLoop[asyncio.Lock] = PerLoop(asyncio.Lock)  # requests of one loop wait their turn
         self._cancel: threading.Event | None = None  # set while a computation runs; checked every decode step
 
-    async def complete(self, requests: Sequence[Request]) -> list[Completion]:
+    async def complete(self, requests: Sequence[Request], on_done: OnDone | None = None) -> list[Completion]:
+        """One computation for the whole list (batching and prefix reuse need it whole): its answers are
+        reported to `on_done` together, when it ends."""
         if not requests:
             return []
         queue = self._queues.get()
         async with queue:
             cancel = threading.Event()
             try:
-                return await asyncio.to_thread(self._run_locked, list(requests), cancel)
+                results = await asyncio.to_thread(self._run_locked, list(requests), cancel)
             except asyncio.CancelledError:
                 cancel.set()
                 raise
+        if on_done is not None:
+            for i, completion in enumerate(results):
+                on_done(i, completion)
+        return results
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self._unload_locked)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..types import Completion, Request
-from .base import Backend
+from .base import Backend, OnDone
 
 
 class RoutedBackend:
@@ -42,12 +42,13 @@ class RoutedBackend:
         backend = self.route(request)
         return getattr(backend, "cache_id", None) or backend.model
 
-    async def complete(self, requests: Sequence[Request]) -> list[Completion]:
+    async def complete(self, requests: Sequence[Request], on_done: OnDone | None = None) -> list[Completion]:
         out: list[Completion | None] = [None] * len(requests)
         for backend in (self.short, self.long):  # one after the other: both engines want every core
             idx = [i for i, r in enumerate(requests) if self.route(r) is backend]
             if idx:
-                for i, c in zip(idx, await backend.complete([requests[i] for i in idx])):
+                report = None if on_done is None else (lambda j, c, idx=idx: on_done(idx[j], c))
+                for i, c in zip(idx, await backend.complete([requests[i] for i in idx], on_done=report)):
                     out[i] = c
         return [c if c is not None else Completion(error="internal: no result") for c in out]
 

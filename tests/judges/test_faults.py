@@ -3,6 +3,8 @@ malformed output and the budget cap. Failures must end unscored with the reason 
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 
 import pytest
@@ -155,3 +157,96 @@ def test_accounting_reserve_refuses_past_budget():
     acc.reserve(0.6)
     with pytest.raises(BudgetExceeded):
         acc.reserve(0.5)
+
+
+# -- nothing lost, round two (issue 28) ---------------------------------------------------------------------------
+
+
+async def test_unreadable_answers_are_not_cached(tmp_path, transport):
+    # a server that answers "MAYBE" for one run must not poison the cache for the next, healthy one
+    answer = {"text": "MAYBE"}
+    with LoopbackServer(lambda n, req: Reply(text=answer["text"])) as server:
+        judge = _judge(server, tmp_path, transport, logprobs=False)
+        first = await judge.grade(["A", "B"], "response")
+        [game] = await judge.pairwise_many([("q", "x", "y")])
+        assert [v.met for v in first] == [None, None] and game.winner is None
+        assert judge.cache is not None and len(judge.cache) == 0
+        answer["text"] = "YES [[A]]"
+        healthy = _judge(server, tmp_path, transport, logprobs=False)
+        second = await healthy.grade(["A", "B"], "response")
+        [game] = await healthy.pairwise_many([("q", "x", "y")])
+    assert [v.met for v in second] == [True, True] and not any(v.cached for v in second)
+    assert game.winner == "A" and healthy.accounting.calls == 3 and healthy.accounting.cache_hits == 0
+    assert len(healthy.cache) == 3  # readable answers are stored
+
+
+async def test_answers_are_cached_as_they_arrive(tmp_path, transport):
+    # 8 criteria answer at once, 4 hang; the run is interrupted (Ctrl-C cancels the task): the 8 answers are kept
+    slow = lambda req: "slow" in req["messages"][-1]["content"]
+    script = lambda n, req: Reply(text="YES", delay_s=30.0 if slow(req) else 0.0)
+    criteria = [f"fast {i}" for i in range(8)] + [f"slow {i}" for i in range(4)]
+    with LoopbackServer(script) as server:
+        judge = _judge(server, tmp_path, transport, concurrency=12, timeout_s=60.0)
+        task = asyncio.ensure_future(judge.grade(criteria, "response"))
+        deadline = time.monotonic() + 20
+        while (judge.cache is None or len(judge.cache) < 8) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert judge.cache is not None and len(judge.cache) == 8
+        again = _judge(server, tmp_path, transport)
+        verdicts = await again.grade(criteria[:8], "response")
+    assert all(v.cached for v in verdicts) and again.accounting.calls == 0
+
+
+async def test_retry_after_is_capped_and_the_wait_is_reported(tmp_path, transport):
+    script = lambda n, req: Reply(status=429, headers={"Retry-After": "3600"}) if n == 0 else Reply(text="YES")
+    with LoopbackServer(script) as server:
+        judge = _judge(server, tmp_path, transport, max_retry_after_s=0.5)
+        start = time.perf_counter()
+        [verdict] = await judge.grade(["A"], "response")
+        elapsed = time.perf_counter() - start
+    assert verdict.met is True and 0.5 <= elapsed < 5.0
+    assert 0.5 <= judge.accounting.waited_s < 1.0
+    assert "s waiting to retry" in judge.accounting.summary()
+
+
+async def test_a_server_reporting_more_tokens_than_sent_cannot_push_spending_past_the_budget(tmp_path, transport):
+    def script(n, req):  # a valid answer whose usage claims 50,000 prompt tokens for a few-token request
+        body = {"id": "x", "object": "chat.completion", "created": 0, "model": "gpt-4o",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "YES"}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 50000, "completion_tokens": 1, "total_tokens": 50001}}
+        return Reply(raw_body=json.dumps(body))
+
+    with LoopbackServer(script) as server:
+        judge = _judge(server, tmp_path, transport, model="gpt-4o", concurrency=1, budget_usd=0.002)
+        with pytest.raises(BudgetExceeded):
+            await judge.grade([f"criterion {i}" for i in range(20)], "a short response")
+    assert judge.accounting.cost_usd <= 0.002 and judge.accounting.overreported >= 1
+    assert "reported more than they could cost" in judge.accounting.summary()
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-inf"])
+def test_a_budget_that_is_not_finite_is_refused(value):
+    import argparse
+
+    from judges.settings import number
+
+    with pytest.raises(argparse.ArgumentTypeError, match="finite"):
+        number(float, strict=True)(value)
+    with pytest.raises(ValueError, match="finite"):
+        Accounting(budget_usd=float(value))
+
+
+@pytest.mark.parametrize("body", ["{not json", '{"id": "x", "object": "chat.completion", "choices": []}'])
+async def test_a_malformed_body_is_retried_like_a_500(tmp_path, transport, body):
+    script = lambda n, req: Reply(raw_body=body) if n == 0 else Reply(text="YES")
+    with LoopbackServer(script) as server:
+        judge = _judge(server, tmp_path, transport, max_retries=2)
+        [verdict] = await judge.grade(["A"], "response")
+        assert verdict.met is True and len(server.requests) == 2
+    with LoopbackServer(lambda n, req: Reply(raw_body=body)) as server:
+        judge = _judge(server, tmp_path, transport, max_retries=0)
+        [verdict] = await judge.grade(["B"], "response")
+    assert verdict.met is None and verdict.retryable, "the default re-run (--retry failed) must redo it"

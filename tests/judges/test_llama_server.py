@@ -69,9 +69,12 @@ async def test_cache_hit_on_repeat_costs_no_call(llama_server, tmp_path, transpo
     # a new Judge on the same cache file: hits come from disk, not memory
     again_judge = _judge(llama_server, tmp_path, transport=transport)
     again = await again_judge.grade(CRITERIA, RESPONSE)
-    assert again_judge.accounting.calls == 0 and again_judge.accounting.cache_hits == len(CRITERIA)
-    assert [(v.met, v.p_yes) for v in again] == [(v.met, v.p_yes) for v in first]
-    assert all(v.cached for v in again) and calls == len(CRITERIA)
+    # readable answers come from disk; an unreadable one (SmolLM2 writes some) is never stored, so it is asked again
+    readable = [not v.unreadable for v in first]
+    assert again_judge.accounting.cache_hits == sum(readable)
+    assert again_judge.accounting.calls == len(CRITERIA) - sum(readable)
+    assert [v.cached for v in again] == readable and calls == len(CRITERIA)
+    assert all((a.met, a.p_yes) == (f.met, f.p_yes) for a, f in zip(again, first) if a.cached)
 
 
 async def test_batch_mode_and_pairwise_and_generation(llama_server, tmp_path, transport):

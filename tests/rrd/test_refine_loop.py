@@ -334,12 +334,15 @@ class JitteryBackend(ScriptedBackend):
         super().__init__(script, accounting=accounting)
         self.rng = random.Random(seed)
 
-    async def complete(self, requests):
-        async def one(req: Request) -> Completion:
+    async def complete(self, requests, on_done=None):
+        async def one(i: int, req: Request) -> Completion:
             await asyncio.sleep(self.rng.random() / 1000)
-            return (await super(JitteryBackend, self).complete([req]))[0]
+            completion = (await super(JitteryBackend, self).complete([req]))[0]
+            if on_done is not None:
+                on_done(i, completion)
+            return completion
 
-        return list(await asyncio.gather(*(one(r) for r in requests)))
+        return list(await asyncio.gather(*(one(i, r) for i, r in enumerate(requests))))
 
 
 INITIAL = ["a [c=1]", "b [c=4] [kids=1]", "c [c=1] [weak]", "d [c=2] [overlap=a]", "e [c=3] [kids=2]"]
