@@ -66,9 +66,9 @@ def _config(args: argparse.Namespace) -> Any:
 
 
 def run_eval_command(args: argparse.Namespace) -> int:
-    from rrd.io import InputError, JsonlAppender
+    from rrd.io import InputError, JsonlAppender, read_jsonl
 
-    from .report import build_report, read_jsonl
+    from .report import build_report
     from .runner import RESULTS, load_items
 
     try:
@@ -113,12 +113,20 @@ def run_eval_command(args: argparse.Namespace) -> int:
     print(f"this run: {summary.written} results written, {summary.skipped} already done, "
           f"{len(summary.errors)} errors; {accounting.summary()}; report: {config.out_dir / 'report.md'}",
           file=sys.stderr)
-    return 1 if summary.errors else 0
+    if summary.errors:
+        return 1
+    if accounting.failures:
+        from rrd.resume import FAILED_CALLS_EXIT, failed_calls_message
+
+        print(failed_calls_message(accounting.failures, redo=False), file=sys.stderr)
+        return FAILED_CALLS_EXIT
+    return 0
 
 
 def _write_view(out_dir: Path, args: argparse.Namespace) -> None:
     """OUT/view.html beside the report; a run with no results yet has nothing to show."""
-    from .report import read_jsonl
+    from rrd.io import read_jsonl
+
     from .view import write_run_page
 
     if not args.no_view and read_jsonl(out_dir / "results.jsonl"):
@@ -275,7 +283,7 @@ def _view(args: argparse.Namespace) -> Path:
 
 def _view_items(run_dir: Path, args: argparse.Namespace) -> list[Any]:
     from .benchmarks import BENCHMARKS
-    from .report import read_jsonl
+    from rrd.io import read_jsonl
     from .runner import as_responses
 
     records = read_jsonl(run_dir / "results.jsonl")

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Literal, TypeVar
 
-from rrd.io import InputError, Row, read_rows
+from rrd.io import InputError, Row, read_rows, require_records, unique_ids
 
 Verdict = Literal["A", "B", "tie"]
 T = TypeVar("T")
@@ -28,7 +28,8 @@ Located = list[tuple[T, str, int]]  # a record with the file (or Hub split) and 
 
 def _load(source: str, split: str, limit: int | None, build: Callable[[Row], T]) -> Located[T]:
     """Validate row by row, so the first bad line in the file is the one reported."""
-    return [(build(row), row.source, row.line) for row in read_rows(source, split=split, limit=limit)]
+    return require_records([(build(row), row.source, row.line) for row in read_rows(source, split=split, limit=limit)],
+                           source)
 
 
 def _unique(located: Located[T], key: Callable[[T], str], field: str) -> list[T]:
@@ -44,15 +45,9 @@ def _unique(located: Located[T], key: Callable[[T], str], field: str) -> list[T]
 
 def _disambiguate(located: Located[T], key: Callable[[T], str]) -> list[T]:
     """PPE ids are not guaranteed unique (an Arena question recurs; a best-of-K question is sampled from several
-    models), so a repeat gets "@<line>" appended: results files stay keyed one-to-one, deterministically."""
-    seen: set[str] = set()
-    out: list[T] = []
-    for record, _, line in located:
-        if key(record) in seen:
-            record = replace(record, id=f"{key(record)}@{line}")  # type: ignore[type-var]
-        seen.add(key(record))
-        out.append(record)
-    return out
+    models): rrd.io.unique_ids keeps a repeat with other content as "<id>@<line>" and scores an exact repeat
+    once, and says how many of each."""
+    return unique_ids(located, key, lambda record, new: replace(record, id=new))  # type: ignore[type-var]
 
 
 def _id(row: Row, *names: str) -> str:

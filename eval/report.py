@@ -13,7 +13,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from rrd.io import write_atomic
+from rrd.io import read_jsonl, write_atomic
 
 from . import metrics, policy_metrics
 from .methods import METHODS
@@ -23,7 +23,6 @@ from .report_figures import (
     plot_by_slice,
     plot_edges,
     plot_heatmap,
-    read_jsonl,
     rubric_edges,
     stored_sets,
     tree_reasons,

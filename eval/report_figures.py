@@ -3,28 +3,14 @@ and the correlation heatmap of the largest stored rubric set."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from rrd.io import read_jsonl
 from rrd.records import RubricSet
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """The records of a results file (none when it does not exist); a torn last line ends the list."""
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                break  # a torn last line from a crash; the appender repairs it on the next run
-    return out
 
 
 def _plt():

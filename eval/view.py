@@ -14,12 +14,12 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from rrd.io import write_atomic
+from rrd.io import read_jsonl, write_atomic
 from rrd.view import render, set_payload, write_page
 
 from .judging import ItemResponses
 from .report import by_method, combined_verdict, usage_totals
-from .report_figures import read_jsonl, stored_sets
+from .report_figures import stored_sets
 
 ITEMS = "items.jsonl"
 PAGE = "view.html"

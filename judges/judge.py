@@ -108,6 +108,9 @@ def local_engine(config: JudgeConfig) -> Literal["hybrid", "llama.cpp", "transfo
 def make_backend(config: JudgeConfig, accounting: Accounting) -> Backend:
     """`local:NAME|PATH` runs in-process (llama.cpp or transformers); any other string is an API model."""
     if config.model.startswith("local:"):
+        from .models import check_local_model
+
+        check_local_model(config.model)  # a missing model is one error now, not a failure per call
         spec = config.model.removeprefix("local:")
         engine = local_engine(config)
         if engine == "transformers":

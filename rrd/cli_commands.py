@@ -16,10 +16,10 @@ from judges.settings import add_config_args, config_values
 from . import interrupt
 from .cli_args import add_refine_args, models_from_args, refine_config_from_args
 from .inputs import PROMPT_FIELDS, PromptSource, read_pairs, read_prompt_tasks
-from .io import JsonlAppender, latest_by, read_rows
+from .io import JsonlAppender, latest_by, read_jsonl
 from .jobs import JudgeRunConfig, MissingRubricSets, judge_pairs, refine_all
 from .records import RubricSet
-from .resume import BUDGET_EXIT, Resume, Stop, add_resume_args
+from .resume import BUDGET_EXIT, FAILED_CALLS_EXIT, Resume, Stop, add_resume_args, failed_calls_message
 from .rubric_files import load_rubric_sets
 from .summaries import judge_summary, refine_summary
 
@@ -30,11 +30,14 @@ def _bar(total: int, desc: str):
     return tqdm(total=total, desc=desc, unit="prompt" if desc == "refine" else "pair", file=sys.stderr)
 
 
-def _finish(stop: Stop, unit: str) -> int:
-    """Say why the run stopped early, if it did; the exit status."""
+def _finish(stop: Stop, unit: str, failures: int) -> int:
+    """Say why the run stopped early or left work undone, if it did; the exit status (README, How it behaves)."""
     if stop.budget is not None:
         print(stop.message(unit), file=sys.stderr)
         return BUDGET_EXIT
+    if failures:
+        print(failed_calls_message(failures), file=sys.stderr)
+        return FAILED_CALLS_EXIT
     return 0
 
 
@@ -65,7 +68,7 @@ def _run_refine(args: argparse.Namespace) -> int:
             bar.close()
         if resume.message("prompt"):
             print(resume.message("prompt"), file=sys.stderr)
-        latest = latest_by((r.data for r in read_rows(str(out.path))), "prompt_id")
+        latest = latest_by(read_jsonl(out.path), "prompt_id")
         print(refine_summary([latest[t.prompt_id] for t in tasks if t.prompt_id in latest], models.accounting))
     if not args.no_view and latest:
         from .view import rubrics_page, write_page
@@ -73,7 +76,7 @@ def _run_refine(args: argparse.Namespace) -> int:
         page = write_page(Path(args.out).with_suffix(".html"),
                           rubrics_page([RubricSet.from_dict(d) for d in latest.values()], f"rubrics: {args.out}"))
         print(f"view: {page}", file=sys.stderr)
-    return _finish(stop, "prompt")
+    return _finish(stop, "prompt", models.accounting.failures)
 
 
 def refine_command(sub: argparse._SubParsersAction) -> None:
@@ -102,6 +105,11 @@ def _run_judge(args: argparse.Namespace) -> int:
     pairs = read_pairs(_source(args, args.pairs))
     sets = load_rubric_sets(args.rubrics)
     config, refine = judge_run_config_from_args(args), refine_config_from_args(args)
+    if config.refine_missing and not Path(args.rubrics).exists():  # a typo here would buy a refine per prompt
+        n = len({p.prompt_id for p in pairs})
+        print(f"note: --rubrics {args.rubrics} does not exist: the rubric sets of all {n} prompts will be refined "
+              "first and written there. If the path is mistyped, stop now (Ctrl-C); --no-refine-missing makes a "
+              "missing set an error instead", file=sys.stderr)
     resume, stop = Resume(), Stop()
     with JsonlAppender(args.out) as out:  # opened first: a bad or busy --out fails before any model loads
         if args.retry == "unscored" and args.reask_unreadable == 0:
@@ -124,9 +132,9 @@ def _run_judge(args: argparse.Namespace) -> int:
             bar.close()
     if resume.message("pair"):
         print(resume.message("pair"), file=sys.stderr)
-    latest = latest_by((r.data for r in read_rows(args.out)), "pair_id")
+    latest = latest_by(read_jsonl(args.out), "pair_id")
     print(judge_summary([latest[p.pair_id] for p in pairs if p.pair_id in latest], models.accounting))
-    return _finish(stop, "pair")
+    return _finish(stop, "pair", models.accounting.failures)
 
 
 def judge_command(sub: argparse._SubParsersAction) -> None:

@@ -3,11 +3,11 @@ from a .jsonl/.json/.csv file or a Hugging Face dataset id. Bad rows raise Input
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from judges.types import last_user_turn
 
-from .io import InputError, Row, read_rows
+from .io import InputError, Row, read_rows, require_records, unique_ids
 from .resume import content_hash
 from .rubric_files import prompt_key
 
@@ -54,8 +54,9 @@ class PromptSource:
 
 
 def read_prompt_tasks(source: PromptSource) -> list[PromptTask]:
-    """One task per distinct prompt id (a repeated prompt is refined once), in file order."""
-    tasks: dict[str, PromptTask] = {}
+    """One task per distinct prompt id, in file order: a repeated prompt is refined once, and another prompt
+    under an id already used is kept as ID@LINE (rrd.io.unique_ids)."""
+    tasks: list[tuple[PromptTask, str, int]] = []
     for row in read_rows(source.path, split=source.split, limit=source.limit):
         prompt = row_prompt(row, source.prompt_field)
         responses = None
@@ -64,8 +65,9 @@ def read_prompt_tasks(source: PromptSource) -> list[PromptTask]:
             if not all(isinstance(r, str) for r in responses):
                 raise InputError(row.source, row.line, source.responses_field, "expected a list of strings")
         pid = _prompt_id(row, source.id_field, prompt)
-        tasks.setdefault(pid, PromptTask(pid, prompt, responses))
-    return list(tasks.values())
+        tasks.append((PromptTask(pid, prompt, responses), row.source, row.line))
+    unique = unique_ids(tasks, lambda t: t.prompt_id, lambda t, new: replace(t, prompt_id=new))
+    return require_records(unique, source.path)
 
 
 @dataclass
@@ -98,13 +100,16 @@ def pair_label(row: Row) -> str | None:
 
 
 def read_pairs(source: PromptSource) -> list[Pair]:
-    """Preference pairs (prompt, response_A, response_B[, label]); `source.responses_field` is not used."""
-    pairs = []
+    """Preference pairs (prompt, response_A, response_B[, label]); `source.responses_field` is not used. An exact
+    repeat of a pair is judged once, another pair under a used id is kept as ID@LINE (rrd.io.unique_ids)."""
+    pairs: list[tuple[Pair, str, int]] = []
     for row in read_rows(source.path, split=source.split, limit=source.limit):
         prompt = row_prompt(row, source.prompt_field)
         a, b = row.get(*A_FIELDS), row.get(*B_FIELDS)
         pair_id = row.get("pair_id", "id", required=False, kind=(str, int))
         if pair_id is None:
             pair_id = "pair-" + content_hash(prompt, a, b)
-        pairs.append(Pair(str(pair_id), _prompt_id(row, source.id_field, prompt), prompt, a, b, pair_label(row)))
-    return pairs
+        pair = Pair(str(pair_id), _prompt_id(row, source.id_field, prompt), prompt, a, b, pair_label(row))
+        pairs.append((pair, row.source, row.line))
+    unique = unique_ids(pairs, lambda p: p.pair_id, lambda p, new: replace(p, pair_id=new))
+    return require_records(unique, source.path)

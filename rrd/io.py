@@ -10,13 +10,18 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import logging
 import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from judges.files import atomic_file
+from judges.models import ModelUnavailableError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 try:
     import fcntl
@@ -42,7 +47,7 @@ class OutputError(ValueError):
 
 
 #: what a command reports as a one-line `error:` (exit code 2) instead of a traceback
-USER_ERRORS = (InputError, OutputError)
+USER_ERRORS = (InputError, OutputError, ModelUnavailableError)
 
 
 def _not_text(path: Path) -> InputError:
@@ -96,6 +101,8 @@ def read_rows(source: str, *, split: str = "train", limit: int | None = None) ->
         path = Path(source)
         if not path.exists():
             raise InputError(source, None, None, "file not found")
+        if path.is_dir():
+            raise InputError(source, None, None, "is a directory; give a file (.jsonl, .json, .csv or .parquet)")
         try:
             yield from _read_file(path, limit)
         except (gzip.BadGzipFile, EOFError, zlib.error) as exc:  # a .gz that is not gzip, or is cut short
@@ -109,6 +116,47 @@ def read_rows(source: str, *, split: str = "train", limit: int | None = None) ->
         if limit is not None and i >= limit:
             return
         yield Row(f"{source}[{split}]", i + 1, dict(record))
+
+
+def require_records(items: list[T], source: str) -> list[T]:
+    """`items`, or an InputError when the input held no record at all: an empty file is a mistake (a wrong path,
+    a failed export), and a run over nothing that exits 0 hides it."""
+    if not items:
+        raise InputError(source, None, None, "no records: the input is empty")
+    return items
+
+
+def unique_ids(located: Sequence[tuple[T, str, int]], key: Callable[[T], str],
+               rename: Callable[[T, str], T]) -> list[T]:
+    """One record per id, from (record, source, line) in file order. A row that repeats an earlier one exactly
+    (same id, same content) is dropped: scoring it again would count one item twice. A row that reuses an id
+    with other content is kept as ID@LINE, so results stay keyed one to one and a re-run finds every item again
+    (two items behind one id would overwrite each other's record on every run and never settle). Both are
+    counted in one warning."""
+    seen: dict[str, list[T]] = {}
+    taken: set[str] = set()
+    out: list[T] = []
+    exact: list[int] = []
+    renamed: list[str] = []
+    source = located[0][1] if located else ""
+    for record, _, line in located:
+        k = key(record)
+        if record in seen.get(k, []):
+            exact.append(line)
+            continue
+        seen.setdefault(k, []).append(record)
+        if k in taken:
+            record = rename(record, f"{k}@{line}")
+            renamed.append(f"{k}@{line}")
+        taken.add(key(record))
+        out.append(record)
+    if exact:
+        log.warning("%s: %d row(s) repeat an earlier row exactly and are used once (lines %s)", source,
+                    len(exact), ", ".join(map(str, exact[:10])) + (" ..." if len(exact) > 10 else ""))
+    if renamed:
+        log.warning("%s: %d row(s) reuse an id with other content and are kept as %s", source, len(renamed),
+                    ", ".join(renamed[:10]) + (" ..." if len(renamed) > 10 else ""))
+    return out
 
 
 def _read_file(path: Path, limit: int | None) -> Iterator[Row]:
@@ -175,7 +223,8 @@ def _read_file(path: Path, limit: int | None) -> Iterator[Row]:
 class JsonlAppender:
     """Append-only JSONL results: each record is flushed and fsynced as it arrives, so a crash loses at most the
     record being written. On open, a torn last line (from a crash mid-write) is cut off, and the complete records
-    already there are available for resuming.
+    already there are available for resuming (a damaged line elsewhere is skipped and reported, never a reason
+    to drop the records after it).
 
     The file is locked (flock) while open: a second run on the same output fails at once with OutputError instead
     of interleaving a second copy of every record. An output that cannot be written fails the same way, before
@@ -207,26 +256,18 @@ class JsonlAppender:
                                          "another --out") from None
 
     def _load_and_repair(self) -> list[dict[str, Any]]:
+        """The records already in the file. A torn last line (a crash mid-write: no final newline) is cut off; a
+        bad line before the end is corruption, not a crash, so it stays where it is, is skipped and reported, and
+        the valid records after it are kept (their calls are not sent again)."""
         if not self.path.exists():
             return []
-        records: list[dict[str, Any]] = []
-        good_bytes = 0
-        needs_newline = False
-        with open(self.path, "rb") as fh:
-            for raw in fh:
-                try:
-                    records.append(json.loads(raw))
-                except ValueError:  # JSONDecodeError, or bytes that are not UTF-8
-                    if raw.endswith(b"\n") and not raw.strip():
-                        good_bytes += len(raw)
-                        continue
-                    break  # a torn write (crash mid-record): drop it and what follows
-                good_bytes += len(raw)
-                needs_newline = not raw.endswith(b"\n")  # a complete record typed without a final newline
-        if good_bytes != self.path.stat().st_size:
+        records, bad, good_bytes, torn = _scan_jsonl(self.path)
+        for line, why in bad:
+            log.warning("%s, line %d: %s; skipped (the line is left in the file)", self.path, line, why)
+        if torn:
             with open(self.path, "r+b") as fh:
                 fh.truncate(good_bytes)
-        if needs_newline:
+        elif good_bytes and not self.path.read_bytes().endswith(b"\n"):  # a last record without a newline
             with open(self.path, "ab") as fh:
                 fh.write(b"\n")
         return records
@@ -244,6 +285,48 @@ class JsonlAppender:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _scan_jsonl(path: Path) -> tuple[list[dict[str, Any]], list[tuple[int, str]], int, bool]:
+    """(records, bad lines as (line, why), bytes up to the end of the last good line, whether the file ends in a
+    torn write). Only a last line with no newline is torn: every record is written with its newline in one
+    write, so a bad line that ends in one was damaged after it was written."""
+    records: list[dict[str, Any]] = []
+    bad: list[tuple[int, str]] = []
+    good_bytes = 0
+    torn = False
+    with open(path, "rb") as fh:
+        for i, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                good_bytes += len(raw)
+                continue
+            try:
+                record = json.loads(raw)
+            except ValueError as exc:  # JSONDecodeError, or bytes that are not UTF-8
+                if not raw.endswith(b"\n"):
+                    torn = True
+                    break
+                bad.append((i, f"not a JSON record ({exc})"[:200]))
+                good_bytes += len(raw)
+                continue
+            if not isinstance(record, dict):
+                bad.append((i, "not a JSON object"))
+            else:
+                records.append(record)
+            good_bytes += len(raw)
+    return records, bad, good_bytes, torn
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The records of a results file written by JsonlAppender (none when it does not exist), for summaries and
+    reports: a torn last line is ignored, a damaged line elsewhere is skipped with a warning naming it."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    records, bad, _, _ = _scan_jsonl(path)
+    for line, why in bad:
+        log.warning("%s, line %d: %s; skipped", path, line, why)
+    return records
 
 
 def latest_by(records: Iterable[dict[str, Any]], key: str) -> dict[Any, dict[str, Any]]:

@@ -13,6 +13,7 @@ import json
 import re
 from typing import Any, Sequence
 
+from judges.templates import neutralise
 from judges.types import Message
 
 TEMPLATE_VERSION = "rrd-prompts-v4"  # v2: repair turns; v3: contrastive decomposition, per-response initial lists;
@@ -35,16 +36,19 @@ RUBRIC_RULES = (
 )
 
 
+# Every text that comes from a user, a sampled response or an earlier answer is neutralised as the grader's is
+# (judges.templates.neutralise): a response holding "</response>" or "<|im_start|>system" cannot close its block
+# or open a turn of its own in the proposer's request. Only texts holding such markup change.
 def _prompt_block(prompt: str) -> str:
-    return f"<prompt>\n{prompt}\n</prompt>\n\n"
+    return f"<prompt>\n{neutralise(prompt)}\n</prompt>\n\n"
 
 
 def _responses_block(responses: Sequence[str]) -> str:
-    return "".join(f'<response id="{i + 1}">\n{r}\n</response>\n\n' for i, r in enumerate(responses))
+    return "".join(f'<response id="{i + 1}">\n{neutralise(r)}\n</response>\n\n' for i, r in enumerate(responses))
 
 
 def _numbered(items: Sequence[str]) -> str:
-    return "\n".join(f"{i + 1}. {t}" for i, t in enumerate(items)) or "(none)"
+    return "\n".join(f"{i + 1}. {neutralise(t)}" for i, t in enumerate(items)) or "(none)"
 
 
 def _messages(user: str) -> list[Message]:
@@ -103,7 +107,7 @@ def decompose_contrastive(prompt: str, rubric: str, satisfying: Sequence[str], o
     user = (
         _prompt_block(prompt)
         + f"This rubric is too coarse: most responses satisfy it, so it does not tell them apart.\n"
-        f"Rubric: {rubric}\n\n"
+        f"Rubric: {neutralise(rubric)}\n\n"
         "These responses all satisfy it:\n\n"
         + _responses_block(satisfying)
         + "Other rubrics already in use (do not repeat them):\n"
@@ -128,7 +132,7 @@ def decompose(prompt: str, rubric: str, satisfying: Sequence[str], others: Seque
     user = (
         _prompt_block(prompt)
         + f"This rubric is too coarse: most responses satisfy it, so it does not tell them apart.\n"
-        f"Rubric: {rubric}\n\n"
+        f"Rubric: {neutralise(rubric)}\n\n"
         "These responses all satisfy it:\n\n"
         + _responses_block(satisfying)
         + "Other rubrics already in use (do not repeat them):\n"
@@ -152,14 +156,14 @@ def repair(messages: Sequence[Message], answer: str, problems: Sequence[str], ex
     else:
         rule = ("Each rubric must check something different; no rubric may appear twice. Answer with only a JSON "
                 "list of strings.")
-    listed = "\n".join(f"- {p}" for p in problems)
+    listed = "\n".join(f"- {neutralise(p)}" for p in problems)
     user = f"Your answer cannot be used:\n{listed}\n\nAnswer the request again. {rule}"
-    return [*messages, {"role": "assistant", "content": answer}, {"role": "user", "content": user}]
+    return [*messages, {"role": "assistant", "content": neutralise(answer)}, {"role": "user", "content": user}]
 
 
 def overlap_check(candidate: str, accepted: Sequence[str]) -> list[Message]:
     user = (
-        f"Accepted rubrics:\n{_numbered(accepted)}\n\nCandidate rubric: {candidate}\n\n"
+        f"Accepted rubrics:\n{_numbered(accepted)}\n\nCandidate rubric: {neutralise(candidate)}\n\n"
         "Does the candidate substantially overlap one of the accepted rubrics? It overlaps if it has the same "
         "intent, if one is a subset or superset of the other, or if about 70% or more of its meaning is "
         'already covered by that rubric. Answer with only JSON: {"overlaps": <number of the overlapping '
@@ -170,7 +174,7 @@ def overlap_check(candidate: str, accepted: Sequence[str]) -> list[Message]:
 
 def conflict_check(candidate: str, accepted: Sequence[str]) -> list[Message]:
     user = (
-        f"Accepted rubrics:\n{_numbered(accepted)}\n\nCandidate rubric: {candidate}\n\n"
+        f"Accepted rubrics:\n{_numbered(accepted)}\n\nCandidate rubric: {neutralise(candidate)}\n\n"
         "Does the candidate conflict with one of the accepted rubrics, i.e. does it require the opposite of "
         "what that rubric requires, so that a response cannot satisfy both? Answer with only JSON: "
         '{"conflicts": <number of the conflicting rubric>} or {"conflicts": null} if none conflicts.'

@@ -25,6 +25,15 @@ T = TypeVar("T")
 RETRY_RULES = ("failed", "unscored", "none")
 #: exit status of a run that stopped because the next call could take spending past --budget-usd
 BUDGET_EXIT = 3
+#: exit status of a run that finished with calls that failed after all their retries: their items are written
+#: unscored, and the same command run again redoes them (`--retry failed`, the default)
+FAILED_CALLS_EXIT = 4
+
+
+def failed_calls_message(failures: int, redo: bool = True) -> str:
+    return (f"{failures} call{'s' if failures != 1 else ''} failed after all retries; their items are written "
+            "unscored" + ("; run the same command again to retry them" if redo else
+                          " and count as failed verdicts, as the benchmark's protocol says"))
 
 
 def add_resume_args(p: argparse.ArgumentParser) -> None:

@@ -125,8 +125,9 @@ def test_ppe_human_rejects_unknown_winner() -> None:
 
 def test_ppe_human_ids(tmp_path: Path) -> None:
     rec = {"winner": "model_a", "prompt": "p", "response_1": "x", "response_2": "y"}
-    path = _write(tmp_path, "ids.jsonl", [{**rec, "id": 7}, rec, {**rec, "id": 7}])
-    assert [p.id for p in load_ppe_human(str(path))] == ["7", "2", "7@3"]  # row-number fallback; repeat made unique
+    path = _write(tmp_path, "ids.jsonl", [{**rec, "id": 7}, rec, {**rec, "id": 7, "response_2": "z"}, {**rec, "id": 7}])
+    # row-number fallback; another pair under a used id made unique; an exact repeat (row 4) used once
+    assert [p.id for p in load_ppe_human(str(path))] == ["7", "2", "7@3"]
     _raises_at(_write(tmp_path, "resp.jsonl", [rec, {**rec, "response_2": 5}]), 2, "response_2", load_ppe_human)
 
 

