@@ -100,31 +100,24 @@ def initial_rubrics_one(prompt: str, response: str) -> list[Message]:
     return _messages(user)
 
 
-def decompose_contrastive(prompt: str, rubric: str, satisfying: Sequence[str], others: Sequence[str]) -> list[Message]:
-    """Decomposition as the paper means it (RefineConfig.decompose_prompt "contrastive"): the satisfying
-    responses are shown side by side and the proposer is asked what the best of them does that the rest do not,
-    which a small model answers far more often than an abstract "split this rubric"."""
-    user = (
-        _prompt_block(prompt)
-        + f"This rubric is too coarse: most responses satisfy it, so it does not tell them apart.\n"
-        f"Rubric: {neutralise(rubric)}\n\n"
-        "These responses all satisfy it:\n\n"
-        + _responses_block(satisfying)
-        + "Other rubrics already in use (do not repeat them):\n"
-        + _numbered(others)
-        + "\n\nCompare how these responses handle the point the rubric checks. Which one handles it best, and "
-        "what concrete thing does that best response include there (a detail, a correct value, a step, a caveat, "
-        "a constraint of the prompt)? Write exactly two new rubrics, each a stricter version of the rubric above "
-        "that names one such concrete thing as something a response does (\"The response gives ...\"), so that "
-        "the best response passes it and a weaker one fails it. Do not reword the rubric above.\n\n"
-        + RUBRIC_RULES
-        + '\nAnswer with only a JSON list of exactly 2 strings, e.g. ["The response ...", "The response ..."].'
-    )
-    return _messages(user)
+#: what a decomposition request asks for (RefineConfig.decompose_prompt). "plain" is the paper's; "contrastive" asks
+#: which satisfying response handles the rubric's point best and what concrete thing it includes there, which a
+#: small model answers far more often than an abstract "split this rubric" (docs/method-deviations.md)
+_DECOMPOSE_ASK = {
+    "plain": "Write exactly two finer rubrics that each refine the rubric above into a stricter, more specific "
+             "check, so that only some of these responses would satisfy each.",
+    "contrastive": "Compare how these responses handle the point the rubric checks. Which one handles it best, and "
+                   "what concrete thing does that best response include there (a detail, a correct value, a step, "
+                   "a caveat, a constraint of the prompt)? Write exactly two new rubrics, each a stricter version "
+                   "of the rubric above that names one such concrete thing as something a response does (\"The "
+                   "response gives ...\"), so that the best response passes it and a weaker one fails it. Do not "
+                   "reword the rubric above.",
+}
 
 
-def decompose(prompt: str, rubric: str, satisfying: Sequence[str], others: Sequence[str]) -> list[Message]:
-    """Split a rubric that too many responses satisfy into two finer ones.
+def decompose(prompt: str, rubric: str, satisfying: Sequence[str], others: Sequence[str],
+              style: str = "plain") -> list[Message]:
+    """Split a rubric that too many responses satisfy into two finer ones (`style`: _DECOMPOSE_ASK).
 
     Only the satisfying responses are shown: the children must separate *those* responses from each other.
     The other current rubrics are shown so the children do not restate them.
@@ -137,8 +130,7 @@ def decompose(prompt: str, rubric: str, satisfying: Sequence[str], others: Seque
         + _responses_block(satisfying)
         + "Other rubrics already in use (do not repeat them):\n"
         + _numbered(others)
-        + "\n\nWrite exactly two finer rubrics that each refine the rubric above into a stricter, more specific "
-        "check, so that only some of these responses would satisfy each.\n\n"
+        + "\n\n" + _DECOMPOSE_ASK[style] + "\n\n"
         + RUBRIC_RULES
         + '\nAnswer with only a JSON list of exactly 2 strings, e.g. ["The response ...", "The response ..."].'
     )

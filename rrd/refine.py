@@ -370,9 +370,8 @@ class _Refinement:
             satisfying = ([s.text for s, v in zip(self.samples, r.verdicts) if v is True]
                           or [s.text for s in self.samples])  # a soft count can exceed n with no hard YES
             others = [x.text for x in self.accepted] + [x.text for x in self.queue]
-            template = (prompts.decompose_contrastive if self.config.decompose_prompt == "contrastive"
-                        else prompts.decompose)
-            texts, problem = await self._propose("decompose", template(self.prompt, r.text, satisfying, others), r)
+            messages = prompts.decompose(self.prompt, r.text, satisfying, others, self.config.decompose_prompt)
+            texts, problem = await self._propose("decompose", messages, r)
         if not texts and mode == "fallback":
             texts = self._split(r)
             origin, problem = ("split", None) if texts else (origin, problem)

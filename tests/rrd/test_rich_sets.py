@@ -81,15 +81,21 @@ async def test_the_contrastive_prompt_asks_what_separates_the_satisfying_samples
     assert "the others do not" not in last_user(calls(backend, "decompose")[0])  # the paper's prompt by default
 
 
-async def test_per_sample_initial_lists_add_what_the_joint_list_missed():
+def per_sample_script(lists):
+    """A script whose joint initial list is ["joint [c=0]"] and whose list from sample i is lists(i)."""
     base = make_script(["joint [c=0]"])
 
     def script(req):
         text = last_user(req)
         if kind(req) == "initial" and "Here is one response" in text:
-            i = int(re.search(r"\[sample (\d+)\]", text).group(1))
-            return json.dumps(["joint [c=0]", f"own{i} [c=0]", "shared [c=0]"])
+            return json.dumps(lists(int(re.search(r"\[sample (\d+)\]", text).group(1))))
         return base(req)
+
+    return script
+
+
+async def test_per_sample_initial_lists_add_what_the_joint_list_missed():
+    script = per_sample_script(lambda i: ["joint [c=0]", f"own{i} [c=0]", "shared [c=0]"])
 
     rs, backend = await run(["joint [c=0]"], n_samples=2, misalignment=False, script=script, initial_mode="union")
     assert [r.text for r in rs.tree if r.status != "dropped"] == ["joint [c=0]", "own0 [c=0]", "shared [c=0]",
@@ -186,15 +192,7 @@ async def test_a_whole_refine_with_a_proposer_that_only_repeats_its_parent_still
 
 async def test_overlaps_among_per_sample_initial_lists_do_not_spend_the_rejection_budget():
     # every per-sample list restates the joint rubric in other words: the overlap check names it each time
-    base = make_script(["joint [c=0]"])
-
-    def script(req):
-        text = last_user(req)
-        if kind(req) == "initial" and "Here is one response" in text:
-            i = int(re.search(r"\[sample (\d+)\]", text).group(1))
-            return json.dumps([f"restated{i} [c=0] [overlap=joint]"])
-        return base(req)
-
+    script = per_sample_script(lambda i: [f"restated{i} [c=0] [overlap=joint]"])
     cfg = dict(n_samples=3, misalignment=False, script=script, max_rejections=2)
     rs, _ = await run(["joint [c=0]"], initial_mode="union", **cfg)
     restated = [r for r in rs.tree if r.text.startswith("restated")]
