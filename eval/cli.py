@@ -134,13 +134,11 @@ def _write_view(out_dir: Path, args: argparse.Namespace) -> None:
 
 
 def _run(config: Any, args: argparse.Namespace, items: list[Any], results: Any) -> tuple[Any, Any]:
-    from tqdm import tqdm
-
     from judges import Judge
     from judges.cli_args import judge_config_from_args
     from rrd import interrupt
     from rrd.cli_args import models_from_args
-    from rrd.progress import RefineView
+    from rrd.progress import RefineView, progress_bar
 
     from .runner import EvalRun
 
@@ -151,7 +149,7 @@ def _run(config: Any, args: argparse.Namespace, items: list[Any], results: Any) 
         pcfg.api_base = args.policy_api_base
         policy = Judge(pcfg, accounting=models.judge.accounting, cache=models.judge.cache)
     n_methods = max(1, len(config.method_list()))
-    bar = tqdm(total=len(items) * n_methods, desc=f"eval {config.bench}", unit="result", file=sys.stderr)
+    bar = progress_bar(len(items) * n_methods, f"eval {config.bench}", "result")
 
     view = RefineView(bar, models.judge.accounting)  # the stage and rubric counts of refinements in flight
 

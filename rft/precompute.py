@@ -70,9 +70,9 @@ def build_models(judge_cfg: JudgeConfig, proposer_cfg: JudgeConfig, refine: Refi
 
 async def _refine(tasks: list[PromptTask], models: Models, refine: RefineConfig, path: Path,
                   prompt_concurrency: int) -> list[RubricSet]:
-    from tqdm import tqdm
+    from rrd.progress import progress_bar
 
-    bar = tqdm(total=len(tasks), desc="refine", unit="prompt")
+    bar = progress_bar(len(tasks), "refine", "prompt")
     stop = Stop()
     try:
         with JsonlAppender(path) as out:

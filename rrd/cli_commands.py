@@ -18,6 +18,7 @@ from .cli_args import add_refine_args, models_from_args, refine_config_from_args
 from .inputs import PROMPT_FIELDS, PromptSource, read_pairs, read_prompt_tasks
 from .io import JsonlAppender, latest_by, read_jsonl
 from .jobs import JudgeRunConfig, MissingRubricSets, judge_pairs, refine_all
+from .progress import progress_bar
 from .records import RubricSet
 from .resume import BUDGET_EXIT, FAILED_CALLS_EXIT, Resume, Stop, add_resume_args, failed_calls_message
 from .rubric_files import load_rubric_sets
@@ -25,9 +26,7 @@ from .summaries import judge_summary, refine_summary
 
 
 def _bar(total: int, desc: str):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="prompt" if desc == "refine" else "pair", file=sys.stderr)
+    return progress_bar(total, desc, "prompt" if desc == "refine" else "pair")
 
 
 def _finish(stop: Stop, unit: str, failures: int) -> int:

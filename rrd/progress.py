@@ -1,10 +1,59 @@
-"""The refine progress bar's live postfix (shared by `rrd refine`, `rrd judge` and `rrd eval`)."""
+"""Progress of `rrd refine`, `rrd judge` and `rrd eval`: the bar (a live tqdm bar on a terminal, a line per
+finished item in a log) and the refine postfix it shows."""
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
-from typing import Any
+from typing import Any, TextIO
+
+
+def progress_bar(total: int, desc: str, unit: str, file: TextIO | None = None) -> Any:
+    """A tqdm bar when `file` (stderr) is a terminal; a LogBar when it is not, since a redrawn bar written to a
+    log appends a line at every refresh (an eval log reached hundreds of KB)."""
+    file = file if file is not None else sys.stderr
+    if getattr(file, "isatty", lambda: False)():
+        from tqdm import tqdm
+
+        return tqdm(total=total, desc=desc, unit=unit, file=file)
+    return LogBar(total, desc, unit, file)
+
+
+class LogBar:
+    """The bar for a log: one line per finished item, and the live postfix at most every `every_s` seconds while
+    nothing finishes (a heartbeat for long refinements). The same calls as tqdm's that the commands use."""
+
+    def __init__(self, total: int, desc: str, unit: str, file: TextIO, every_s: float = 30.0,
+                 clock: Any = time.monotonic):
+        self.total, self.desc, self.unit, self.file, self.every_s, self.clock = total, desc, unit, file, every_s, clock
+        self.n = 0
+        self.postfix = ""
+        self.t0 = self.last = clock()
+        self.dirty = False
+
+    def update(self, n: int = 1) -> None:
+        if n:
+            self.n += n
+            self._line()
+
+    def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
+        self.postfix, self.dirty = s, True
+        if self.clock() - self.last >= self.every_s:
+            self._line()
+
+    def close(self) -> None:
+        if self.dirty:
+            self._line()
+
+    def _line(self) -> None:
+        now = self.clock()
+        spent = now - self.t0
+        share = f" ({self.n / self.total:.0%})" if self.total else ""
+        rest = f", eta {_clock(spent / self.n * (self.total - self.n))}" if 0 < self.n < self.total else ""
+        text = f"{self.desc}: {self.n}/{self.total} {self.unit}s{share}, {_clock(spent)} elapsed{rest}"
+        print(text + (f" | {self.postfix}" if self.postfix else ""), file=self.file, flush=True)
+        self.last, self.dirty = now, False
 
 
 def _clock(seconds: float) -> str:

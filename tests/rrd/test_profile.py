@@ -81,3 +81,29 @@ def test_eta_from_the_loop_rate_then_from_finished_prompts() -> None:
     now[0] = 150.0
     view.show()
     assert "0:30 eta 1:30" in bar.postfix
+
+
+def test_in_a_log_the_bar_writes_a_line_per_finished_item_and_a_heartbeat_at_most_every_30_s() -> None:
+    import io
+
+    from rrd.progress import LogBar, progress_bar
+
+    now = [0.0]
+    log = io.StringIO()
+    bar = LogBar(4, "eval pairs", "result", log, clock=lambda: now[0])
+    for t in range(1, 30):  # the refine view refreshes the postfix every 2 s: nothing is written for 30 s
+        now[0] = float(t)
+        bar.set_postfix_str(f"grading q={t}")
+    assert log.getvalue() == ""
+    now[0] = 30.0
+    bar.set_postfix_str("grading q=30")  # the heartbeat
+    now[0] = 40.0
+    bar.update(1)  # a finished item: always a line
+    bar.update(1)
+    bar.close()  # nothing new since the last line
+    assert log.getvalue().splitlines() == [
+        "eval pairs: 0/4 results (0%), 0:30 elapsed | grading q=30",
+        "eval pairs: 1/4 results (25%), 0:40 elapsed, eta 2:00 | grading q=30",
+        "eval pairs: 2/4 results (50%), 0:40 elapsed, eta 0:40 | grading q=30",
+    ]
+    assert isinstance(progress_bar(3, "refine", "prompt", file=io.StringIO()), LogBar)  # not a terminal
