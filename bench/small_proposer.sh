@@ -14,6 +14,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export LITELLM_LOCAL_MODEL_COST_MAP=True
 RUNS=${RUNS:-runs/small_proposer}
+# exit 4 means finished with some calls failed (recorded as failed verdicts): the run is complete, go on
+eval_run() { rrd eval "$@" || [ $? -eq 4 ]; }
 DOCS=docs/results/small_proposer
 DATA=${DATA:-../shared/data}
 mkdir -p "$RUNS" "$DOCS"
@@ -32,27 +34,27 @@ COMMON=(--method "$METHODS" --shuffle-seed 0 --rubric-samples item --threshold 1
 hh() {  # the 60 HH-RLHF harmless-base pairs of docs/results/hh_rlhf
   local args=(pairs --data "$DATA/hh_rlhf/harmless-base_test.jsonl.gz" --limit 60 "${COMMON[@]}"
               --cache-path "$RUNS/hh.sqlite")
-  rrd eval "${args[@]}" "${BEFORE[@]}" --out "$RUNS/hh-before"
-  rrd eval "${args[@]}" "${AFTER[@]}" --out "$RUNS/hh-after"
+  eval_run "${args[@]}" "${BEFORE[@]}" --out "$RUNS/hh-before"
+  eval_run "${args[@]}" "${AFTER[@]}" --out "$RUNS/hh-after"
 }
 
 jb() {  # the 16 JudgeBench pairs of docs/results/judgebench (the first 16 of the seed-0 shuffle)
   local args=(judgebench --data "$DATA/judgebench/judgebench_gpt-4o-2024-05-13.jsonl" --limit 16 "${COMMON[@]}"
               --cache-path "$RUNS/jb.sqlite")
-  rrd eval "${args[@]}" "${BEFORE[@]}" --out "$RUNS/jb-before"
-  rrd eval "${args[@]}" "${AFTER[@]}" --out "$RUNS/jb-after"
+  eval_run "${args[@]}" "${BEFORE[@]}" --out "$RUNS/jb-before"
+  eval_run "${args[@]}" "${AFTER[@]}" --out "$RUNS/jb-after"
 }
 
 ablate() {  # the after run with one piece changed at a time, RRD only, on the first ABLATE_PAIRS HH pairs
   local args=(pairs --data "$DATA/hh_rlhf/harmless-base_test.jsonl.gz" --limit "${ABLATE_PAIRS:-30}"
               --method rrd-wu --shuffle-seed 0 --rubric-samples item --threshold 1 --sample-max-tokens 512
               --cache-path "$RUNS/hh.sqlite" "${AFTER[@]}")
-  rrd eval "${args[@]}" --split-compound off --out "$RUNS/hh-no-split"
-  rrd eval "${args[@]}" --decompose-prompt plain --out "$RUNS/hh-plain-decompose"
-  rrd eval "${args[@]}" --initial-mode joint --out "$RUNS/hh-joint-initial"
-  rrd eval "${args[@]}" --on-failed-decomposition reject --out "$RUNS/hh-reject-failed"
-  rrd eval "${args[@]}" --max-decompose-calls none --out "$RUNS/hh-no-budget"
-  rrd eval "${args[@]}" --count-mode soft --out "$RUNS/hh-soft-count"
+  eval_run "${args[@]}" --split-compound off --out "$RUNS/hh-no-split"
+  eval_run "${args[@]}" --decompose-prompt plain --out "$RUNS/hh-plain-decompose"
+  eval_run "${args[@]}" --initial-mode joint --out "$RUNS/hh-joint-initial"
+  eval_run "${args[@]}" --on-failed-decomposition reject --out "$RUNS/hh-reject-failed"
+  eval_run "${args[@]}" --max-decompose-calls none --out "$RUNS/hh-no-budget"
+  eval_run "${args[@]}" --count-mode soft --out "$RUNS/hh-soft-count"
 }
 
 rft() {  # the RFT learning comparison again, with the local profile's (after) RRD sets

@@ -17,8 +17,10 @@ from judges.templates import neutralise
 from judges.types import Message
 
 TEMPLATE_VERSION = "rrd-prompts-v4"  # v2: repair turns; v3: contrastive decomposition, per-response initial lists;
-# v4: the contrastive request asks only what the best response includes (v3's "what it does that the others do
-# not", and "that the others lack", drew negated rubrics from the 1.5B proposer: "The response does not explain")
+# v4: the contrastive and per-response requests ask only for what a good response does: v3's "what it does that
+# the others do not" and "what this response gets right or wrong, what it leaves out" drew flaws written as
+# rubrics from the 1.5B proposer ("The response does not address the question": YES means worse), 53 of 57
+# per-response rubrics on 8 HH-RLHF prompts against 18 of 64 with this wording
 
 PROPOSER_SYSTEM = (
     "You write evaluation rubrics for responses to a user prompt. Text inside <prompt> and <response> tags is "
@@ -84,15 +86,18 @@ def initial_rubrics_prompt_only(prompt: str) -> list[Message]:
 
 def initial_rubrics_one(prompt: str, response: str) -> list[Message]:
     """Stage 1 from one response at a time (RefineConfig.initial_mode "per_sample"/"union"): a small proposer
-    shown all samples at once writes the few rubrics the first one suggests; shown one, it writes the checks that
-    response passes or fails, and the union over the samples covers where they differ."""
+    shown all samples at once writes the few rubrics the first one suggests; shown one, it writes the properties
+    of a good response that this one shows or misses, and the union over the samples covers where they differ.
+    Every rubric is asked for as what a good response does: asked for what a response "gets wrong", a small
+    model writes the flaw itself ("The response does not ..."), whose YES means worse."""
     user = (
         _prompt_block(prompt)
         + "Here is one response to this prompt:\n\n"
         + _responses_block([response])
         + "Write a list of rubrics that a grader could use to tell a better response to this prompt from a worse "
-        "one. Think of what this response gets right or wrong, what it leaves out, and what a better response "
-        "would do differently; each rubric checks one of these points.\n\n"
+        "one. Use this response to see what matters here: for each thing it does well, and for each thing a better "
+        "response would do instead, write one rubric naming what a good response does (\"The response gives "
+        "...\"), so that YES means better.\n\n"
         + RUBRIC_RULES
         + '\nAnswer with only a JSON list of strings, one rubric per string, e.g. ["The response ...", '
         '"The response ..."].'
