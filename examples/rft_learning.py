@@ -45,9 +45,15 @@ STAGES = ["prepare", "refine_train", "train_rrd_wu", "train_prompt_only", "refin
 
 
 def run(cmd: list[str]) -> None:
+    """Run one `rrd` command; exit 4 (finished, some calls failed and are written unscored) goes on, and the
+    next run of this script redoes them (README, How it behaves)."""
     print("+", " ".join(cmd), flush=True)
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    subprocess.run(cmd, check=True, env=env, cwd=ROOT)
+    rc = subprocess.run(cmd, env=env, cwd=ROOT).returncode
+    if rc == 4:
+        print("note: some calls failed; run this script again to retry them", flush=True)
+    elif rc != 0:
+        raise subprocess.CalledProcessError(rc, cmd)
 
 
 def prepare(args: argparse.Namespace) -> None:
