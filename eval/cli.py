@@ -19,7 +19,7 @@ BENCH_NAMES = ["judgebench", "pairs", "rm-bench", "rewardbench2", "ppe-human",
 
 def eval_command(sub: argparse._SubParsersAction) -> None:
     from judges.settings import add_config_args
-    from rrd.cli_args import add_refine_args
+    from rrd.cli_args import add_refine_args, add_score_args
 
     from .policy import PolicyConfig
     from .preference import PairFields
@@ -33,6 +33,7 @@ def eval_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("bench", choices=BENCH_NAMES)
     p.add_argument("--out", default=None, help="output folder (default runs/eval/BENCH)")
     add_config_args(p, EvalConfig)
+    add_score_args(p)
     add_config_args(p.add_argument_group(
         "your own preference data (rrd eval pairs --data FILE_OR_HUB_ID); fields default to the first present of "
         "the usual names"), PairFields)
@@ -49,12 +50,13 @@ def eval_command(sub: argparse._SubParsersAction) -> None:
 
 def _config(args: argparse.Namespace) -> Any:
     from judges.settings import config_values
-    from rrd.cli_args import refine_config_from_args
+    from rrd.cli_args import refine_config_from_args, score_mode
 
     from .policy import PolicyConfig
     from .preference import PairFields
     from .runner import EvalConfig
 
+    score_mode(args)
     return EvalConfig(
         bench=args.bench,
         out_dir=Path(args.out or f"runs/eval/{args.bench}"),

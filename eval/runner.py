@@ -51,7 +51,8 @@ class EvalConfig:
     score: ScoreMode = setting("soft", shortcuts={"--soft": "soft", "--hard": "hard"},
                                help="soft: rubric verdicts as P(YES) and the direct judge's tied games broken by "
                                     "its verdict token's P(A) vs P(B); hard: 0/1 verdicts and the two-game counter "
-                                    "(the paper). Records and the report keep both")
+                                    "(the paper; the default under an explicit --profile paper). Records and the "
+                                    "report keep both")
     tie_margin: float = setting(0.0, type=number(float), help="score difference below which a pair is a tie")
     item_concurrency: int = setting(4, type=POSITIVE, help="items judged at once")
     #: BiGGen's 18 `llm_judge` items (the instruction is itself a grading task). "official": as

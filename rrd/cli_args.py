@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import MISSING, Field
+from typing import Any
 
 from judges.cli_args import (POSITIVE, add_judge_args, add_proposer_args, judge_config_from_args,
                              proposer_config_from_args)
@@ -27,13 +28,39 @@ def add_refine_args(p: argparse.ArgumentParser, default_profile: str = "auto") -
     add_proposer_args(p)
     local = PROFILES["local"]
     g = p.add_argument_group("refinement (defaults: the paper's, or the local profile's where they differ)")
-    g.add_argument("--profile", choices=["auto", *PROFILES], default=default_profile,
-                   help="paper: the paper's settings; local: sized for a small model on a CPU (n-samples "
+    g.add_argument("--profile", choices=["auto", *PROFILES], default=default_profile, action=_ExplicitProfile,
+                   help="paper: the paper's settings (and, given explicitly, its 0/1 verdicts unless --score says "
+                        "otherwise); local: sized for a small model on a CPU (n-samples "
                         f"{local['n_samples']}, threshold {local['satisfy_threshold']}, max tokens "
                         f"{local['sample_max_tokens']}); auto: local when every model is local:, else paper. "
                         "Explicit flags override the profile")
     add_config_args(g, RefineConfig, unset=True, describe_default=_profile_note)
     g.add_argument("--prompt-concurrency", type=POSITIVE, default=4, help="prompts refined at once")
+
+
+class _ExplicitProfile(argparse.Action):
+    """--profile that remembers it was given: an explicit `--profile paper` also means the paper's 0/1 verdicts
+    (score_mode), while a command's default profile (rrd eval keeps the paper's refinement) does not."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        setattr(namespace, self.dest, values)
+        namespace.profile_explicit = True
+
+
+def add_score_args(p: argparse.ArgumentParser) -> None:
+    """After the config flags that declare --score (JudgeRunConfig, EvalConfig): leave it unset unless given, so
+    score_mode can tell the user's choice from the default."""
+    p.set_defaults(score=None)
+
+
+def score_mode(args: argparse.Namespace) -> str:
+    """--score/--soft/--hard as given; else hard under an explicit --profile paper (the paper's 0/1 verdicts),
+    else soft (P(YES) wherever the judge gives it). Stored back in args, so config_values reads it."""
+    if getattr(args, "score", None) is None:
+        paper = getattr(args, "profile_explicit", False) and args.profile == "paper"
+        args.score = "hard" if paper else "soft"
+    return args.score
 
 
 def refine_profile(args: argparse.Namespace) -> str:

@@ -14,7 +14,7 @@ from judges.cli_args import POSITIVE
 from judges.settings import add_config_args, config_values
 
 from . import interrupt
-from .cli_args import add_refine_args, models_from_args, refine_config_from_args
+from .cli_args import add_refine_args, add_score_args, models_from_args, refine_config_from_args, score_mode
 from .inputs import PROMPT_FIELDS, PromptSource, read_pairs, read_prompt_tasks
 from .io import JsonlAppender, latest_by, read_jsonl
 from .jobs import JudgeRunConfig, MissingRubricSets, judge_pairs, refine_all
@@ -96,6 +96,7 @@ def refine_command(sub: argparse._SubParsersAction) -> None:
 
 # ----------------------------------------------------------------------------------------------------- judge
 def judge_run_config_from_args(args: argparse.Namespace) -> JudgeRunConfig:
+    score_mode(args)
     return JudgeRunConfig(**config_values(JudgeRunConfig, args), prompt_concurrency=args.prompt_concurrency,
                           retry=args.retry)
 
@@ -149,6 +150,7 @@ def judge_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="train")
     p.add_argument("--limit", type=POSITIVE, default=None)
     add_config_args(p, JudgeRunConfig)
+    add_score_args(p)
     add_resume_args(p)
     add_refine_args(p)
     p.set_defaults(func=_run_judge)

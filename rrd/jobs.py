@@ -39,7 +39,8 @@ class JudgeRunConfig:
     tie_margin: float = setting(0.0, type=number(float), help="score difference below which a pair is a tie")
     score: ScoreMode = setting("soft", shortcuts={"--soft": "soft", "--hard": "hard"},
                                help="soft: P(YES) where the judge gives it (an unreadable verdict stays unscored "
-                                    "whatever its logprobs); hard: 0/1 verdicts (the paper). Records keep both")
+                                    "whatever its logprobs, the default); hard: 0/1 verdicts (the paper; the default under "
+                                    "an explicit --profile paper). Records keep both")
     pair_concurrency: int = setting(8, type=POSITIVE, help="pairs judged at once")
     refine_missing: bool = setting(True, flag="--no-refine-missing", negate=True,
                                    help="fail on pairs whose prompt has no rubric set instead of refining it")

@@ -148,3 +148,23 @@ def test_soft_is_the_default_and_both_shortcuts_still_parse():
     assert judge_run_config_from_args(_judge_args()).score == "soft"
     assert judge_run_config_from_args(_judge_args("--soft")).score == "soft"
     assert judge_run_config_from_args(_judge_args("--hard")).score == "hard"
+
+
+@pytest.mark.parametrize("command", ["judge", "eval"])
+@pytest.mark.parametrize("extra,expected", [
+    ([], "soft"),                                   # the default: P(YES) wherever the judge gives it
+    (["--profile", "paper"], "hard"),               # the paper's protocol, verdicts included
+    (["--profile", "paper", "--soft"], "soft"),     # a score flag wins over the profile
+    (["--profile", "local", "--hard"], "hard"),
+    (["--profile", "local"], "soft"),
+])
+def test_an_explicit_paper_profile_means_hard_verdicts_unless_a_score_flag_says_otherwise(command, extra, expected):
+    from rrd.cli import build_parser
+    from rrd.cli_args import score_mode
+
+    argv = (["judge", "pairs.jsonl", "--rubrics", "r.jsonl", "--out", "v.jsonl"] if command == "judge"
+            else ["eval", "pairs", "--data", "pairs.jsonl"])
+    args = build_parser().parse_args([*argv, *extra])
+    assert score_mode(args) == expected
+    if command == "eval":  # rrd eval's own default profile is the paper's for refinement, with soft scores
+        assert args.profile == "paper" or extra
