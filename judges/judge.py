@@ -35,7 +35,9 @@ class JudgeConfig:
                               "local:qwen2.5-coder-1.5b (default), local:smollm2-135m, local:/path/model.gguf")
     api_base: str | None = setting(None, env="RRD_API_BASE",
                                    help="OpenAI-compatible server for the judge (vLLM, llama.cpp), e.g. "
-                                        "http://127.0.0.1:8000/v1 (default: $RRD_API_BASE)")
+                                        "http://127.0.0.1:8000/v1; several replicas of one model comma-separated "
+                                        "(balanced by litellm's Router, a failed call retried on another) "
+                                        "(default: $RRD_API_BASE)")
     api_key: str | None = None
     concurrency: int = setting(16, type=POSITIVE, help="max calls in flight (API backends)")
     transport: Literal["auto", "litellm", "openai"] = setting(

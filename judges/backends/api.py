@@ -144,6 +144,10 @@ class ApiBackend:
     "auto" (default) picks "openai" where it applies and litellm elsewhere. For an `api_base` server a bare
     model name is routed as "openai/<name>"; provider prefixes like "hosted_vllm/" are stripped for the openai
     transport, which sends the served model name.
+
+    Several servers of one model (`api_base` "http://a:8000/v1,http://b:8000/v1", replicas behind no balancer)
+    go through litellm's Router: calls are spread over the replicas, and a replica that fails is cooled down, so
+    the retry (ours, as for one server) goes to another. They are one judge: one cache identity, one budget.
     """
 
     def __init__(
@@ -159,7 +163,8 @@ class ApiBackend:
         extra_params: dict[str, Any] | None = None,
     ):
         self.model = model
-        self.api_base = api_base
+        self.api_bases = [b.strip().rstrip("/") for b in (api_base or "").split(",") if b.strip()]
+        self.api_base = self.api_bases[0] if self.api_bases else None
         self.api_key = api_key
         self.concurrency = concurrency
         self.retry = retry or RetryPolicy()
@@ -170,15 +175,26 @@ class ApiBackend:
         # one of each per event loop: asyncio primitives and aiohttp sessions are bound to their loop
         self._semaphores: PerLoop[asyncio.Semaphore] = PerLoop(lambda: asyncio.Semaphore(self.concurrency))
         self._clients: PerLoop[Any] = PerLoop(self._make_openai_client)
+        self._routers: PerLoop[Any] = PerLoop(self._make_router)
         self._priced: bool | None = None
 
     @property
     def cache_id(self) -> str:
         """The model's name in cache keys. Two servers serving one model name are two judges (different weights,
         quantisation or chat template), so a server's address is part of it."""
-        return f"{self.model}@{self.api_base.rstrip('/')}" if self.api_base else self.model
+        return f"{self.model}@{','.join(sorted(self.api_bases))}" if self.api_bases else self.model
+
+    @property
+    def routed(self) -> bool:
+        """Whether calls go through litellm's Router (several replicas of one model)."""
+        return len(self.api_bases) > 1
 
     def _pick_transport(self, transport: Transport) -> Transport:
+        if len(self.api_bases) > 1:
+            if transport == "openai":
+                raise ValueError("several --api-base servers are balanced by litellm's Router: use --transport "
+                                 "auto or litellm, or give one server")
+            return "litellm"
         if transport != "auto":
             return transport
         if self.api_base:
@@ -198,6 +214,20 @@ class ApiBackend:
             timeout=self.retry.timeout_s,
             http_client=openai.DefaultAioHttpClient(timeout=self.retry.timeout_s),
         )
+
+    #: the Router's name for the replicas of this backend's model
+    _ALIAS = "judge-replicas"
+
+    def _make_router(self) -> Any:
+        from litellm import Router
+
+        deployments = [{"model_name": self._ALIAS,
+                        "litellm_params": {"model": self._route, "api_base": base, "api_key": self._key()}}
+                       for base in self.api_bases]
+        # No retries in the Router (ours are the one mechanism); a replica that fails once is cooled down for a
+        # while, so the next attempt is routed to another one.
+        return Router(model_list=deployments, num_retries=0, allowed_fails=0,
+                      cooldown_time=max(1.0, self.retry.max_delay_s / 6), routing_strategy="simple-shuffle")
 
     def _key(self) -> str | None:
         if self.api_key:
@@ -254,6 +284,8 @@ class ApiBackend:
             kw["extra_body"] = {"repetition_penalty": p.repetition_penalty, "repeat_penalty": p.repetition_penalty}
         if self.transport == "openai":
             kw["model"] = self._route.split("/", 1)[1] if "/" in self._route else self._route
+        elif self.routed:
+            kw.update(model=self._ALIAS, timeout=self.retry.timeout_s, num_retries=0)
         else:
             kw.update(model=self._route, timeout=self.retry.timeout_s, num_retries=0)
             if self.api_base:
@@ -266,6 +298,8 @@ class ApiBackend:
     async def _send(self, request: Request) -> Any:
         if self.transport == "openai":
             return await self._clients.get().chat.completions.create(**self._kwargs(request))
+        if self.routed:
+            return await self._routers.get().acompletion(**self._kwargs(request))
         import litellm
 
         return await litellm.acompletion(**self._kwargs(request))
@@ -345,6 +379,7 @@ class ApiBackend:
             except Exception:  # noqa: BLE001 — closing a client bound to a finished loop is best effort
                 pass
         self._clients.clear()
+        self._routers.clear()
         self._semaphores.clear()
 
 

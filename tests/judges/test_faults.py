@@ -22,7 +22,7 @@ def _judge(server: LoopbackServer, tmp_path, transport: str = "litellm", **overr
     cfg = JudgeConfig(
         transport=transport,  # type: ignore[arg-type]
         model=overrides.pop("model", "loopback-model"),
-        api_base=server.api_base,
+        api_base=overrides.pop("api_base", server.api_base),
         cache_path=str(tmp_path / "cache.sqlite"),
         max_retries=overrides.pop("max_retries", 3),
         timeout_s=overrides.pop("timeout_s", 5.0),
@@ -250,3 +250,24 @@ async def test_a_malformed_body_is_retried_like_a_500(tmp_path, transport, body)
         judge = _judge(server, tmp_path, transport, max_retries=0)
         [verdict] = await judge.grade(["B"], "response")
     assert verdict.met is None and verdict.retryable, "the default re-run (--retry failed) must redo it"
+
+
+async def test_several_replicas_share_the_calls_and_a_failing_one_is_routed_around(tmp_path):
+    with LoopbackServer(lambda n, req: Reply(text="YES")) as a, LoopbackServer(lambda n, req: Reply(text="YES")) as b:
+        judge = _judge(a, tmp_path, "auto", api_base=f"{a.api_base},{b.api_base}", cache=False)
+        verdicts = await judge.grade([f"criterion {i}" for i in range(24)], "response")
+        assert all(v.met is True for v in verdicts)
+        assert len(a.requests) + len(b.requests) == 24 and a.requests and b.requests  # spread over both
+        assert judge.cache_id == f"loopback-model@{','.join(sorted([a.api_base, b.api_base]))}"
+    with LoopbackServer(lambda n, req: Reply(status=500)) as down, \
+            LoopbackServer(lambda n, req: Reply(text="NO")) as up:
+        judge = _judge(down, tmp_path, "auto", api_base=f"{down.api_base},{up.api_base}", cache=False,
+                       max_retries=3, concurrency=1)
+        verdicts = await judge.grade([f"criterion {i}" for i in range(10)], "response")
+    assert all(v.met is False for v in verdicts) and judge.accounting.failures == 0  # every call answered
+    assert len(up.requests) == 10 and len(down.requests) <= 2  # the failed replica is cooled down
+
+
+def test_several_replicas_need_the_router():
+    with pytest.raises(ValueError, match="Router"):
+        Judge(JudgeConfig(model="m", api_base="http://127.0.0.1:9/v1,http://127.0.0.1:10/v1", transport="openai"))
