@@ -8,15 +8,16 @@ returns, and stops the run with BudgetExceeded only after saving everything that
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
-from typing import Callable, Literal, Sequence
+from typing import Any, Callable, Literal, Mapping, Sequence
 
 from . import templates
 from .accounting import Accounting, BudgetExceeded
 from .backends.api import ApiBackend, RetryPolicy
 from .backends.base import Backend
 from .cache import CompletionCache, cache_key, default_cache_path
-from .settings import COUNT, POSITIVE, SECONDS, number, setting
+from .settings import COUNT, POSITIVE, SECONDS, ConfigError, config_from_mapping, number, setting
 from .parsing import (batch_p_yes, first_verdict_p_yes, pairwise_p_a, parse_json_verdicts, parse_pairwise,
                       parse_yes_no)
 from .types import Completion, Message, PairVerdict, Request, SamplingParams, Usage, Verdict, failure_reason
@@ -80,6 +81,20 @@ class JudgeConfig:
     local_parallel: int = setting(8, type=POSITIVE, help="llama.cpp: most requests decoded together in one batch "
                                                          "(each up to 4,096 tokens of prompt + answer)")
     local_max_context: int = setting(16384, type=POSITIVE, help="llama.cpp: the longest request (run alone)")
+
+
+def judge_config_from_mapping(d: Mapping[str, Any] | None, where: str, source: str | None = None) -> JudgeConfig:
+    """A JudgeConfig from a YAML section (`rrd train`, the verl reward's settings): every key a JudgeConfig field,
+    plus `api_key_env`, the environment variable that holds the key (a key never sits in a config file). Errors
+    name the file, section and key."""
+    d = dict(d or {})
+    env = d.pop("api_key_env", None)
+    if env is not None and not isinstance(env, str):
+        raise ConfigError(f"{source or 'config'}: {where}.api_key_env must be an environment variable name")
+    cfg = config_from_mapping(JudgeConfig, d, where, source)
+    if env:
+        cfg.api_key = os.environ.get(env) or cfg.api_key
+    return cfg
 
 
 def _local_device(device: str) -> str:

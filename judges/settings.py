@@ -192,3 +192,22 @@ def config_from_mapping(cls: type[T], d: Mapping[str, Any] | None, where: str, s
         if isinstance(exc, ConfigError):
             raise
         raise ConfigError(f"{source or 'config'}: section {where!r}: {exc}") from exc
+
+
+def yaml_load(text: Any) -> Any:
+    """yaml.safe_load, but "1e-5" is a float (YAML 1.1, which PyYAML follows, needs "1.0e-5"): learning rates and
+    budgets are written that way, and a string there would only fail deep inside the run. The one YAML reader
+    of the configs (`rrd train`, the verl reward's settings)."""
+    import re
+
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+        list("-+0123456789"),
+    )
+    return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader subclass

@@ -27,7 +27,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from judges.judge import JudgeConfig
+from judges.judge import JudgeConfig, judge_config_from_mapping
+from judges.settings import yaml_load
 from judges.settings import ConfigError, check_keys, config_from_mapping
 from rrd.config import RefineConfig
 
@@ -193,17 +194,6 @@ def _names(cls: type) -> list[str]:
     return [f.name for f in fields(cls)]
 
 
-def _judge(d: Mapping[str, Any] | None, where: str, source: str | None) -> JudgeConfig:
-    d = dict(d or {})
-    env = d.pop("api_key_env", None)
-    if env is not None and not isinstance(env, str):
-        raise ConfigError(f"{source or 'config'}: {where}.api_key_env must be an environment variable name")
-    cfg = config_from_mapping(JudgeConfig, d, where, source)
-    if env:
-        cfg.api_key = os.environ.get(env) or cfg.api_key
-    return cfg
-
-
 def _grpo(d: Mapping[str, Any] | None, source: str | None) -> dict[str, Any]:
     from trl.trainer.grpo_config import GRPOConfig  # the field list only; the trainer loads in rft.train
 
@@ -247,31 +237,13 @@ def config_from_dict(raw: Mapping[str, Any], source: str | None = None) -> Train
         policy=config_from_mapping(PolicyConfig, raw.get("policy"), "policy", source),
         data=config_from_mapping(DataConfig, raw.get("data"), "data", source),
         rubrics=rubrics,
-        judge=_judge(raw.get("judge"), "judge", source),
-        proposer=_judge(raw["proposer"], "proposer", source) if raw.get("proposer") else None,
+        judge=judge_config_from_mapping(raw.get("judge"), "judge", source),
+        proposer=judge_config_from_mapping(raw["proposer"], "proposer", source) if raw.get("proposer") else None,
         reward=reward,
         grpo=_grpo(raw.get("grpo"), source),
         source=source,
         **top,
     )
-
-
-def _yaml_load(text: Any) -> Any:
-    """yaml.safe_load, but "1e-5" is a float (YAML 1.1, which PyYAML follows, needs "1.0e-5"): learning rates
-    are written that way, and a string learning rate would only fail deep inside the trainer."""
-    import re
-
-    import yaml
-
-    class Loader(yaml.SafeLoader):
-        pass
-
-    Loader.add_implicit_resolver(
-        "tag:yaml.org,2002:float",
-        re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-        list("-+0123456789"),
-    )
-    return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader subclass
 
 
 def apply_overrides(raw: dict[str, Any], assignments: Sequence[str], source: str | None = None) -> dict[str, Any]:
@@ -290,7 +262,7 @@ def apply_overrides(raw: dict[str, Any], assignments: Sequence[str], source: str
             if not isinstance(nxt, dict):
                 raise ConfigError(f"override {item!r}: {p!r} is not a section")
             node = nxt
-        node[parts[-1]] = _yaml_load(value)
+        node[parts[-1]] = yaml_load(value)
     return out
 
 
@@ -301,7 +273,7 @@ def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> 
     path = str(path)
     try:
         with open(path, encoding="utf-8") as fh:
-            raw = _yaml_load(fh) or {}
+            raw = yaml_load(fh) or {}
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: file not found") from exc
     except yaml.YAMLError as exc:
