@@ -14,8 +14,9 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from .types import Completion, Request
 
@@ -36,6 +37,26 @@ def cache_key(model: str, request: Request) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+_BUSY_TIMEOUT_S = 60.0
+
+
+def _when_unlocked(statement: Callable[[], object]) -> None:
+    """Run `statement`, retrying while the database is locked. SQLite's busy timeout does not cover every lock:
+    switching to WAL, or two connections that both read and then want to write (as the processes of a distributed
+    run do when they open one cache together), get SQLITE_BUSY at once, to avoid a deadlock."""
+    deadline = time.monotonic() + _BUSY_TIMEOUT_S
+    delay = 0.01
+    while True:
+        try:
+            statement()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
+
 class CompletionCache:
     """Thread-safe: one connection per thread. Pass `None` as path for a throwaway in-memory cache."""
 
@@ -48,10 +69,10 @@ class CompletionCache:
         self._lock = threading.Lock()
         with self._lock:
             conn = self._conn()
-            conn.execute(
+            _when_unlocked(lambda: conn.execute(
                 "CREATE TABLE IF NOT EXISTS completions (key TEXT PRIMARY KEY, model TEXT, value TEXT NOT NULL,"
                 " created REAL DEFAULT (julianday('now')))"
-            )
+            ))
             conn.commit()
 
     def _conn(self) -> sqlite3.Connection:
@@ -61,10 +82,9 @@ class CompletionCache:
             return self._memory_conn
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=60.0)
-            conn.execute("PRAGMA journal_mode=WAL")
+            conn = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_S)
+            _when_unlocked(lambda: conn.execute("PRAGMA journal_mode=WAL"))
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=60000")
             self._local.conn = conn
         return conn
 

@@ -56,6 +56,34 @@ def test_concurrent_writers_from_several_processes(tmp_path):
     assert cache.get("m", _req("3-99")).text == "3-99"
 
 
+def _opener(path: str, barrier, errors) -> None:
+    barrier.wait()
+    try:
+        CompletionCache(path).put("m", _req("same"), Completion(text="ok"))
+    except Exception as exc:  # reported to the parent: an exit code alone would not say why
+        errors.put(repr(exc))
+
+
+def test_processes_opening_a_cache_at_once(tmp_path):
+    # The processes of a distributed run open the same cache together. Setting WAL mode (and the first open of a
+    # WAL database whose other connections have all closed) takes locks that SQLite's busy timeout does not wait
+    # for: two readers escalating at once get SQLITE_BUSY at once. An opener must retry, not crash.
+    for attempt in range(10):
+        path = str(tmp_path / f"c{attempt}.sqlite")
+        if attempt % 2:
+            CompletionCache(path)  # an existing cache, every connection closed again
+        ctx = mp.get_context("fork")
+        barrier, errors = ctx.Barrier(8), ctx.Queue()
+        procs = [ctx.Process(target=_opener, args=(path, barrier, errors)) for _ in range(8)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(120)
+        assert errors.empty(), errors.get()
+        assert [p.exitcode for p in procs] == [0] * 8
+        assert len(CompletionCache(path)) == 1
+
+
 def _endless_writer(path: str) -> None:
     cache = CompletionCache(path)
     i = 0
