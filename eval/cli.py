@@ -19,7 +19,7 @@ BENCH_NAMES = ["judgebench", "pairs", "rm-bench", "rewardbench2", "ppe-human",
 
 def eval_command(sub: argparse._SubParsersAction) -> None:
     from judges.settings import add_config_args
-    from rrd.cli_args import add_refine_args, add_score_args
+    from rrd.cli_args import add_cluster_args, add_refine_args, add_score_args
 
     from .policy import PolicyConfig
     from .preference import PairFields
@@ -44,6 +44,7 @@ def eval_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", action="store_true", help="estimate calls, tokens and dollars; spend nothing")
     p.add_argument("--report-only", action="store_true", help="rebuild report.md and plots from results.jsonl")
     p.add_argument("--no-view", action="store_true", help="do not write OUT/view.html (the HTML view of the run)")
+    add_cluster_args(p)
     add_refine_args(p, default_profile="paper")  # benchmarks keep the paper's protocol unless asked
     p.set_defaults(func=run_eval_command)
 
@@ -103,8 +104,17 @@ def run_eval_command(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(_dry_run(config, args, items, read_jsonl(config.out_dir / RESULTS)))
         return 0
+    from rrd.cli_args import cluster_from_args
+    from rrd.resume import BUDGET_EXIT, Stop
+
+    cluster = cluster_from_args(args, config.item_concurrency)
+    if cluster is not None and config.spec.kind in ("healthbench", "biggen"):
+        print(f"error: --ray runs judge benchmarks; {config.bench} evaluates a policy and runs in one process",
+              file=sys.stderr)
+        return 2
+    stop = Stop()
     with JsonlAppender(config.out_dir / RESULTS) as results:
-        summary, accounting = _run(config, args, items, results)
+        summary, accounting = _run(config, args, items, results, cluster, stop)
     print(build_report(config.out_dir, config.bench, config.spec.kind, command))
     if config.spec.kind not in ("healthbench", "biggen"):  # judge benchmarks: the items are what was judged
         from .runner import as_responses
@@ -115,6 +125,9 @@ def run_eval_command(args: argparse.Namespace) -> int:
     print(f"this run: {summary.written} results written, {summary.skipped} already done, "
           f"{len(summary.errors)} errors; {accounting.summary()}; report: {config.out_dir / 'report.md'}",
           file=sys.stderr)
+    if stop.budget is not None:
+        print(stop.message("item"), file=sys.stderr)
+        return BUDGET_EXIT
     if summary.errors:
         return 1
     if accounting.failures:
@@ -135,8 +148,10 @@ def _write_view(out_dir: Path, args: argparse.Namespace) -> None:
         print(f"view: {write_run_page(out_dir)}", file=sys.stderr)
 
 
-def _run(config: Any, args: argparse.Namespace, items: list[Any], results: Any) -> tuple[Any, Any]:
-    from judges import Judge
+def _run(config: Any, args: argparse.Namespace, items: list[Any], results: Any, cluster: Any,
+         stop: Any) -> tuple[Any, Any]:
+    """Run the items here, or on Ray workers with `cluster`; a budget that runs out sets `stop.budget`."""
+    from judges import BudgetExceeded, Judge
     from judges.cli_args import judge_config_from_args
     from rrd import interrupt
     from rrd.cli_args import models_from_args
@@ -144,14 +159,26 @@ def _run(config: Any, args: argparse.Namespace, items: list[Any], results: Any) 
 
     from .runner import EvalRun
 
+    n_methods = max(1, len(config.method_list()))
+    bar = progress_bar(len(items) * n_methods, f"eval {config.bench}", "result")
+    if cluster is not None:
+        from rrd.cli_args import worker_model_configs
+
+        from .on_cluster import eval_on_cluster
+
+        judge, proposer = worker_model_configs(args)
+        run = EvalRun(config, None, progress=bar.update, judge_model=judge.model)
+        try:
+            accounting = eval_on_cluster(run, items, results, cluster, judge, proposer, stop, bar)
+        finally:
+            bar.close()
+        return run.summary, accounting
     models = models_from_args(args, config.refine)
     policy = None
     if args.policy:
         pcfg = judge_config_from_args(args, model=args.policy)
         pcfg.api_base = args.policy_api_base
         policy = Judge(pcfg, accounting=models.judge.accounting, cache=models.judge.cache)
-    n_methods = max(1, len(config.method_list()))
-    bar = progress_bar(len(items) * n_methods, f"eval {config.bench}", "result")
 
     view = RefineView(bar, models.judge.accounting)  # the stage and rubric counts of refinements in flight
 
@@ -172,10 +199,13 @@ def _run(config: Any, args: argparse.Namespace, items: list[Any], results: Any) 
                 await policy.aclose()
 
     try:
-        summary = interrupt.run(go())
+        interrupt.run(go())
+    except BudgetExceeded as exc:  # the items in flight when it ran out are not written: the next run does them
+        stop.budget = str(exc)
+        stop.not_done = len(items) * n_methods - run.summary.written - run.summary.skipped
     finally:
         bar.close()
-    return summary, models.judge.accounting
+    return run.summary, models.judge.accounting
 
 
 def _dry_run(config: Any, args: argparse.Namespace, items: list[Any], done: list[dict[str, Any]]) -> str:

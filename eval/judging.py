@@ -21,7 +21,7 @@ from typing import Any, Callable, Literal, Sequence
 from judges.judge import GradeItem, Judge
 from judges.types import Completion, PairVerdict, ScoreMode, Verdict, flip, verdict_value
 from rrd.config import RefineConfig
-from rrd.io import JsonlAppender
+from rrd.io import JsonlAppender, latest_by, read_jsonl
 from rrd.pool import Models
 from rrd.records import RubricSet
 from rrd.refine import refine_prompt
@@ -75,12 +75,32 @@ def soft_pair_verdict(g1: PairVerdict, g2: PairVerdict) -> GameVerdict:
     return "A" if sum(ps) / len(ps) > 0.5 else "B"
 
 
+def set_key(item: ItemResponses, rubric_samples: RubricSamples) -> str:
+    """The key of the rubric set an item is scored with: its prompt, or the item itself when the set is
+    conditioned on the item's own responses."""
+    return f"item:{item.item_id}" if rubric_samples == "item" else prompt_key(item.prompt)
+
+
+def sets_path(out_dir: Path, method: str) -> Path:
+    """Where a run keeps the rubric sets of one method."""
+    return out_dir / "rubrics" / f"{method}.jsonl"
+
+
+def stored_sets(out_dir: Path, method: str) -> dict[str, RubricSet]:
+    """The rubric sets a run has stored for `method`, by key (the latest of each)."""
+    return {key: RubricSet.from_dict(d) for key, d in latest_by(read_jsonl(sets_path(out_dir, method)),
+                                                                 "prompt_id").items()}
+
+
 class MethodJudge:
     """Runs the methods of one evaluation against shared models, a shared cache and stored rubric sets."""
 
-    def __init__(self, models: Models, refine: RefineConfig, out_dir: Path, *,
+    def __init__(self, models: Models, refine: RefineConfig, out_dir: Path | None, *,
                  rubric_samples: RubricSamples = "sampled", score: ScoreMode = "soft", tie_margin: float = 0.0,
-                 refine_progress: Callable[[Any], None] | None = None):
+                 refine_progress: Callable[[Any], None] | None = None,
+                 known_sets: dict[str, dict[str, RubricSet]] | None = None):
+        """out_dir None: sets are not written but kept in `new_sets` for the caller to store (a Ray worker's
+        judge, whose driver writes the files); `known_sets` (method -> key -> set) are the sets stored so far."""
         self.models = models
         self.refine_progress = refine_progress
         self.refine = refine
@@ -89,7 +109,8 @@ class MethodJudge:
         self.score = score
         self.tie_margin = tie_margin
         self._stores: dict[str, JsonlAppender] = {}
-        self._sets: dict[str, dict[str, RubricSet]] = {}
+        self._sets: dict[str, dict[str, RubricSet]] = {m: dict(sets) for m, sets in (known_sets or {}).items()}
+        self.new_sets: dict[tuple[str, str], RubricSet] = {}  # (method, key) -> set refined here, when not stored
         self._pending: dict[tuple[str, str], asyncio.Future[RubricSet]] = {}
 
     @property
@@ -97,15 +118,18 @@ class MethodJudge:
         return self.models.judge
 
     # -- rubric sets ---------------------------------------------------------------------------------------
-    def _store(self, method: Method) -> JsonlAppender:
+    def _store(self, method: Method) -> JsonlAppender | None:
+        if self.out_dir is None:
+            self._sets.setdefault(method.name, {})
+            return None
         if method.name not in self._stores:
-            store = JsonlAppender(self.out_dir / "rubrics" / f"{method.name}.jsonl")
+            store = JsonlAppender(sets_path(self.out_dir, method.name))
             self._stores[method.name] = store
             self._sets[method.name] = {d["prompt_id"]: RubricSet.from_dict(d) for d in store.existing}
         return self._stores[method.name]
 
     def set_key(self, item: ItemResponses) -> str:
-        return f"item:{item.item_id}" if self.rubric_samples == "item" else prompt_key(item.prompt)
+        return set_key(item, self.rubric_samples)
 
     async def rubric_set(self, method: Method, item: ItemResponses) -> tuple[RubricSet, bool]:
         """(set, fresh): the stored set for this method and key, or a new refinement (fresh=True)."""
@@ -129,7 +153,10 @@ class MethodJudge:
             raise
         finally:
             self._pending.pop(slot, None)
-        store.append(rs.to_dict())
+        if store is not None:
+            store.append(rs.to_dict())
+        else:
+            self.new_sets[slot] = rs
         self._sets[method.name][key] = rs
         future.set_result(rs)
         return rs, True

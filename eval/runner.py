@@ -160,10 +160,14 @@ class RunSummary:
 class EvalRun:
     """Drives the items through the methods (pair benchmarks) or the policy and grader (policy benchmarks)."""
 
-    def __init__(self, config: EvalConfig, models: Models, policy: Any = None,
-                 progress: Callable[[int], None] | None = None, refine_progress: Callable[[Any], None] | None = None):
+    def __init__(self, config: EvalConfig, models: Models | None, policy: Any = None,
+                 progress: Callable[[int], None] | None = None, refine_progress: Callable[[Any], None] | None = None,
+                 *, judge_model: str | None = None):
+        """models None: a driver that sends the judging to Ray workers (eval.on_cluster); judge_model names
+        the judge in its records."""
         self.config = config
         self.models = models
+        self.judge_model = judge_model if models is None else models.judge.model
         self.policy = policy
         self.progress = progress or (lambda n: None)
         self.refine_progress = refine_progress  # rrd.refine.Progress of the refinements, as they go
@@ -184,34 +188,55 @@ class EvalRun:
     def grader_method(self) -> str:
         return "healthbench-grader" if self.config.spec.kind == "healthbench" else "prometheus-absolute"
 
-    async def run(self, items: list[Any], results: JsonlAppender) -> RunSummary:
-        done = {(r.get("method"), r.get("item_id")) for r in results.existing}
-        work = self.pending(items, done)
+    def judge_work(self, items: list[Any], results: JsonlAppender) -> list[tuple[Any, list[str]]]:
+        """A judge benchmark's (item, methods) still to run; the items the protocol drops are recorded."""
+        work = self.pending(items, {(r.get("method"), r.get("item_id")) for r in results.existing})
         self.progress(self.summary.skipped)
-        sem = asyncio.Semaphore(max(1, self.config.item_concurrency))
-        if self.config.spec.kind in ("healthbench", "biggen"):
-            if self.policy is None:
-                raise ValueError(f"{self.config.bench} evaluates a policy: give --policy MODEL")
-            if self.config.spec.kind == "biggen":
-                model, mode = self.models.judge.model, self.config.biggen_llm_judge
-                work = self._skip(work, results, lambda it: biggen_skip_reason(it, model, mode), {"score": None})
-            with JsonlAppender(self.config.out_dir / "responses.jsonl") as responses:
-                evaluator = PolicyEvaluator(self.policy, self.models.judge, responses, self.config.policy)
-                await asyncio.gather(*(self._policy_guarded(sem, results, item, name, evaluator)
-                                       for item, names in work for name in names))
-            return self.summary
         if self.config.spec.kind == "pairs":  # human ties are dropped by the protocol: judging them buys nothing
             work = self._skip(work, results, _human_tie, {"games": []})
-        judge = MethodJudge(self.models, self.config.refine, self.config.out_dir,
-                            rubric_samples=self.config.rubric_samples, score=self.config.score,
-                            tie_margin=self.config.tie_margin, refine_progress=self.refine_progress)
-        methods = {m.name: m for m in self.config.method_list()}
+        return work
+
+    def method_judge(self, models: Models, out_dir: Path | None,
+                     known_sets: dict[str, dict[str, Any]] | None = None) -> MethodJudge:
+        return MethodJudge(models, self.config.refine, out_dir, rubric_samples=self.config.rubric_samples,
+                           score=self.config.score, tie_margin=self.config.tie_margin,
+                           refine_progress=self.refine_progress, known_sets=known_sets)
+
+    async def run(self, items: list[Any], results: JsonlAppender) -> RunSummary:
+        assert self.models is not None, "a driver without models runs through eval.on_cluster"
+        if self.config.spec.kind not in ("healthbench", "biggen"):
+            return await self._run_judge(self.judge_work(items, results), results)
+        work = self.pending(items, {(r.get("method"), r.get("item_id")) for r in results.existing})
+        self.progress(self.summary.skipped)
+        sem = asyncio.Semaphore(max(1, self.config.item_concurrency))
+        if self.policy is None:
+            raise ValueError(f"{self.config.bench} evaluates a policy: give --policy MODEL")
+        if self.config.spec.kind == "biggen":
+            model, mode = self.judge_model, self.config.biggen_llm_judge
+            work = self._skip(work, results, lambda it: biggen_skip_reason(it, model, mode), {"score": None})
+        with JsonlAppender(self.config.out_dir / "responses.jsonl") as responses:
+            evaluator = PolicyEvaluator(self.policy, self.models.judge, responses, self.config.policy)
+            await asyncio.gather(*(self._policy_guarded(sem, results, item, name, evaluator)
+                                   for item, names in work for name in names))
+        return self.summary
+
+    async def _run_judge(self, work: list[tuple[Any, list[str]]], results: JsonlAppender) -> RunSummary:
+        assert self.models is not None
+        sem = asyncio.Semaphore(max(1, self.config.item_concurrency))
+        judge = self.method_judge(self.models, self.config.out_dir)
         try:
-            await asyncio.gather(*(self._item_methods(sem, results, judge, item, [methods[n] for n in names])
-                                   for item, names in work))
+            await asyncio.gather(*(self._item_methods(sem, results, judge, item, names) for item, names in work))
         finally:
             judge.close()
         return self.summary
+
+    async def judge_item(self, judge: MethodJudge, item: Any, names: list[str]) -> list[tuple[str, Any]]:
+        """All methods of one item in a row: ("record", full record) or ("error", message) per method."""
+        methods = {m.name: m for m in self.config.method_list()}
+        out = []
+        for name in names:
+            out.append(await self._result(item, name, judge.run(methods[name], as_responses(item))))
+        return out
 
     def _skip(self, work: list[tuple[Any, list[str]]], results: JsonlAppender,
               reason_of: Callable[[Any], str | None], blank: dict[str, Any]) -> list[tuple[Any, list[str]]]:
@@ -226,17 +251,17 @@ class EvalRun:
             for name in names:
                 results.append({"bench": self.config.bench, "method": name, "item_id": item_id(item),
                                 **item_fields(item), **blank, "skipped": reason,
-                                "judge": self.models.judge.model})
+                                "judge": self.judge_model})
                 self.summary.written += 1
             self.progress(len(names))
         return kept
 
     async def _item_methods(self, sem: asyncio.Semaphore, results: JsonlAppender, judge: MethodJudge, item: Any,
-                            methods: list[Method]) -> None:
+                            names: list[str]) -> None:
         """All methods of one item in a row under one slot, so a partial run compares methods on the same items."""
         async with sem:
-            for method in methods:
-                await self._guarded(results, item, method.name, judge.run(method, as_responses(item)))
+            for kind, value in await self.judge_item(judge, item, names):
+                self.write(results, kind, value)
 
     async def _policy_guarded(self, sem: asyncio.Semaphore, results: JsonlAppender, item: Any, method: str,
                               evaluator: PolicyEvaluator) -> None:
@@ -244,6 +269,9 @@ class EvalRun:
             await self._guarded(results, item, method, self._policy_item(evaluator, item))
 
     async def _guarded(self, results: JsonlAppender, item: Any, method: str, work: Any) -> None:
+        self.write(results, *await self._result(item, method, work))
+
+    async def _result(self, item: Any, method: str, work: Any) -> tuple[str, Any]:
         from judges.accounting import BudgetExceeded
 
         try:
@@ -251,13 +279,17 @@ class EvalRun:
         except (BudgetExceeded, KeyboardInterrupt, asyncio.CancelledError):
             raise
         except Exception as exc:  # one bad item must not stop a long paid run; it is retried next time
-            msg = f"{method} / {item_id(item)}: {type(exc).__name__}: {exc}"
-            self.summary.errors.append(msg)
-            print(f"error: {msg} (not written; a re-run retries it)", file=sys.stderr)
+            return "error", f"{method} / {item_id(item)}: {type(exc).__name__}: {exc}"
+        return "record", {"bench": self.config.bench, "method": method, "item_id": item_id(item),
+                          **item_fields(item), **record, "judge": self.judge_model}
+
+    def write(self, results: JsonlAppender, kind: str, value: Any) -> None:
+        """Append a record, or report an error (nothing written: a re-run retries it)."""
+        if kind == "error":
+            self.summary.errors.append(value)
+            print(f"error: {value} (not written; a re-run retries it)", file=sys.stderr)
             return
-        record = {"bench": self.config.bench, "method": method, "item_id": item_id(item), **item_fields(item),
-                  **record, "judge": self.models.judge.model}
-        results.append(record)
+        results.append(value)
         self.summary.written += 1
         self.progress(1)
 

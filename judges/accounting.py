@@ -75,6 +75,17 @@ class Accounting:
         with self._lock:
             self.unreadable += n
 
+    #: the counters, summed when the accountings of several processes are added up (Ray workers)
+    COUNTERS = ("calls", "cache_hits", "failures", "unreadable", "retries", "prompt_tokens", "completion_tokens",
+                "cost_usd", "latency_s", "waited_s", "overreported")
+
+    def add(self, other: Accounting | dict[str, float | int | None]) -> None:
+        """Add another accounting's counters (an Accounting or its snapshot) to this one."""
+        get = other.get if isinstance(other, dict) else lambda k, d=0: getattr(other, k, d)
+        with self._lock:
+            for key in self.COUNTERS:
+                setattr(self, key, getattr(self, key) + (get(key, 0) or 0))
+
     def record_wait(self, seconds: float) -> None:
         with self._lock:
             self.waited_s += seconds

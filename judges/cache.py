@@ -89,14 +89,28 @@ class CompletionCache:
         return conn
 
     def get(self, model: str, request: Request) -> Completion | None:
-        key = cache_key(model, request)
+        return self.get_many([(model, request)])[0]
+
+    def get_many(self, lookups: Sequence[tuple[str, Request]]) -> list[Completion | None]:
+        """The stored completion of each (model, request), or None: one query for a whole batch (a remote
+        cache makes it one round trip, rrd.cluster)."""
+        keys = [cache_key(model, request) for model, request in lookups]
+        found: dict[str, str] = {}
         with self._lock:
-            row = self._conn().execute("SELECT value FROM completions WHERE key = ?", (key,)).fetchone()
-        if row is None:
-            return None
-        completion = Completion.from_dict(json.loads(row[0]))
-        completion.cached = True
-        return completion
+            conn = self._conn()
+            for start in range(0, len(keys), 500):  # SQLite's limit on bound parameters is 999 on old builds
+                chunk = keys[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                found.update(conn.execute(f"SELECT key, value FROM completions WHERE key IN ({marks})", chunk))
+        out: list[Completion | None] = []
+        for key in keys:
+            if key not in found:
+                out.append(None)
+                continue
+            completion = Completion.from_dict(json.loads(found[key]))
+            completion.cached = True
+            out.append(completion)
+        return out
 
     def put(self, model: str, request: Request, completion: Completion) -> None:
         self.put_many(model, [(request, completion)])

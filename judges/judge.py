@@ -8,6 +8,7 @@ returns, and stops the run with BudgetExceeded only after saving everything that
 
 from __future__ import annotations
 
+import inspect
 import os
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Literal, Mapping, Sequence
@@ -216,8 +217,11 @@ class Judge:
         assert self.backend is not None and self.accounting is not None
         results: list[Completion | None] = [None] * len(requests)
         pending: dict[str, list[int]] = {}
-        for i, req in enumerate(requests):
-            hit = self.cache.get(self._cache_id(req), req) if self.cache is not None else None
+        hits: Any = (self.cache.get_many([(self._cache_id(req), req) for req in requests])
+                     if self.cache is not None else [None] * len(requests))
+        if inspect.isawaitable(hits):  # a cache in another process answers without blocking the loop (rrd.cluster)
+            hits = await hits
+        for i, (req, hit) in enumerate(zip(requests, hits)):
             if hit is not None:
                 # the stored usage is that of the call that filled the cache; this answer cost nothing
                 results[i] = replace(hit, usage=Usage())

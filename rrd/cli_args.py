@@ -9,6 +9,7 @@ from typing import Any
 
 from judges.cli_args import (POSITIVE, add_judge_args, add_proposer_args, judge_config_from_args,
                              proposer_config_from_args)
+from judges import JudgeConfig
 from judges.settings import add_config_args, config_values
 
 from .config import PROFILES, RefineConfig, auto_profile, profile_config
@@ -61,6 +62,44 @@ def score_mode(args: argparse.Namespace) -> str:
         paper = getattr(args, "profile_explicit", False) and args.profile == "paper"
         args.score = "hard" if paper else "soft"
     return args.score
+
+
+def add_cluster_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("on a Ray cluster (pip install 'rrd-judge[ray]'; README, Running on a cluster)")
+    g.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="run the items on Ray workers: the ADDRESS of a running cluster (ray://head:10001, auto), "
+                        "or nothing to start a local Ray instance on this machine")
+    g.add_argument("--ray-workers", type=POSITIVE, default=None,
+                   help="Ray workers (default: one per CPU of the cluster); each runs as many items at once as "
+                        "the command's concurrency flag says")
+
+
+def cluster_from_args(args: argparse.Namespace, concurrency: int) -> Any:
+    """The ClusterConfig of `--ray`, or None to run in this process; UsageError when Ray is not installed."""
+    if args.ray is None:
+        return None
+    import importlib.util
+
+    from .io import UsageError
+
+    if importlib.util.find_spec("ray") is None:
+        raise UsageError("--ray needs Ray: pip install 'rrd-judge[ray]'")
+    from .cluster import ClusterConfig
+
+    return ClusterConfig(address=None if args.ray == "local" else args.ray, workers=args.ray_workers,
+                         concurrency=concurrency)
+
+
+def worker_model_configs(args: argparse.Namespace) -> tuple[JudgeConfig, JudgeConfig]:
+    """The judge and proposer of a --ray run, as configs the workers build from; a local: model that is missing
+    fails here, on the driver, before any worker starts."""
+    from judges.models import check_local_model
+
+    configs = judge_config_from_args(args), proposer_config_from_args(args)
+    for cfg in configs:
+        if cfg.model.startswith("local:"):
+            check_local_model(cfg.model)
+    return configs
 
 
 def refine_profile(args: argparse.Namespace) -> str:

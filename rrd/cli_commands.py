@@ -14,10 +14,13 @@ from judges.cli_args import POSITIVE
 from judges.settings import add_config_args, config_values
 
 from . import interrupt
-from .cli_args import add_refine_args, add_score_args, models_from_args, refine_config_from_args, score_mode
+from .cli_args import (add_cluster_args, add_refine_args, add_score_args, cluster_from_args, models_from_args,
+                       refine_config_from_args, score_mode, worker_model_configs)
 from .inputs import PROMPT_FIELDS, PromptSource, read_pairs, read_prompt_tasks
 from .io import JsonlAppender, latest_by, read_jsonl
-from .jobs import JudgeRunConfig, MissingRubricSets, judge_pairs, refine_all
+from .config import RefineConfig
+from .jobs import (JudgeJob, JudgeRunConfig, MissingRubricSets, RefineJob, judge_on_cluster, judge_pairs, refine_all,
+                   refine_on_cluster)
 from .progress import progress_bar
 from .records import RubricSet
 from .resume import BUDGET_EXIT, FAILED_CALLS_EXIT, Resume, Stop, add_resume_args, failed_calls_message
@@ -46,36 +49,46 @@ def _source(args: argparse.Namespace, path: str) -> PromptSource:
 
 
 # ---------------------------------------------------------------------------------------------------- refine
+def _cluster_job(args: argparse.Namespace, refine: RefineConfig) -> RefineJob:
+    return RefineJob(*worker_model_configs(args), refine)
+
+
 def _run_refine(args: argparse.Namespace) -> int:
     tasks = read_prompt_tasks(_source(args, args.input))
     config = refine_config_from_args(args)
+    cluster = cluster_from_args(args, args.prompt_concurrency)
     resume, stop = Resume(), Stop()
     with JsonlAppender(args.out) as out:  # opened first: a bad or busy --out fails before any model loads
-        models = models_from_args(args, config)
         bar = _bar(len(tasks), "refine")
-
-        async def go() -> None:
-            try:
-                await refine_all(tasks, models, config, out, args.prompt_concurrency, bar, retry=args.retry,
-                                 stop=stop, resume=resume)
-            finally:
-                await models.aclose()
-
         try:
-            interrupt.run(go())
+            if cluster is not None:
+                accounting = refine_on_cluster(tasks, _cluster_job(args, config), out, cluster, retry=args.retry,
+                                               bar=bar, stop=stop, resume=resume)
+            else:
+                models = models_from_args(args, config)
+                accounting = models.accounting
+
+                async def go() -> None:
+                    try:
+                        await refine_all(tasks, models, config, out, args.prompt_concurrency, bar,
+                                         retry=args.retry, stop=stop, resume=resume)
+                    finally:
+                        await models.aclose()
+
+                interrupt.run(go())
         finally:
             bar.close()
         if resume.message("prompt"):
             print(resume.message("prompt"), file=sys.stderr)
         latest = latest_by(read_jsonl(out.path), "prompt_id")
-        print(refine_summary([latest[t.prompt_id] for t in tasks if t.prompt_id in latest], models.accounting))
+        print(refine_summary([latest[t.prompt_id] for t in tasks if t.prompt_id in latest], accounting))
     if not args.no_view and latest:
         from .view import rubrics_page, write_page
 
         page = write_page(Path(args.out).with_suffix(".html"),
                           rubrics_page([RubricSet.from_dict(d) for d in latest.values()], f"rubrics: {args.out}"))
         print(f"view: {page}", file=sys.stderr)
-    return _finish(stop, "prompt", models.accounting.failures)
+    return _finish(stop, "prompt", accounting.failures)
 
 
 def refine_command(sub: argparse._SubParsersAction) -> None:
@@ -90,6 +103,7 @@ def refine_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="train", help="split for Hub datasets")
     p.add_argument("--limit", type=POSITIVE, default=None)
     add_resume_args(p)
+    add_cluster_args(p)
     add_refine_args(p)
     p.set_defaults(func=_run_refine)
 
@@ -110,22 +124,30 @@ def _run_judge(args: argparse.Namespace) -> int:
         print(f"note: --rubrics {args.rubrics} does not exist: the rubric sets of all {n} prompts will be refined "
               "first and written there. If the path is mistyped, stop now (Ctrl-C); --no-refine-missing makes a "
               "missing set an error instead", file=sys.stderr)
+    cluster = cluster_from_args(args, config.pair_concurrency)
     resume, stop = Resume(), Stop()
     with JsonlAppender(args.out) as out:  # opened first: a bad or busy --out fails before any model loads
         if args.retry == "unscored" and args.reask_unreadable == 0:
             args.reask_unreadable = 1  # re-judging an unreadable answer is only worth it with a changed question
-        models = models_from_args(args, refine)
         bar = _bar(len(pairs), "judge")
-
-        async def go() -> None:
-            try:
-                await judge_pairs(pairs, sets, models, config, refine, out, rubrics_path=args.rubrics, bar=bar,
-                                  stop=stop, resume=resume)
-            finally:
-                await models.aclose()
-
         try:
-            interrupt.run(go())
+            if cluster is not None:
+                job = _cluster_job(args, refine)
+                accounting = judge_on_cluster(
+                    pairs, sets, JudgeJob(job.judge, job.proposer, refine, config), out, cluster,
+                    rubrics_path=args.rubrics, bar=bar, stop=stop, resume=resume)
+            else:
+                models = models_from_args(args, refine)
+                accounting = models.accounting
+
+                async def go() -> None:
+                    try:
+                        await judge_pairs(pairs, sets, models, config, refine, out, rubrics_path=args.rubrics,
+                                          bar=bar, stop=stop, resume=resume)
+                    finally:
+                        await models.aclose()
+
+                interrupt.run(go())
         except MissingRubricSets as exc:
             raise SystemExit(str(exc)) from None
         finally:
@@ -133,8 +155,8 @@ def _run_judge(args: argparse.Namespace) -> int:
     if resume.message("pair"):
         print(resume.message("pair"), file=sys.stderr)
     latest = latest_by(read_jsonl(args.out), "pair_id")
-    print(judge_summary([latest[p.pair_id] for p in pairs if p.pair_id in latest], models.accounting))
-    return _finish(stop, "pair", models.accounting.failures)
+    print(judge_summary([latest[p.pair_id] for p in pairs if p.pair_id in latest], accounting))
+    return _finish(stop, "pair", accounting.failures)
 
 
 def judge_command(sub: argparse._SubParsersAction) -> None:
@@ -152,5 +174,6 @@ def judge_command(sub: argparse._SubParsersAction) -> None:
     add_config_args(p, JudgeRunConfig)
     add_score_args(p)
     add_resume_args(p)
+    add_cluster_args(p)
     add_refine_args(p)
     p.set_defaults(func=_run_judge)

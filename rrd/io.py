@@ -46,8 +46,12 @@ class OutputError(ValueError):
         self.path, self.problem = str(path), problem
 
 
+class UsageError(ValueError):
+    """A command that cannot run as asked (an optional dependency it needs is not installed)."""
+
+
 #: what a command reports as a one-line `error:` (exit code 2) instead of a traceback
-USER_ERRORS = (InputError, OutputError, ModelUnavailableError)
+USER_ERRORS = (InputError, OutputError, ModelUnavailableError, UsageError)
 
 
 def _not_text(path: Path) -> InputError:

@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Literal
 
-from judges import BudgetExceeded, GradeItem, verdict_value
+from judges import Accounting, BudgetExceeded, GradeItem, JudgeConfig, verdict_value
 from judges.settings import POSITIVE, number, setting
 from judges.types import ScoreMode
 
 from .config import RefineConfig
 from .inputs import Pair, PromptTask
-from .io import JsonlAppender, latest_by
-from .pool import Models
+from .io import JsonlAppender, latest_by, read_jsonl
+from .pool import Models, run_budget
 from .progress import RefineView
 from .records import RubricSet
 from .resume import Resume, Stop, judged_redo_reason, refined_redo_reason
@@ -50,19 +50,32 @@ class JudgeRunConfig:
     retry: str = "failed"
 
 
+def pending_tasks(tasks: Iterable[PromptTask], out: JsonlAppender, retry: str, resume: Resume) -> list[PromptTask]:
+    """The tasks `out` has no current RubricSet for (rrd.resume says what is redone); counts the rest in
+    `resume`."""
+    return resume_pending(list(tasks), lambda t: t.prompt_id, latest_by(out.existing, "prompt_id"),
+                          lambda t, r: refined_redo_reason(r, t.prompt, t.responses, retry), resume)
+
+
+async def refine_task(task: PromptTask, models: Models, config: RefineConfig, progress: Any = None) -> RubricSet:
+    """RRD on one task with the run's models: the one refinement `rrd refine` runs per prompt, in this process
+    or on a Ray worker (RefineJob)."""
+    from .refine import refine_prompt
+
+    return await refine_prompt(task.prompt, models.judge, models.proposer, config, prompt_id=task.prompt_id,
+                               responses=task.responses, samplers=models.samplers, progress=progress)
+
+
 async def refine_all(tasks: Iterable[PromptTask], models: Models, config: RefineConfig, out: JsonlAppender,
                      prompt_concurrency: int = 4, bar: Any = None, *, retry: str = "failed",
                      stop: Stop | None = None, resume: Resume | None = None) -> list[RubricSet]:
     """Refine every task not already done in `out` (see rrd.resume for what is redone); each RubricSet is
     appended the moment it is done. A prompt whose calls hit the budget is not written, and no new one starts
     (`stop` says so)."""
-    from .refine import refine_prompt
-
     tasks = list(tasks)
     resume = resume if resume is not None else Resume()
     stop = stop if stop is not None else Stop()
-    pending = resume_pending(tasks, lambda t: t.prompt_id, latest_by(out.existing, "prompt_id"),
-                             lambda t, r: refined_redo_reason(r, t.prompt, t.responses, retry), resume)
+    pending = pending_tasks(tasks, out, retry, resume)
     if bar is not None:
         bar.update(len(tasks) - len(pending))
     sem = asyncio.Semaphore(max(1, prompt_concurrency))
@@ -75,9 +88,7 @@ async def refine_all(tasks: Iterable[PromptTask], models: Models, config: Refine
                 stop.not_done += 1
                 return
             try:
-                rs = await refine_prompt(task.prompt, models.judge, models.proposer, config,
-                                         prompt_id=task.prompt_id, responses=task.responses,
-                                         samplers=models.samplers, progress=view)
+                rs = await refine_task(task, models, config, view)
             except BudgetExceeded as exc:  # what was paid for is in the cache: the next run gets it free
                 stop.budget = str(exc)
                 stop.not_done += 1
@@ -141,6 +152,27 @@ async def judge_pair(pair: Pair, rs: RubricSet, judge: Any, config: JudgeRunConf
     }
 
 
+def missing_tasks(pairs: list[Pair], sets: dict[str, RubricSet], config: JudgeRunConfig,
+                  rubrics_path: str | None) -> list[PromptTask]:
+    """The prompts with no rubric set, to be refined first (appended to `rubrics_path` for the next run), or
+    MissingRubricSets when config.refine_missing is off."""
+    missing = {p.prompt_id: p for p in pairs if p.prompt_id not in sets}
+    if missing and (not config.refine_missing or rubrics_path is None):
+        raise MissingRubricSets(f"{len(missing)} prompts have no rubric set in {rubrics_path} "
+                                f"(first: {next(iter(missing))}); run `rrd refine` or drop --no-refine-missing")
+    return [PromptTask(pid, p.prompt, None) for pid, p in missing.items()]
+
+
+def pending_pairs(pairs: list[Pair], sets: dict[str, RubricSet], out: JsonlAppender, config: JudgeRunConfig,
+                  resume: Resume) -> list[Pair]:
+    """The pairs `out` has no current verdict for (rrd.resume says what is redone); counts the rest in `resume`."""
+    def redo(p: Pair, record: dict[str, Any]) -> str | None:
+        rs = sets.get(p.prompt_id)
+        return judged_redo_reason(record, p.content_hash, rs.content_hash if rs is not None else None, config.retry)
+
+    return resume_pending(pairs, lambda p: p.pair_id, latest_by(out.existing, "pair_id"), redo, resume)
+
+
 async def judge_pairs(pairs: list[Pair], sets: dict[str, RubricSet], models: Models, config: JudgeRunConfig,
                       refine: RefineConfig, out: JsonlAppender, *, rubrics_path: str | None = None, bar: Any = None,
                       stop: Stop | None = None, resume: Resume | None = None) -> None:
@@ -150,22 +182,14 @@ async def judge_pairs(pairs: list[Pair], sets: dict[str, RubricSet], models: Mod
     pairs in flight finish (their calls that fit are sent) and the refused one is left for the next run."""
     stop = stop if stop is not None else Stop()
     resume = resume if resume is not None else Resume()
-    missing = {p.prompt_id: p for p in pairs if p.prompt_id not in sets}
-    if missing:
-        if not config.refine_missing or rubrics_path is None:
-            raise MissingRubricSets(f"{len(missing)} prompts have no rubric set in {rubrics_path} "
-                                    f"(first: {next(iter(missing))}); run `rrd refine` or drop --no-refine-missing")
-        tasks = [PromptTask(pid, p.prompt, None) for pid, p in missing.items()]
+    tasks = missing_tasks(pairs, sets, config, rubrics_path)
+    if tasks:
+        assert rubrics_path is not None
         with JsonlAppender(rubrics_path) as rubrics_out:  # refined sets are kept for the next run
             for rs in await refine_all(tasks, models, refine, rubrics_out, config.prompt_concurrency,
                                        retry=config.retry, stop=stop):
                 sets[rs.prompt_id or prompt_key(rs.prompt)] = rs
-
-    def redo(p: Pair, record: dict[str, Any]) -> str | None:
-        rs = sets.get(p.prompt_id)
-        return judged_redo_reason(record, p.content_hash, rs.content_hash if rs is not None else None, config.retry)
-
-    pending = resume_pending(pairs, lambda p: p.pair_id, latest_by(out.existing, "pair_id"), redo, resume)
+    pending = pending_pairs(pairs, sets, out, config, resume)
     if bar is not None:
         bar.update(len(pairs) - len(pending))
     sem = asyncio.Semaphore(max(1, config.pair_concurrency))
@@ -188,3 +212,111 @@ async def judge_pairs(pairs: list[Pair], sets: dict[str, RubricSet], models: Mod
             bar.update(1)
 
     await asyncio.gather(*(one(p) for p in pending))
+
+
+# ------------------------------------------------------------------------------------------- on a Ray cluster
+@dataclass
+class RefineJob:
+    """rrd refine's work on a Ray worker (rrd.cluster): the run's models, built there, and refine_task."""
+
+    judge: JudgeConfig
+    proposer: JudgeConfig
+    config: RefineConfig
+
+    def setup(self, accounting: Accounting, cache: Any) -> None:
+        self._models = Models.build(self.judge, self.proposer, self.config, accounting=accounting, cache=cache)
+
+    async def run(self, task: PromptTask) -> dict[str, Any]:
+        return (await refine_task(task, self._models, self.config)).to_dict()
+
+    async def close(self) -> None:
+        await self._models.aclose()
+
+
+@dataclass
+class JudgeJob(RefineJob):
+    """rrd judge's work on a Ray worker: judge_pair against the prompt's set (all sets travel with the job)."""
+
+    run_config: JudgeRunConfig = field(default_factory=JudgeRunConfig)
+    sets: dict[str, RubricSet] = field(default_factory=dict)
+
+    async def run(self, pair: Pair) -> dict[str, Any]:  # type: ignore[override]
+        return await judge_pair(pair, self.sets[pair.prompt_id], self._models.judge, self.run_config)
+
+
+def shared_cache_and_budget(judge: JudgeConfig, proposer: JudgeConfig) -> tuple[str | None, float | None]:
+    """A cluster run's cache file and budget: the judge's cache (None with --no-cache: the workers then use
+    none) and the tighter of the two budgets (Models.build's rule)."""
+    from judges.cache import default_cache_path
+
+    cache = str(judge.cache_path or default_cache_path()) if judge.cache else None
+    return cache, run_budget(judge, proposer)
+
+
+def refine_on_cluster(tasks: Iterable[PromptTask], job: RefineJob, out: JsonlAppender, cluster: Any, *,
+                      retry: str = "failed", bar: Any = None, stop: Stop | None = None,
+                      resume: Resume | None = None) -> Accounting:
+    """refine_all over Ray workers (rrd.cluster): the same pending tasks, each RubricSet appended by this process
+    as it arrives. Returns the workers' accounting, summed."""
+    from .cluster import run_on_cluster
+
+    tasks = list(tasks)
+    stop = stop if stop is not None else Stop()
+    pending = pending_tasks(tasks, out, retry, resume if resume is not None else Resume())
+    if bar is not None:
+        bar.update(len(tasks) - len(pending))
+
+    def record(task: PromptTask, rs: dict[str, Any]) -> None:
+        out.append(rs)
+        if bar is not None:
+            bar.update(1)
+
+    cache, budget = shared_cache_and_budget(job.judge, job.proposer)
+    run = run_on_cluster(job, pending, record, cluster, cache_path=cache, budget_usd=budget,
+                         on_progress=(lambda acc: bar.set_postfix_str(acc.postfix())) if bar is not None else None)
+    stop.budget = stop.budget or run.budget
+    stop.not_done += run.not_done
+    return run.accounting
+
+
+def judge_on_cluster(pairs: list[Pair], sets: dict[str, RubricSet], job: JudgeJob, out: JsonlAppender,
+                     cluster: Any, *, rubrics_path: str | None = None, bar: Any = None, stop: Stop | None = None,
+                     resume: Resume | None = None) -> Accounting:
+    """judge_pairs over Ray workers: missing sets refined on the cluster first (appended to `rubrics_path`), then
+    the pending pairs; each verdict appended by this process as it arrives. Returns the summed accounting."""
+    from .cluster import run_on_cluster
+
+    stop = stop if stop is not None else Stop()
+    config = job.run_config
+    spent = Accounting()
+    tasks = missing_tasks(pairs, sets, config, rubrics_path)
+    if tasks:
+        assert rubrics_path is not None
+        with JsonlAppender(rubrics_path) as rubrics_out:  # refined sets are kept for the next run
+            spent = refine_on_cluster(tasks, RefineJob(job.judge, job.proposer, job.config), rubrics_out, cluster,
+                                      retry=config.retry, stop=stop)
+        refined = latest_by(read_jsonl(rubrics_path), "prompt_id")
+        sets.update({t.prompt_id: RubricSet.from_dict(refined[t.prompt_id]) for t in tasks if t.prompt_id in refined})
+    pending = pending_pairs(pairs, sets, out, config, resume if resume is not None else Resume())
+    if bar is not None:
+        bar.update(len(pairs) - len(pending))
+    ready = [p for p in pending if p.prompt_id in sets]
+    stop.not_done += len(pending) - len(ready)  # their refinement stopped at the budget
+
+    def record(pair: Pair, verdict: dict[str, Any]) -> None:
+        out.append(verdict)
+        if bar is not None:
+            bar.update(1)
+
+    cache, budget = shared_cache_and_budget(job.judge, job.proposer)
+    job = JudgeJob(job.judge, job.proposer, job.config, config, {p.prompt_id: sets[p.prompt_id] for p in ready})
+    run = None if stop.budget is not None else run_on_cluster(
+        job, ready, record, cluster, cache_path=cache, budget_usd=budget,
+        on_progress=(lambda acc: bar.set_postfix_str(acc.postfix())) if bar is not None else None)
+    if run is not None:
+        stop.budget = stop.budget or run.budget
+        stop.not_done += run.not_done
+        spent.add(run.accounting)
+    elif ready:
+        stop.not_done += len(ready)
+    return spent

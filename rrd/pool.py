@@ -10,6 +10,12 @@ from judges import Accounting, Judge, JudgeConfig
 from .config import RefineConfig
 
 
+def run_budget(judge_cfg: JudgeConfig, proposer_cfg: JudgeConfig) -> float | None:
+    """A run's --budget-usd: the tighter of the judge's and the proposer's (it caps their calls together)."""
+    budgets = [b for b in (judge_cfg.budget_usd, proposer_cfg.budget_usd) if b is not None]
+    return min(budgets) if budgets else None
+
+
 @dataclass
 class Models:
     """The judge, proposer and sampler models of one run, built once (a local model loads once, not per
@@ -20,13 +26,16 @@ class Models:
     samplers: dict[str, Any]
 
     @classmethod
-    def build(cls, judge_cfg: JudgeConfig, proposer_cfg: JudgeConfig, refine: RefineConfig) -> Models:
+    def build(cls, judge_cfg: JudgeConfig, proposer_cfg: JudgeConfig, refine: RefineConfig, *,
+              accounting: Accounting | None = None, cache: Any = None) -> Models:
         """Judge, proposer and samplers sharing one Accounting and one cache. The budget is the tighter of the
         judge's and the proposer's budget_usd (it caps their calls together). A sampler named like the judge or
-        the proposer reuses that model; any other sampler gets the proposer's settings and no api_base."""
-        budgets = [b for b in (judge_cfg.budget_usd, proposer_cfg.budget_usd) if b is not None]
-        accounting = Accounting(budget_usd=min(budgets) if budgets else None)
-        judge = Judge(judge_cfg, accounting=accounting)
+        the proposer reuses that model; any other sampler gets the proposer's settings and no api_base.
+        `accounting` and `cache` replace the ones built from the configs (a Ray worker's leased budget and the
+        cluster's shared cache, rrd.cluster)."""
+        if accounting is None:
+            accounting = Accounting(budget_usd=run_budget(judge_cfg, proposer_cfg))
+        judge = Judge(judge_cfg, accounting=accounting, cache=cache)
         built = {(judge_cfg.model, judge_cfg.api_base): judge}
 
         def get(cfg: JudgeConfig) -> Any:
