@@ -197,6 +197,32 @@ def test_budget_stop_prints_the_summary_and_exits_with_its_code(files, capsys):
         assert len(_latest(tmp_path / "verdicts.jsonl")) == 3
 
 
+def test_eval_budget_stop_exits_with_its_code_and_keeps_what_was_done(tmp_path, capsys):
+    data = tmp_path / "eval.jsonl"
+    data.write_text("".join(json.dumps({"id": f"e{i}", "prompt": f"Q{i}?", "chosen": f"good {i}",
+                                        "rejected": f"bad {i}"}) + "\n" for i in range(6)))
+
+    def argv(budget):
+        return ["eval", "pairs", "--data", str(data), "--method", "direct", "--judge", "gpt-4o", "--api-base",
+                server.api_base, "--cache-path", str(tmp_path / "c.sqlite"), "--no-logprobs", "--no-view",
+                "--item-concurrency", "1", "--budget-usd", budget, "--out", str(tmp_path / "out")]
+
+    with LoopbackServer(lambda n, req: Reply(text="[[A]]")) as server:
+        # each call reserves about $0.0103 (1,024 output tokens at gpt-4o's price) and costs $0.00026: an item's
+        # two games fit in $0.0215, and after a few items the spent part leaves no room for the next two
+        assert main(argv("0.0215")) == BUDGET_EXIT
+        err = capsys.readouterr().err
+        assert "budget reached" in err and "items not done" in err
+        done = len(_latest_items(tmp_path / "out" / "results.jsonl"))
+        assert 0 < done < 6
+        assert main(argv("1")) == 0  # a higher budget goes on where it stopped
+    assert len(_latest_items(tmp_path / "out" / "results.jsonl")) == 6
+
+
+def _latest_items(path):
+    return {json.loads(x)["item_id"] for x in path.read_text().splitlines()}
+
+
 @pytest.mark.parametrize("flag,value", [("--budget-usd", "0"), ("--budget-usd", "-1"), ("--concurrency", "0"),
                                         ("--pair-concurrency", "0"), ("--limit", "0"), ("--timeout", "0"),
                                         ("--n-samples", "x"), ("--tie-margin", "-0.1")])
