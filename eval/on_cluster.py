@@ -84,8 +84,7 @@ def eval_on_cluster(run: EvalRun, items: list[Any], results: JsonlAppender, clus
     cache, budget = shared_cache_and_budget(judge, proposer)
     try:
         done = run_on_cluster(job, units(run, work), record, cluster, cache_path=cache, budget_usd=budget,
-                              on_progress=(lambda acc: bar.set_postfix_str(acc.postfix())) if bar is not None
-                              else None)
+                              bar=bar)
     finally:
         for store in stores.values():
             store.close()

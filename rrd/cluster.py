@@ -25,7 +25,6 @@ Shared state, each owned by one actor:
 from __future__ import annotations
 
 import asyncio
-import os
 from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Protocol, Sequence
@@ -98,7 +97,8 @@ class RemoteCache:
     def get_many(self, lookups: Sequence[tuple[str, Request]]) -> Any:
         """An awaitable of the completions (Judge.run awaits it): a blocking ray.get would stall the worker's
         event loop, and every item in flight on it, for each round trip."""
-        local = [self._unsent.get(cache_key(model, request)) for model, request in lookups]
+        local = ([self._unsent.get(cache_key(model, request)) for model, request in lookups] if self._unsent
+                 else [None] * len(lookups))  # no key hashed twice when nothing waits to be sent
         ask = [lookup for lookup, hit in zip(lookups, local) if hit is None]
 
         async def answers() -> list[Completion | None]:
@@ -127,11 +127,6 @@ class RemoteCache:
         stores, self._stores = self._stores, []
         if stores:
             await asyncio.gather(*stores)
-
-    def __len__(self) -> int:
-        import ray
-
-        return int(ray.get(self.server.size.remote()))
 
 
 class BudgetPool:
@@ -207,9 +202,6 @@ class Worker:
         if self.cache is not None:
             await self.cache.flush()
 
-    def pid(self) -> int:
-        return os.getpid()
-
     async def close(self) -> None:
         if self._ready:
             await self.job.close()
@@ -238,12 +230,12 @@ def _ray(address: str | None) -> Any:
 
 def run_on_cluster(job: Job, items: Sequence[Any], on_record: Callable[[Any, dict[str, Any]], None],
                    config: ClusterConfig, *, cache_path: str | None, budget_usd: float | None,
-                   on_progress: Callable[[Accounting], None] | None = None,
-                   workers_started: Callable[[list[Any]], None] | None = None) -> ClusterRun:
+                   bar: Any = None, workers_started: Callable[[list[Any]], None] | None = None) -> ClusterRun:
     """Run `job` on every item over Ray workers; `on_record(item, record)` is called on this (the driver's)
     thread for each item as it finishes, exactly once per item. Stops starting items once a worker reports the
     budget spent; items not started are counted in `not_done`. `cache_path`: the SQLite file the cluster's
-    CacheServer owns, or None for no cache. `workers_started` receives the worker handles (tests kill one)."""
+    CacheServer owns, or None for no cache. `bar` (a progress bar) shows the workers' calls and spending as they
+    report them; `workers_started` receives the worker handles (tests kill one)."""
     if not items:  # nothing pending: no cluster to start
         return ClusterRun()
     ray = _ray(config.address)
@@ -306,8 +298,8 @@ def run_on_cluster(job: Job, items: Sequence[Any], on_record: Callable[[Any, dic
                 else:
                     on_record(entry[1], result["record"])
                     out.written += 1
-                if on_progress is not None:
-                    on_progress(_summed(last.values()))
+                if bar is not None:
+                    bar.set_postfix_str(_summed(last.values()).postfix())
         out.not_done += len(queue)
         out.accounting = _summed(last.values())
         return out
@@ -329,12 +321,4 @@ def _summed(snapshots: Any) -> Accounting:
     for snap in snapshots:
         total.add(snap)
     return total
-
-
-def shutdown() -> None:
-    """Stop the local Ray instance a run started (a no-op when connected to a cluster it did not start)."""
-    import ray
-
-    if ray.is_initialized():
-        ray.shutdown()
 

@@ -253,6 +253,16 @@ def shared_cache_and_budget(judge: JudgeConfig, proposer: JudgeConfig) -> tuple[
     return cache, run_budget(judge, proposer)
 
 
+def _appender(out: JsonlAppender, bar: Any) -> Any:
+    """on_record of a cluster run: append the record, advance the bar."""
+    def record(item: Any, rec: dict[str, Any]) -> None:
+        out.append(rec)
+        if bar is not None:
+            bar.update(1)
+
+    return record
+
+
 def refine_on_cluster(tasks: Iterable[PromptTask], job: RefineJob, out: JsonlAppender, cluster: Any, *,
                       retry: str = "failed", bar: Any = None, stop: Stop | None = None,
                       resume: Resume | None = None) -> Accounting:
@@ -266,14 +276,9 @@ def refine_on_cluster(tasks: Iterable[PromptTask], job: RefineJob, out: JsonlApp
     if bar is not None:
         bar.update(len(tasks) - len(pending))
 
-    def record(task: PromptTask, rs: dict[str, Any]) -> None:
-        out.append(rs)
-        if bar is not None:
-            bar.update(1)
-
     cache, budget = shared_cache_and_budget(job.judge, job.proposer)
-    run = run_on_cluster(job, pending, record, cluster, cache_path=cache, budget_usd=budget,
-                         on_progress=(lambda acc: bar.set_postfix_str(acc.postfix())) if bar is not None else None)
+    run = run_on_cluster(job, pending, _appender(out, bar), cluster, cache_path=cache, budget_usd=budget,
+                         bar=bar)
     stop.budget = stop.budget or run.budget
     stop.not_done += run.not_done
     return run.accounting
@@ -303,16 +308,11 @@ def judge_on_cluster(pairs: list[Pair], sets: dict[str, RubricSet], job: JudgeJo
     ready = [p for p in pending if p.prompt_id in sets]
     stop.not_done += len(pending) - len(ready)  # their refinement stopped at the budget
 
-    def record(pair: Pair, verdict: dict[str, Any]) -> None:
-        out.append(verdict)
-        if bar is not None:
-            bar.update(1)
-
     cache, budget = shared_cache_and_budget(job.judge, job.proposer)
     job = JudgeJob(job.judge, job.proposer, job.config, config, {p.prompt_id: sets[p.prompt_id] for p in ready})
     run = None if stop.budget is not None else run_on_cluster(
-        job, ready, record, cluster, cache_path=cache, budget_usd=budget,
-        on_progress=(lambda acc: bar.set_postfix_str(acc.postfix())) if bar is not None else None)
+        job, ready, _appender(out, bar), cluster, cache_path=cache, budget_usd=budget,
+        bar=bar)
     if run is not None:
         stop.budget = stop.budget or run.budget
         stop.not_done += run.not_done
