@@ -271,9 +271,11 @@ class JsonlAppender:
         if torn:
             with open(self.path, "r+b") as fh:
                 fh.truncate(good_bytes)
-        elif good_bytes and not self.path.read_bytes().endswith(b"\n"):  # a last record without a newline
-            with open(self.path, "ab") as fh:
-                fh.write(b"\n")
+        elif good_bytes:
+            with open(self.path, "r+b") as fh:  # a last record typed without a newline gets one
+                fh.seek(-1, os.SEEK_END)
+                if fh.read(1) != b"\n":
+                    fh.write(b"\n")
         return records
 
     def append(self, record: dict[str, Any]) -> None:

@@ -416,3 +416,15 @@ def _latest_tolerant(path) -> dict:
     from rrd.io import read_jsonl
 
     return latest_by(read_jsonl(path), "pair_id")
+
+
+def test_a_last_record_typed_without_a_newline_is_kept_and_the_next_goes_on_its_own_line(tmp_path):
+    path = tmp_path / "out.jsonl"
+    path.write_text('{"pair_id": "a"}\n{"pair_id": "b"}')  # complete, but no final newline (hand-edited)
+    with JsonlAppender(path) as out:
+        assert [r["pair_id"] for r in out.existing] == ["a", "b"]
+        out.append({"pair_id": "c"})
+    assert [json.loads(x)["pair_id"] for x in path.read_text().splitlines()] == ["a", "b", "c"]
+    with JsonlAppender(path) as out:  # a file that already ends in a newline is left as it is
+        assert len(out.existing) == 3
+    assert path.read_text().count("\n") == 3
