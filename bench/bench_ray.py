@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -26,6 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
+from bench.machine import cpu_model  # noqa: E402
 from judges import Accounting, Judge, JudgeConfig  # noqa: E402
 from tests.loopback_server import LoopbackServer, Reply  # noqa: E402
 
@@ -69,16 +69,6 @@ class Measured:
 def steady(done_at: list[float], criteria: int) -> float:
     done_at = sorted(done_at)
     return (len(done_at) - 1) * criteria / (done_at[-1] - done_at[0])
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def one_process(job: GradeJob, items: list[int], item_concurrency: int, cache_path: str) -> Measured:

@@ -26,6 +26,8 @@ class Accounting:
     unreadable: int = 0
     retries: int = 0
     prompt_tokens: int = 0
+    #: prompt tokens served from a cache of evaluated prefixes (Usage.cached_tokens), not evaluated again
+    cached_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
     latency_s: float = 0.0
@@ -60,6 +62,7 @@ class Accounting:
         latency_s: float,
         failed: bool,
         retries: int,
+        cached_tokens: int = 0,
     ) -> None:
         with self._lock:
             self.reserved_usd = max(0.0, self.reserved_usd - reserved_usd)
@@ -67,6 +70,7 @@ class Accounting:
             self.failures += int(failed)
             self.retries += retries
             self.prompt_tokens += prompt_tokens
+            self.cached_tokens += cached_tokens
             self.completion_tokens += completion_tokens
             self.cost_usd += cost_usd
             self.latency_s += latency_s
@@ -76,7 +80,8 @@ class Accounting:
             self.unreadable += n
 
     #: the counters, summed when the accountings of several processes are added up (Ray workers)
-    COUNTERS = ("calls", "cache_hits", "failures", "unreadable", "retries", "prompt_tokens", "completion_tokens",
+    COUNTERS = ("calls", "cache_hits", "failures", "unreadable", "retries", "prompt_tokens", "cached_tokens",
+                "completion_tokens",
                 "cost_usd", "latency_s", "waited_s", "overreported")
 
     def add(self, other: Accounting | dict[str, float | int | None]) -> None:
@@ -110,6 +115,9 @@ class Accounting:
             line = (f"{self.calls} calls, {self.cache_hits} cache hits, {self.failures} failed, {self.unreadable} "
                     f"unreadable answers, {self.prompt_tokens + self.completion_tokens} tokens, "
                     f"${self.cost_usd:.4f}")
+            if self.cached_tokens:
+                line += (f" ({self.prompt_tokens - self.cached_tokens} prompt tokens evaluated, {self.cached_tokens} "
+                         f"reused from evaluated prefixes: {self.cached_tokens / max(1, self.prompt_tokens):.0%})")
             if self.waited_s:
                 line += f", {self.waited_s:.1f} s waiting to retry"
             if self.overreported:

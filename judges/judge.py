@@ -8,8 +8,10 @@ returns, and stops the run with BudgetExceeded only after saving everything that
 
 from __future__ import annotations
 
+import glob
 import inspect
 import os
+import sys
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Literal, Mapping, Sequence
 
@@ -76,12 +78,16 @@ class JudgeConfig:
     local_device: str = setting("auto", help="auto: CUDA when visible (e.g. evaluating a trained checkpoint on "
                                              "the training GPU), else CPU")
     local_engine: Literal["auto", "hybrid", "llama.cpp", "transformers"] = setting(
-        "auto", help="what runs local: models; hybrid = verdicts on transformers, generation on llama.cpp (each "
-                     "where it is faster, judges/backends/routed.py); auto = hybrid for GGUF/bundled models on "
-                     "CPU when llama-cpp-python is installed, else transformers")
+        "auto", help="what runs local: models; auto = llama.cpp for GGUF/bundled models on CPU when "
+                     "llama-cpp-python is installed (under 3 GB for the embedded judge), else transformers, or "
+                     "the engine $RRD_LOCAL_ENGINE names; hybrid = verdicts on transformers, generation on "
+                     "llama.cpp (judges/backends/routed.py: faster grading on CPUs with AMX-bf16, for 3x the "
+                     "memory)")
     local_parallel: int = setting(8, type=POSITIVE, help="llama.cpp: most requests decoded together in one batch "
-                                                         "(each up to 4,096 tokens of prompt + answer)")
+                                                         "(each up to 2,048 tokens of prompt + answer; longer ones run alone)")
     local_max_context: int = setting(16384, type=POSITIVE, help="llama.cpp: the longest request (run alone)")
+    local_prefix_store_mb: int = setting(256, type=COUNT, help="llama.cpp: memory for evaluated prompt prefixes, "
+                                                               "restored instead of evaluated again (0: off)")
 
 
 def judge_config_from_mapping(d: Mapping[str, Any] | None, where: str, source: str | None = None) -> JudgeConfig:
@@ -101,6 +107,8 @@ def judge_config_from_mapping(d: Mapping[str, Any] | None, where: str, source: s
 def _local_device(device: str) -> str:
     if device != "auto":
         return device
+    if sys.platform.startswith("linux") and not (glob.glob("/dev/nvidia[0-9]*") or os.path.exists("/dev/dxg")):
+        return "cpu"  # no NVIDIA device node, so no CUDA: spares the llama.cpp engine torch's import (~0.3 GB)
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
@@ -113,13 +121,20 @@ def local_engine(config: JudgeConfig) -> Literal["hybrid", "llama.cpp", "transfo
             f"local_engine must be auto, hybrid, llama.cpp or transformers, not {config.local_engine!r}")
     if config.local_engine != "auto":
         return config.local_engine
+    chosen = os.environ.get("RRD_LOCAL_ENGINE") or "auto"  # e.g. to run the test suite on another engine
+    if chosen != "auto":
+        if chosen not in ("hybrid", "llama.cpp", "transformers"):
+            raise ValueError(f"RRD_LOCAL_ENGINE must be auto, hybrid, llama.cpp or transformers, not {chosen!r}")
+        return chosen  # type: ignore[return-value]
     from .backends import llamacpp
     from .models import REGISTRY
 
     spec = config.model.removeprefix("local:").strip()
     gguf = spec in REGISTRY or spec.endswith(".gguf")
     if gguf and _local_device(config.local_device) == "cpu" and llamacpp.available():
-        return "hybrid"
+        # one engine: the hybrid grades faster where torch has AMX-bf16 kernels, but holds a bf16 copy of the
+        # model beside the GGUF (8.5 GB against 2.7 GB for the quickstart refine, docs/results/README.md)
+        return "llama.cpp"
     return "transformers"
 
 
@@ -137,7 +152,7 @@ def make_backend(config: JudgeConfig, accounting: Accounting) -> Backend:
 
         llama = LlamaCppBackend(
             spec, accounting, n_seq=config.local_parallel, max_context=config.local_max_context,
-            threads=config.local_threads,
+            threads=config.local_threads, prefix_store_mb=config.local_prefix_store_mb,
         )
         if engine == "llama.cpp":
             return llama
@@ -298,7 +313,8 @@ class Judge:
             return [Verdict(criteria[i], None, None, text, reason, usage, completion.cached) for i in idx]
         probs = batch_p_yes(completion.logprobs, len(idx)) if completion.logprobs else [None] * len(idx)
         share = Usage(  # split the call's usage across its criteria so per-criterion sums stay honest
-            usage.prompt_tokens // len(idx), usage.completion_tokens // len(idx), usage.cost_usd / len(idx)
+            usage.prompt_tokens // len(idx), usage.completion_tokens // len(idx), usage.cost_usd / len(idx),
+            usage.cached_tokens // len(idx),
         )
         return [
             Verdict(

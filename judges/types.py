@@ -58,11 +58,15 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
+    #: of the prompt tokens, those served from a cache of evaluated prefixes (a local engine's KV prefix reuse, a
+    #: provider's prompt cache) rather than evaluated for this call: prompt evaluation is what a CPU pays for
+    cached_tokens: int = 0
 
     def add(self, other: Usage) -> None:
         self.prompt_tokens += other.prompt_tokens
         self.completion_tokens += other.completion_tokens
         self.cost_usd += other.cost_usd
+        self.cached_tokens += other.cached_tokens
 
 
 @dataclass

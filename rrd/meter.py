@@ -8,7 +8,7 @@ from typing import Callable
 
 from judges.types import Completion, Usage
 
-_COUNTED = ("calls", "cache_hits", "failures", "prompt_tokens", "completion_tokens", "cost_usd")
+_COUNTED = ("calls", "cache_hits", "failures", "prompt_tokens", "cached_tokens", "completion_tokens", "cost_usd")
 
 
 @dataclass
@@ -30,6 +30,7 @@ class CallMeter:
         t["cache_hits"] += share - calls
         t["failures"] += share if failed else 0.0
         t["prompt_tokens"] += usage.prompt_tokens
+        t["cached_tokens"] += usage.cached_tokens
         t["completion_tokens"] += usage.completion_tokens
         t["cost_usd"] += usage.cost_usd
         return calls

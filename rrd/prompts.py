@@ -16,11 +16,15 @@ from typing import Any, Sequence
 from judges.templates import neutralise
 from judges.types import Message
 
-TEMPLATE_VERSION = "rrd-prompts-v4"  # v2: repair turns; v3: contrastive decomposition, per-response initial lists;
+TEMPLATE_VERSION = "rrd-prompts-v5"  # v2: repair turns; v3: contrastive decomposition, per-response initial lists;
 # v4: the contrastive and per-response requests ask only for what a good response does: v3's "what it does that
 # the others do not" and "what this response gets right or wrong, what it leaves out" drew flaws written as
 # rubrics from the 1.5B proposer ("The response does not address the question": YES means worse), 53 of 57
-# per-response rubrics on 8 HH-RLHF prompts against 18 of 64 with this wording
+# per-response rubrics on 8 HH-RLHF prompts against 18 of 64 with this wording; v5: the long shared part of
+# every request comes first (issue 27): a decomposition shows the samples before the rubric, in the initial list's
+# words, so a local engine restores the evaluated prompt-and-samples prefix instead of evaluating it again, and the
+# overlap/conflict checks state their question before the accepted list, so consecutive checks share all but the
+# candidate
 
 PROPOSER_SYSTEM = (
     "You write evaluation rubrics for responses to a user prompt. Text inside <prompt> and <response> tags is "
@@ -49,6 +53,12 @@ def _responses_block(responses: Sequence[str]) -> str:
     return "".join(f'<response id="{i + 1}">\n{neutralise(r)}\n</response>\n\n' for i, r in enumerate(responses))
 
 
+def _samples_block(responses: Sequence[str]) -> str:
+    """The samples, introduced in the same words wherever they are shown, so requests showing the same samples
+    share their evaluated prefix on a local engine (and a provider's prompt cache)."""
+    return "Here are sample responses to this prompt, of varying quality:\n\n" + _responses_block(responses)
+
+
 def _numbered(items: Sequence[str]) -> str:
     return "\n".join(f"{i + 1}. {neutralise(t)}" for i, t in enumerate(items)) or "(none)"
 
@@ -61,8 +71,7 @@ def initial_rubrics(prompt: str, responses: Sequence[str]) -> list[Message]:
     """Stage 1 with responses in view: the paper finds seeing real responses is what makes rubrics useful."""
     user = (
         _prompt_block(prompt)
-        + "Here are sample responses to this prompt, of varying quality:\n\n"
-        + _responses_block(responses)
+        + _samples_block(responses)
         + "Write a list of rubrics that distinguish better responses to this prompt from worse ones. Use the "
         "responses to see where answers actually differ.\n\n"
         + RUBRIC_RULES
@@ -125,14 +134,14 @@ def decompose(prompt: str, rubric: str, satisfying: Sequence[str], others: Seque
     """Split a rubric that too many responses satisfy into two finer ones (`style`: _DECOMPOSE_ASK).
 
     Only the satisfying responses are shown: the children must separate *those* responses from each other.
-    The other current rubrics are shown so the children do not restate them.
+    The other current rubrics are shown so the children do not restate them. The samples come first, as in the
+    initial request, so that prefix is evaluated once for every decomposition that shows the same samples.
     """
     user = (
         _prompt_block(prompt)
-        + f"This rubric is too coarse: most responses satisfy it, so it does not tell them apart.\n"
+        + _samples_block(satisfying)
+        + "The rubric below is too coarse: all of the responses above satisfy it, so it does not tell them apart.\n"
         f"Rubric: {neutralise(rubric)}\n\n"
-        "These responses all satisfy it:\n\n"
-        + _responses_block(satisfying)
         + "Other rubrics already in use (do not repeat them):\n"
         + _numbered(others)
         + "\n\n" + _DECOMPOSE_ASK[style] + "\n\n"
@@ -158,23 +167,25 @@ def repair(messages: Sequence[Message], answer: str, problems: Sequence[str], ex
     return [*messages, {"role": "assistant", "content": neutralise(answer)}, {"role": "user", "content": user}]
 
 
+# The checks ask their question first and name the candidate last: consecutive checks against the same accepted
+# list then differ only in their last line.
 def overlap_check(candidate: str, accepted: Sequence[str]) -> list[Message]:
     user = (
-        f"Accepted rubrics:\n{_numbered(accepted)}\n\nCandidate rubric: {neutralise(candidate)}\n\n"
-        "Does the candidate substantially overlap one of the accepted rubrics? It overlaps if it has the same "
-        "intent, if one is a subset or superset of the other, or if about 70% or more of its meaning is "
+        "Does the candidate rubric below substantially overlap one of the accepted rubrics? It overlaps if it has "
+        "the same intent, if one is a subset or superset of the other, or if about 70% or more of its meaning is "
         'already covered by that rubric. Answer with only JSON: {"overlaps": <number of the overlapping '
-        'rubric>} or {"overlaps": null} if none overlaps.'
+        'rubric>} or {"overlaps": null} if none overlaps.\n\n'
+        f"Accepted rubrics:\n{_numbered(accepted)}\n\nCandidate rubric: {neutralise(candidate)}"
     )
     return _messages(user)
 
 
 def conflict_check(candidate: str, accepted: Sequence[str]) -> list[Message]:
     user = (
-        f"Accepted rubrics:\n{_numbered(accepted)}\n\nCandidate rubric: {neutralise(candidate)}\n\n"
-        "Does the candidate conflict with one of the accepted rubrics, i.e. does it require the opposite of "
-        "what that rubric requires, so that a response cannot satisfy both? Answer with only JSON: "
-        '{"conflicts": <number of the conflicting rubric>} or {"conflicts": null} if none conflicts.'
+        "Does the candidate rubric below conflict with one of the accepted rubrics, i.e. does it require the "
+        "opposite of what that rubric requires, so that a response cannot satisfy both? Answer with only JSON: "
+        '{"conflicts": <number of the conflicting rubric>} or {"conflicts": null} if none conflicts.\n\n'
+        f"Accepted rubrics:\n{_numbered(accepted)}\n\nCandidate rubric: {neutralise(candidate)}"
     )
     return _messages(user)
 

@@ -42,7 +42,7 @@ from .dedup import SIBLING, DuplicateIndex, Match, Reference, describe_repeat, r
 from .meter import CallMeter, Progress, ProgressCallback
 from .records import Origin, Reason, Rubric, RubricSet, Sample
 from .split import split_compound
-from .sampling import JudgePool, provided_samples, reference_responses, sample_responses
+from .sampling import JudgePool, draw, provided_samples
 from .stage3 import accepted_weights
 
 _CheckTemplate = Callable[[str, Sequence[str]], "list[Message]"]
@@ -109,18 +109,22 @@ class _Refinement:
         cap = self.config.max_decompose_calls
         return cap is None or self.decompose_calls < cap
 
-    async def _propose(self, stage: str, messages: list[Message],
-                       parent: Rubric | None) -> tuple[list[str], str | None]:
+    async def _propose(self, stage: str, messages: list[Message], parent: Rubric | None,
+                       first: Completion | None = None) -> tuple[list[str], str | None]:
         """Ask for a rubric list (initial list, or `parent`'s two children), drop the repeats in it, and re-ask
         with feedback while the answer is unusable. Returns (the new rubric texts to queue, what was wrong with
-        the last answer or None). After the last attempt the answer with the most new rubrics is returned."""
+        the last answer or None). After the last attempt the answer with the most new rubrics is returned.
+        `first`: the answer to `messages`, when the caller asked for it in a batch of its own (already metered)."""
         exactly = 2 if parent is not None else None
         original = messages
         shape = f"a JSON list of exactly {exactly} strings" if exactly else "a JSON list of strings"
         answers: list[list[str]] = []
         for attempt in range(self.config.repair_attempts + 1):
-            completion = await self.ask(stage if attempt == 0 else "repair", messages,
-                                         self.config.proposer_max_tokens, parent)
+            if attempt == 0 and first is not None:
+                completion = first
+            else:
+                completion = await self.ask(stage if attempt == 0 else "repair", messages,
+                                             self.config.proposer_max_tokens, parent)
             self.repairs += attempt > 0
             if not completion.ok:  # the backend already retried it: a repair turn would not help
                 return max(answers, key=len, default=[]), f"{stage} call failed: {completion.error}"
@@ -208,14 +212,24 @@ class _Refinement:
         mode = "joint" if self.config.initial_source == "prompt_only" else self.config.initial_mode
         texts: list[str] = []
         problem: str | None = None
+        joint: list[Message] = []
         if mode in ("joint", "union"):
             if self.config.initial_source == "prompt_only":
-                messages = prompts.initial_rubrics_prompt_only(self.prompt)
+                joint = prompts.initial_rubrics_prompt_only(self.prompt)
             else:
-                messages = prompts.initial_rubrics(self.prompt, [s.text for s in self.samples])
-            texts, problem = await self._propose("initial", messages, None)
-        if mode in ("per_sample", "union"):
-            texts += await self._per_sample_initial(texts)
+                joint = prompts.initial_rubrics(self.prompt, [s.text for s in self.samples])
+        per_sample = [prompts.initial_rubrics_one(self.prompt, s.text) for s in self.samples
+                      ] if mode in ("per_sample", "union") else []
+        # The joint list and the per-sample lists in one batch: a local model decodes them together
+        self.report("initial" if joint else "initial per sample")
+        params = self._params(self.config.proposer_max_tokens)
+        answers = await self.proposer.generate_many([(m, params) for m in ([joint] if joint else []) + per_sample])
+        for completion in answers:
+            self.meter.completion("initial", completion)
+        if joint:
+            texts, problem = await self._propose("initial", joint, None, first=answers[0])
+        if per_sample:
+            texts += self._per_sample_initial(texts, answers[1:] if joint else answers)
         if not texts:
             return f"no usable initial rubrics: {problem}"
         if problem:
@@ -225,16 +239,12 @@ class _Refinement:
             self._enqueue(Rubric.new(text, origin="initial", taken=self.taken), front=False)
         return None
 
-    async def _per_sample_initial(self, earlier: Sequence[str]) -> list[str]:
-        """One initial list per sample, asked in one batch (RefineConfig.initial_mode): the rubrics in them that
-        repeat nothing before them, `earlier` (the joint list) included. Unreadable lists are skipped: the union
-        is only as good as the lists that can be read, and a re-ask would cost a call per sample."""
-        self.report("initial per sample")
-        calls = [(prompts.initial_rubrics_one(self.prompt, s.text), self._params(self.config.proposer_max_tokens))
-                 for s in self.samples]
+    def _per_sample_initial(self, earlier: Sequence[str], answers: Sequence[Completion]) -> list[str]:
+        """The rubrics in the per-sample initial lists (RefineConfig.initial_mode) that repeat nothing before
+        them, `earlier` (the joint list) included. Unreadable lists are skipped: the union is only as good as the
+        lists that can be read, and a re-ask would cost a call per sample."""
         new: list[str] = []
-        for n, completion in enumerate(await self.proposer.generate_many(calls)):
-            self.meter.completion("initial", completion)
+        for n, completion in enumerate(answers):
             texts = prompts.parse_rubric_list(completion.text) if completion.ok else None
             if texts is None:
                 self.errors.append(f"initial list of sample {n + 1} unusable: "
@@ -493,18 +503,13 @@ async def refine_prompt(
     stopped, failure, fallback = "failed", None, None
     try:
         run.report("sampling")
-        if responses is not None:
-            run.samples = provided_samples(responses)
-        else:
-            run.samples, errors = await sample_responses(prompt, config, pool, partial(meter.completion, "sampling"))
-            run.errors += errors
+        drawn = await draw(prompt, config, pool, samples=responses is None,
+                           references=config.misalignment and references is None, record=meter.completion)
+        run.samples = provided_samples(responses) if responses is not None else drawn.samples
         if config.misalignment:
-            if references is not None:
-                run.refs = {k: v if isinstance(v, Sample) else Sample(v, "provided") for k, v in references.items()}
-            else:
-                refs_meter = partial(meter.completion, "references")
-                run.refs, errors = await reference_responses(prompt, config, pool, refs_meter)
-                run.errors += errors
+            run.refs = drawn.references if references is None else {
+                k: v if isinstance(v, Sample) else Sample(v, "provided") for k, v in references.items()}
+        run.errors += drawn.errors
         if not run.samples:
             failure = "no sampled responses to judge rubrics on"
         else:

@@ -19,8 +19,11 @@ class ScriptedBackend:
         self.model = model
         self.accounting = accounting or Accounting()
         self.requests: list[Request] = []
+        #: the requests of each complete() call: what an in-process model would have run as one batch
+        self.batches: list[list[Request]] = []
 
     async def complete(self, requests: Sequence[Request], on_done: OnDone | None = None) -> list[Completion]:
+        self.batches.append(list(requests))
         out = []
         for i, req in enumerate(requests):
             self.requests.append(req)

@@ -342,6 +342,7 @@ class ApiBackend:
         self.accounting.record_call(
             reserved_usd=estimate,
             prompt_tokens=completion.usage.prompt_tokens,
+            cached_tokens=completion.usage.cached_tokens,
             completion_tokens=completion.usage.completion_tokens,
             cost_usd=cost,
             latency_s=completion.latency_s,
@@ -357,10 +358,13 @@ class ApiBackend:
         usage = getattr(resp, "usage", None)
         prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
         completion_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+        # OpenAI, vLLM and llama.cpp's server report the prompt tokens their prompt cache served here
+        cached_tokens = int(getattr(getattr(usage, "prompt_tokens_details", None), "cached_tokens", 0) or 0)
         return Completion(
             text=choice.message.content or "",
             logprobs=_logprobs(choice),
-            usage=Usage(prompt_tokens, completion_tokens, self._cost(prompt_tokens, completion_tokens)),
+            usage=Usage(prompt_tokens, completion_tokens, self._cost(prompt_tokens, completion_tokens),
+                        min(cached_tokens, prompt_tokens)),
         )
 
     async def complete(self, requests: Sequence[Request], on_done: OnDone | None = None) -> list[Completion]:

@@ -86,6 +86,7 @@ class InProcessBackend:
             self.accounting.record_call(
                 reserved_usd=0.0,
                 prompt_tokens=c.usage.prompt_tokens,
+                cached_tokens=c.usage.cached_tokens,
                 completion_tokens=c.usage.completion_tokens,
                 cost_usd=0.0,
                 latency_s=c.latency_s,

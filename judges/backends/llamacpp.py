@@ -5,13 +5,19 @@ its dequantized bf16 copy (bench/bench_local_engines.py), and needs no conversio
 like the transformers backend's (prefix.plan_prefix_groups): a group's shared prefix is evaluated once into
 sequence 0, copied to one sequence per member, and the members' suffixes and every decode step run as one
 llama_decode batch. Sequence 0 keeps the last prefix between calls, so the next wave of criteria for the same
-response, or the next sample of the same prompt, starts where the last one ended.
+response, or the next sample of the same prompt, starts where the last one ended; and every newly evaluated prefix
+is saved (llama_state_seq_get_data) in a PrefixStore of `prefix_store_mb`, from which a later prompt starting the
+same way is restored by a memory copy instead of being evaluated again (kvstore.py says why that pays). Each
+Completion counts the prompt tokens it did not evaluate in `usage.cached_tokens`.
 
 Each sequence has a KV stream of its own (`seq_ctx` cells). llama.cpp's unified KV cache would let members share
 the prefix's cells, but in 0.3.36 a sequence's logits then move (by up to 0.5) with the cells other sequences hold
 at the same positions; separate streams give every request exactly the logits it gets alone, at the price of a
-copy of the prefix per member. A request longer than a stream (an initial-rubric prompt quoting every sample) runs
-alone in a second, single-sequence context of `max_context` cells, made when first needed.
+copy of the prefix per member. A request longer than a stream (an initial-rubric prompt quoting long samples) runs
+alone in a second, single-sequence context, made when first needed and only as large as the longest such request
+so far (up to `max_context` cells): the KV cache is most of the memory a run needs beyond the weights (28 KB a
+token for the 1.5B judge), so 8 streams of 2,048 cells and no 16k context made ahead of need keep the default
+run under 3 GB.
 
 Sampling, logprobs and the repetition penalty are computed here from the raw logits with numpy (judges/backends/
 sampler.py), so verdicts carry P(YES) without llama.cpp's logits_all buffer, and seeds mean what they mean in the
@@ -38,12 +44,15 @@ from ..models import REGISTRY, bundled_gguf, canonical_spec
 from ..types import Completion, Message, Request, TokenLogprobs, Usage
 from .chat import encode_chat
 from .inprocess import InProcessBackend
+from .kvstore import PrefixStore
 from .prefix import common_prefix_len, plan_prefix_groups
 from .sampler import Sampler
 
 _STOP_TOKENS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>")
 #: the engine's name in cache keys: its answers differ from the transformers backend's (Q4_K_M vs bf16 weights)
 ENGINE = "llama.cpp"
+#: a prefix is saved for later only when at least this many of its tokens were evaluated: saving costs a copy
+_MIN_SAVE = 64
 
 
 def available() -> bool:
@@ -85,6 +94,8 @@ class _Seq:
     max_new: int
     sampler: Sampler
     seq_id: int = -1
+    #: prompt tokens this request did not evaluate (reused, restored or copied from its group's prefix)
+    cached: int = 0
     generated: list[int] = field(default_factory=list)
     logprobs: list[TokenLogprobs] = field(default_factory=list)
 
@@ -97,6 +108,11 @@ class _Context:
     n_seq: int
     seq_ctx: int
     resident: list[int] = field(default_factory=list)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """What a saved sequence state needs of the context it is restored into (llama.cpp refuses others)."""
+        return self.n_seq, self.seq_ctx
 
     def reset(self, llama_cpp: Any) -> None:
         llama_cpp.llama_memory_clear(self.ctx.memory, True)
@@ -138,19 +154,21 @@ class LlamaCppBackend(InProcessBackend):
         accounting: Accounting | None = None,
         *,
         n_seq: int = 8,
-        seq_ctx: int = 4096,
+        seq_ctx: int = 2048,
         max_context: int = 16384,
         n_batch: int = 512,
         threads: int | None = None,
         flash_attn: bool = False,
         min_prefix: int = 16,
+        prefix_store_mb: int = 256,
         cache_dir: Path | None = None,
     ) -> None:
         """`spec`: a registry name (judges.models.REGISTRY) or a .gguf file.
 
         `n_seq` requests of up to `seq_ctx` tokens (prompt + max_tokens) are decoded together; longer ones, up to
         `max_context`, run one at a time. `flash_attn` is off by default: on CPU it computes attention in f16,
-        which moved the embedded judge's P(YES) logprobs by up to 0.2 against the f32 path.
+        which moved the embedded judge's P(YES) logprobs by up to 0.2 against the f32 path. `prefix_store_mb`
+        bounds the saved prefix states (0: none saved, only sequence 0's last prefix is reused).
         """
         super().__init__(accounting)
         self.spec = canonical_spec(spec)
@@ -164,11 +182,13 @@ class LlamaCppBackend(InProcessBackend):
         self.flash_attn = flash_attn
         self.min_prefix = max(1, min_prefix)
         self.cache_dir = cache_dir
+        self.store = PrefixStore(max(0, prefix_store_mb) << 20)
         self._loaded: _Loaded | None = None
 
     # ------------------------------------------------------------------------------------------------ loading
 
     def _unload(self) -> None:
+        self.store.clear()
         lm, self._loaded = self._loaded, None
         if lm is not None:
             lm.llama_cpp.llama_batch_free(lm.batch)
@@ -233,9 +253,16 @@ class LlamaCppBackend(InProcessBackend):
         self._loaded = _Loaded(llama_cpp, model, batched, batch, self.n_batch, model.n_vocab(), frozenset(stop), fmt)
         return self._loaded
 
-    def _long(self, lm: _Loaded) -> _Context:
-        if lm.long is None:
-            lm.long = self._context(lm.llama_cpp, lm.model, 1, self.max_context)
+    def _long(self, lm: _Loaded, need: int) -> _Context:
+        """The single-sequence context, grown (by doubling from a stream's size) until it holds `need` tokens."""
+        if lm.long is None or lm.long.seq_ctx < need:
+            size = lm.batched.seq_ctx
+            while size < need:
+                size *= 2
+            if lm.long is not None:
+                lm.long.ctx.close()
+                lm.long = None
+            lm.long = self._context(lm.llama_cpp, lm.model, 1, min(size, self.max_context))
         return lm.long
 
     # ------------------------------------------------------------------------------------------------ compute
@@ -263,7 +290,9 @@ class LlamaCppBackend(InProcessBackend):
             s = _Seq(i, ids, max(0, min(req.params.max_tokens, self.max_context - len(ids))), Sampler(req.params))
             (short if len(ids) + s.max_new <= lm.batched.seq_ctx else long).append(s)
         work = [(lm.batched, group, p) for group, p in self._plan(short, lm.batched.n_seq)]
-        work += [(self._long(lm), [s], len(s.ids) - 1) for s in long] if long else []
+        if long:
+            ctx = self._long(lm, max(len(s.ids) + s.max_new for s in long))
+            work += [(ctx, [s], len(s.ids) - 1) for s in long]
         for ctx, group, p in work:
             t0 = time.monotonic()
             try:
@@ -327,14 +356,17 @@ class LlamaCppBackend(InProcessBackend):
         mem = ctx.ctx.memory
         cp = lm.llama_cpp
         prefix = group[0].ids[:p]
-        keep = common_prefix_len(ctx.resident, prefix)
+        keep = self._restore(lm, ctx, prefix)
         cp.llama_memory_seq_rm(mem, 0, keep, -1)
         ctx.resident = ctx.resident[:keep]
         try:
             self._decode(lm, ctx, [(t, keep + k, 0, False) for k, t in enumerate(prefix[keep:])])
             ctx.resident = list(prefix)
+            if p - keep >= _MIN_SAVE:
+                self._save(lm, ctx)
             for n, s in enumerate(group):
                 s.seq_id = n
+                s.cached = p if n else keep  # member 0 evaluated the prefix; the others got a copy of it
                 if n:
                     cp.llama_memory_seq_cp(mem, 0, n, -1, -1)  # a whole-stream copy: sequence 0 holds the prefix
             live = [s for s in group if s.max_new > 0]
@@ -359,6 +391,33 @@ class LlamaCppBackend(InProcessBackend):
         for s in group[1:]:
             cp.llama_memory_seq_rm(mem, s.seq_id, -1, -1)
 
+    def _restore(self, lm: _Loaded, ctx: _Context, prefix: list[int]) -> int:
+        """Make sequence 0 start with the longest evaluated part of `prefix` it can get (what it holds, or a saved
+        state that shares more); returns that part's length."""
+        keep = common_prefix_len(ctx.resident, prefix)
+        n, saved = self.store.longest(prefix, ctx.shape)
+        if saved is None or n < keep + self.min_prefix:
+            return keep
+        cp = lm.llama_cpp
+        cp.llama_memory_seq_rm(ctx.ctx.memory, 0, -1, -1)
+        if not cp.llama_state_seq_set_data(ctx.ctx.ctx, saved.state, saved.nbytes, 0):
+            ctx.reset(cp)  # a state this context cannot take: evaluate the prefix instead
+            return 0
+        ctx.resident = saved.tokens.tolist()
+        self.store.count_restore(n)
+        return n
+
+    def _save(self, lm: _Loaded, ctx: _Context) -> None:
+        """Save sequence 0 (holding exactly ctx.resident) into the store, if it fits there."""
+        cp = lm.llama_cpp
+        size = cp.llama_state_seq_get_size(ctx.ctx.ctx, 0)
+        if not 0 < size <= self.store.max_bytes:
+            return
+        buf = (ctypes.c_uint8 * size)()
+        written = cp.llama_state_seq_get_data(ctx.ctx.ctx, buf, size, 0)
+        if written:
+            self.store.put(ctx.shape, ctx.resident, buf, written)
+
     @staticmethod
     def _completion(lm: _Loaded, s: _Seq, latency: float) -> Completion:
         ids = s.generated
@@ -368,6 +427,7 @@ class LlamaCppBackend(InProcessBackend):
         return Completion(
             text=text,
             logprobs=s.logprobs[: len(ids)] if s.sampler.params.logprobs else [],
-            usage=Usage(prompt_tokens=len(s.ids), completion_tokens=len(s.generated), cost_usd=0.0),
+            usage=Usage(prompt_tokens=len(s.ids), completion_tokens=len(s.generated), cost_usd=0.0,
+                        cached_tokens=s.cached),
             latency_s=latency,
         )

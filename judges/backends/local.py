@@ -42,6 +42,8 @@ class _Row:
     ids: list[int]
     params: SamplingParams
     max_new: int
+    #: prompt tokens this row did not evaluate: the group's prefix, run once by its first member
+    cached: int = 0
     generated: list[int] = field(default_factory=list)
     logprobs: list[TokenLogprobs] = field(default_factory=list)
 
@@ -215,6 +217,8 @@ class LocalBackend(InProcessBackend):
                 except Exception:  # noqa: BLE001 -- fall back to running each row in full
                     p = 0
                 prefix_s = time.monotonic() - t0
+                for r in members[1:]:
+                    r.cached = p
             else:
                 prefix_s = 0.0
             for chunk in self._chunks(members, p):
@@ -248,6 +252,7 @@ class LocalBackend(InProcessBackend):
             return [(r, Completion(error=f"{type(error).__name__}: {error}", usage=Usage(len(r.ids), 0, 0.0)))]
         results = []
         for r in chunk:
+            r.cached = 0
             r.generated.clear()
             r.logprobs.clear()
             t0 = time.monotonic()
@@ -266,7 +271,8 @@ class LocalBackend(InProcessBackend):
         return Completion(
             text=text,
             logprobs=row.logprobs[: len(ids)] if row.params.logprobs else [],
-            usage=Usage(prompt_tokens=len(row.ids), completion_tokens=len(row.generated), cost_usd=0.0),
+            usage=Usage(prompt_tokens=len(row.ids), completion_tokens=len(row.generated), cost_usd=0.0,
+                        cached_tokens=row.cached),
             latency_s=latency,
         )
 

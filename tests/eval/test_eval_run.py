@@ -363,7 +363,7 @@ async def test_report_counts_fallback_sets_and_dropped_repeats(tmp_path):
         text = last_user(req)
         if "Write a list of rubrics" in text:
             return '["The response states the CORRECT result.", "The response is short.", "the response is SHORT"]'
-        if "This rubric is too coarse" in req.messages[1]["content"]:
+        if "is too coarse: all of the responses" in req.messages[1]["content"]:
             rubric = req.messages[1]["content"].split("Rubric: ")[1].split("\n")[0]
             return json.dumps([rubric, rubric])
         return _script(req)

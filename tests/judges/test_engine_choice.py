@@ -14,8 +14,8 @@ from judges.judge import local_engine
 @pytest.mark.parametrize(
     ("model", "device", "installed", "expected"),
     [
-        ("local:qwen2.5-coder-1.5b", "cpu", True, "hybrid"),
-        ("local:/models/x.gguf", "cpu", True, "hybrid"),
+        ("local:qwen2.5-coder-1.5b", "cpu", True, "llama.cpp"),
+        ("local:/models/x.gguf", "cpu", True, "llama.cpp"),
         ("local:qwen2.5-coder-1.5b", "cuda", True, "transformers"),  # llama.cpp here is a CPU build
         ("local:qwen2.5-coder-1.5b", "cpu", False, "transformers"),  # installed without llama-cpp-python
         ("local:/models/hf-folder", "cpu", True, "transformers"),  # llama.cpp reads GGUF files only
@@ -23,8 +23,21 @@ from judges.judge import local_engine
 )
 def test_auto_engine(monkeypatch: pytest.MonkeyPatch, model: str, device: str, installed: bool,
                      expected: str) -> None:
+    monkeypatch.delenv("RRD_LOCAL_ENGINE", raising=False)
     monkeypatch.setattr(llamacpp, "available", lambda: installed)
     assert local_engine(JudgeConfig(model=model, local_device=device)) == expected
+
+
+def test_the_environment_names_what_auto_picks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(llamacpp, "available", lambda: True)
+    monkeypatch.setenv("RRD_LOCAL_ENGINE", "hybrid")
+    assert local_engine(JudgeConfig(model="local:qwen2.5-coder-1.5b", local_device="cpu")) == "hybrid"
+    assert local_engine(JudgeConfig(model="local:qwen2.5-coder-1.5b", local_engine="transformers")) == "transformers"
+    monkeypatch.setenv("RRD_LOCAL_ENGINE", "auto")
+    assert local_engine(JudgeConfig(model="local:qwen2.5-coder-1.5b", local_device="cpu")) == "llama.cpp"
+    monkeypatch.setenv("RRD_LOCAL_ENGINE", "vllm")
+    with pytest.raises(ValueError, match="RRD_LOCAL_ENGINE must be"):
+        local_engine(JudgeConfig(model="local:qwen2.5-coder-1.5b"))
 
 
 def test_an_explicit_engine_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:

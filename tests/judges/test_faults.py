@@ -271,3 +271,22 @@ async def test_several_replicas_share_the_calls_and_a_failing_one_is_routed_arou
 def test_several_replicas_need_the_router():
     with pytest.raises(ValueError, match="Router"):
         Judge(JudgeConfig(model="m", api_base="http://127.0.0.1:9/v1,http://127.0.0.1:10/v1", transport="openai"))
+
+
+async def test_a_servers_prompt_cache_report_is_counted(tmp_path, transport):
+    """OpenAI, vLLM and llama.cpp's server report the prompt tokens their prompt cache served
+    (usage.prompt_tokens_details.cached_tokens): the run's summary counts them apart from those evaluated."""
+    def script(n: int, req: dict) -> Reply:
+        body = {"id": "x", "object": "chat.completion", "created": 0, "model": "loopback-model",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "YES"}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 120, "completion_tokens": 1, "total_tokens": 121,
+                          "prompt_tokens_details": {"cached_tokens": 96 if n else 0}}}
+        return Reply(raw_body=json.dumps(body))
+
+    with LoopbackServer(script) as server:
+        judge = _judge(server, tmp_path, transport, concurrency=1, logprobs=False, cache=False)
+        verdicts = await judge.grade(["A", "B", "C"], "response")
+    assert [v.met for v in verdicts] == [True, True, True]
+    assert [v.usage.cached_tokens for v in verdicts] == [0, 96, 96]
+    assert judge.accounting.prompt_tokens == 360 and judge.accounting.cached_tokens == 192
+    assert "168 prompt tokens evaluated, 192 reused" in judge.accounting.summary()

@@ -67,10 +67,11 @@ def test_protocol_name_and_cache_identity(backend: LlamaCppBackend) -> None:
     assert judge.model == other.model and judge.cache_id != other.cache_id  # never served each other's answers
 
 
-def test_auto_engine_is_hybrid_for_bundled_models_on_cpu(tmp_path: Any) -> None:
+def test_auto_engine_is_llama_cpp_for_bundled_models_on_cpu(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from judges.judge import local_engine
 
-    assert local_engine(JudgeConfig(model="local:smollm2-135m", local_device="cpu")) == "hybrid"
+    monkeypatch.delenv("RRD_LOCAL_ENGINE", raising=False)
+    assert local_engine(JudgeConfig(model="local:smollm2-135m", local_device="cpu")) == "llama.cpp"
     folder = tmp_path / "hf"
     folder.mkdir()
     assert local_engine(JudgeConfig(model=f"local:{folder}", local_device="cpu")) == "transformers"
@@ -109,6 +110,80 @@ def test_batch_composition_and_prefix_reuse_do_not_change_answers(backend: Llama
         assert max(abs(pa[t] - pb[t]) for t in shared) < 0.05
 
 
+def _count_decoded(backend: LlamaCppBackend) -> list[int]:
+    """Tokens sent to llama_decode by the backend from now on (a one-element list, updated in place)."""
+    total = [0]
+    decode = backend._decode
+
+    def counting(lm: Any, ctx: Any, tokens: list) -> None:
+        total[0] += len(tokens)
+        decode(lm, ctx, tokens)
+
+    backend._decode = counting  # type: ignore[method-assign]
+    return total
+
+
+def test_saved_prefixes_are_restored_exactly_and_counted() -> None:
+    """Grading response A, then B (which evicts A from sequence 0), then A again: the third call restores A's
+    saved prefix and gives bit-identical logprobs; without a store it evaluates A again. Every prompt token a
+    request reports as not cached was evaluated, and no other (one-token answers are never fed back)."""
+    other = RESPONSE.replace("Python", "Rust").replace("slicing", "iterators") + " More text follows here."
+    a = [Request(templates.grade_single(c, RESPONSE), VERDICT) for c in CRITERIA]
+    b = [Request(templates.grade_single(c, other), VERDICT) for c in CRITERIA]
+    results = {}
+    for mb in (64, 0):
+        acc = Accounting()
+        be = LlamaCppBackend(SPEC, acc, n_seq=4, seq_ctx=1024, prefix_store_mb=mb)
+        decoded = _count_decoded(be)
+        try:
+            results[mb] = [run(be.complete(reqs)) for reqs in (a, b, a)]
+        finally:
+            run(be.aclose())
+        outs = [c for call in results[mb] for c in call]
+        assert decoded[0] == sum(c.usage.prompt_tokens - c.usage.cached_tokens for c in outs)
+        assert acc.cached_tokens == sum(c.usage.cached_tokens for c in outs) > 0
+        assert acc.prompt_tokens == sum(c.usage.prompt_tokens for c in outs)
+        assert "reused from evaluated prefixes" in acc.summary()
+        assert (be.store.restores > 0) == (mb > 0)
+    with_store, without = results[64], results[0]
+    first, third = with_store[0], with_store[2]
+    prefix = max(c.usage.cached_tokens for c in first)  # the group prefix its later members got a copy of
+    assert min(c.usage.cached_tokens for c in third) >= prefix  # restored: no member evaluated A again
+    assert min(c.usage.cached_tokens for c in without[2]) < prefix  # no store: A's prefix evaluated again
+    for x, y in zip(first, third):
+        assert x.logprobs[0].top == y.logprobs[0].top  # the same KV values, so the same numbers
+
+
+def test_the_long_context_restores_its_own_saved_prefixes() -> None:
+    """Requests too long for a stream run in the single-sequence context, which takes back only states saved there
+    (llama.cpp refuses a state saved in a context of another shape): a prefix graded in the streams is not offered
+    to it, one evaluated there is restored, and the first answer token then has the distribution a backend
+    without a store gives (up to the rounding of batches of other sizes)."""
+    def ask(criterion: str, max_tokens: int) -> Request:
+        return Request(templates.grade_single(criterion, RESPONSE * 2),
+                       SamplingParams(max_tokens=max_tokens, logprobs=True, top_logprobs=20))
+
+    tops = {}
+    for mb in (64, 0):
+        be = LlamaCppBackend(SPEC, n_seq=2, seq_ctx=256, max_context=1024, prefix_store_mb=mb)
+        try:
+            [short] = run(be.complete([ask(CRITERIA[0], 2)]))  # in a stream
+            [first] = run(be.complete([ask(CRITERIA[1], 300)]))  # too long for one: the long context
+            lm = be._loaded
+            assert lm is not None and lm.long is not None
+            lm.long.reset(lm.llama_cpp)  # nothing resident: what it reuses now comes from the store
+            [again] = run(be.complete([ask(CRITERIA[2], 300)]))
+        finally:
+            run(be.aclose())
+        assert short.ok and first.ok and again.ok
+        assert first.usage.cached_tokens == 0  # the streams' state of the same prefix was not used
+        assert (again.usage.cached_tokens > 100) == (mb > 0), again.usage
+        assert be.store.restores == (1 if mb else 0)
+        tops[mb] = dict(again.logprobs[0].top)
+    shared = set(tops[64]) & set(tops[0])
+    assert len(shared) >= 15 and max(abs(tops[64][t] - tops[0][t]) for t in shared) < 0.05
+
+
 def test_seeded_sampling_is_reproducible_and_indices_differ(backend: LlamaCppBackend) -> None:
     batch = [sample(7, i) for i in range(4)]
     first = run(backend.complete(batch))
@@ -125,6 +200,9 @@ def test_more_requests_than_sequences_and_longer_than_a_stream_all_complete() ->
     try:
         out = run(small.complete([sample(1, i, max_tokens=150) for i in range(7)] + [sample(1, 0, max_tokens=400)]))
         assert small._loaded is not None and small._loaded.long is not None  # the 400-token request went there
+        assert small._loaded.long.seq_ctx == 512  # sized to the request (doubling from a stream), not max_context
+        grown = run(small.complete([sample(1, 0, max_tokens=700)]))
+        assert grown[0].ok and small._loaded.long.seq_ctx == 1024
     finally:
         run(small.aclose())
     assert all(c.ok for c in out), [c.error for c in out]

@@ -162,7 +162,10 @@ def test_prefix_reuse_matches_no_reuse(reuse_results: list[Completion], f32_plai
         assert pa is not None and pb is not None and abs(pa - pb) < 1e-3
         fa, fb = parsing.first_verdict_p_yes(a.logprobs), parsing.first_verdict_p_yes(b.logprobs)
         assert (fa is None) == (fb is None) and (fa is None or abs(fa - fb) < 1e-3)  # type: ignore[operator]
-        assert a.usage == b.usage
+        assert (a.usage.prompt_tokens, a.usage.completion_tokens) == (b.usage.prompt_tokens, b.usage.completion_tokens)
+        assert b.usage.cached_tokens == 0
+    # every member of a response's group but the one that evaluated the prefix reports it as not evaluated
+    assert sum(c.usage.cached_tokens > 60 for c in reuse_results) == len(RESPONSES) * (len(CRITERIA) - 1)
 
 
 def test_batch_size_does_not_change_results(reuse_results: list[Completion], smol_available: None) -> None:

@@ -183,7 +183,7 @@ def test_rrd_refine_end_to_end_over_http_and_resume(tmp_path, capsys):
             assert rs.stats["repairs"] == 1 and rs.stats["failed_decompositions"] == 1
             assert [r.reason for r in rs.tree if r.status == "dropped"] == ["duplicate"]  # the repeated "polite"
         decompositions = [r for r in server.requests
-                          if any("This rubric is too coarse" in m["content"] for m in r["messages"])]
+                          if any("is too coarse: all of the responses" in m["content"] for m in r["messages"])]
         assert len(decompositions) == 4  # each prompt: the request and one repair turn
         # the HTML view is written beside the rubrics by default, with both sets and the kept rubric's status
         page = (tmp_path / "rubrics.html").read_text()

@@ -68,7 +68,7 @@ async def refine_all(judge: Judge, prompts: dict[int, str]) -> list[RubricSet]:
 
 
 def check_structure(rs: RubricSet) -> None:
-    assert all(r.status in ("pending", "accepted", "decomposed", "rejected") for r in rs.tree)
+    assert all(r.status in ("pending", "accepted", "decomposed", "rejected", "dropped") for r in rs.tree)
     assert all(r.reason is not None for r in rs.tree if r.status == "rejected")
     assert [r.status for r in rs.rubrics] == ["accepted"] * len(rs.rubrics)
     assert len(rs.weights) == len(rs.rubrics) == len(rs.verdicts)

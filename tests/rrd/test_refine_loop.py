@@ -35,13 +35,13 @@ def kind(req: Request) -> str:
     text = last_user(req)
     if text.startswith("Your answer cannot be used"):
         first = req.messages[1]["content"]
-        return "repair-decompose" if "This rubric is too coarse" in first else "repair-initial"
+        return "repair-decompose" if "is too coarse: all of the responses" in first else "repair-initial"
     system = req.messages[0]["content"] if req.messages[0]["role"] == "system" else ""
     if "strict, impartial grader" in system:
         return "grade"
     if "low-effort" in system:
         return "weak"
-    if "This rubric is too coarse" in text:
+    if "is too coarse: all of the responses" in text:
         return "decompose"
     if "substantially overlap" in text:
         return "overlap"
@@ -101,7 +101,7 @@ def make_script(initial: Sequence[str]):
             name, j = rubric.split()[0], marker(rubric, "kids", "0")
             return json.dumps([f"{name}.{n} [c={j}] [kids={j}]" for n in (1, 2)])
         if k in ("overlap", "conflict"):
-            candidate = re.search(r"Candidate rubric: (.*)\n", text).group(1)  # type: ignore[union-attr]
+            candidate = re.search(r"Candidate rubric: (.*)", text).group(1)  # type: ignore[union-attr]
             accepted = re.findall(r"^(\d+)\. (\S+)", text, re.M)
             target = marker(candidate, k)
             hit = next((int(n) for n, name in accepted if name == target), None)

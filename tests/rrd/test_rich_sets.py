@@ -110,6 +110,18 @@ async def test_per_sample_initial_lists_add_what_the_joint_list_missed():
     assert len(calls(backend, "initial")) == 1 and [r.text for r in joint.rubrics] == ["joint [c=0]"]
 
 
+async def test_draws_and_initial_lists_are_asked_in_one_batch_each():
+    """Samples with the strong and weak references, then the joint list with the per-sample lists: one backend
+    call each, so an in-process model decodes them together (and the answers are what separate calls give)."""
+    script = per_sample_script(lambda i: [f"own{i} [c=0]"])
+    rs, backend = await run(["joint [c=0]"], n_samples=3, script=script, initial_mode="union")
+    first, second = ([kind(r) for r in b] for b in backend.batches[:2])
+    assert sorted(first) == ["sample"] * 3 + ["strong", "weak"]
+    assert second == ["initial"] * 4 and "Here is one response" not in last_user(backend.batches[1][0])
+    assert len(rs.samples) == 3 and set(rs.references) == {"strong", "weak"}
+    assert {"joint", "own0", "own1", "own2"} <= {r.text.split()[0] for r in rs.tree}
+
+
 def test_soft_count_is_the_sum_of_p_yes_and_the_hard_count_without_probabilities():
     r = Rubric("i", "t", verdicts=[True, False, None], p_yes=[0.9, 0.4, None])
     assert r.satisfied == 1 and abs(r.soft_satisfied - 1.3) < 1e-9
