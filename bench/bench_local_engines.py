@@ -15,7 +15,7 @@ For each engine, in a fresh subprocess (so peak RSS is that engine's alone), wit
 The raw library has no batching, logprob verdicts or refine: it reports load, prompt evaluation and decoding.
 
     python bench/bench_local_engines.py [--engines raw,llama.cpp,hybrid,transformers] [--refine local]
-        [--model qwen2.5-coder-1.5b] [--prompt TEXT] [--json docs/results/local_engines/bench.json]
+        [--model qwen2.5-coder-1.5b] [--prompt TEXT] [--json docs/results/local_engines/engines.json]
 
 Prints a table and writes every figure, with the CPU model, to --json. On 2 cores, about 6 minutes per engine
 with the local refine; `--refine none` measures the engines in a few minutes.

@@ -81,8 +81,7 @@ class Accounting:
 
     #: the counters, summed when the accountings of several processes are added up (Ray workers)
     COUNTERS = ("calls", "cache_hits", "failures", "unreadable", "retries", "prompt_tokens", "cached_tokens",
-                "completion_tokens",
-                "cost_usd", "latency_s", "waited_s", "overreported")
+                "completion_tokens", "cost_usd", "latency_s", "waited_s", "overreported")
 
     def add(self, other: Accounting | dict[str, float | int | None]) -> None:
         """Add another accounting's counters (an Accounting or its snapshot) to this one."""
