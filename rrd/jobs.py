@@ -309,6 +309,10 @@ def judge_on_cluster(pairs: list[Pair], sets: dict[str, RubricSet], job: JudgeJo
     stop.not_done += len(pending) - len(ready)  # their refinement stopped at the budget
 
     cache, budget = shared_cache_and_budget(job.judge, job.proposer)
+    if budget is not None:  # one cap for the whole command, as in one process: refining spent part of it
+        budget -= spent.cost_usd
+        if budget <= 0 and stop.budget is None:
+            stop.budget = f"${spent.cost_usd:.4f} spent refining the missing rubric sets"
     job = JudgeJob(job.judge, job.proposer, job.config, config, {p.prompt_id: sets[p.prompt_id] for p in ready})
     run = None if stop.budget is not None else run_on_cluster(
         job, ready, _appender(out, bar), cluster, cache_path=cache, budget_usd=budget,

@@ -164,3 +164,42 @@ def test_a_budget_stops_the_cluster_with_nothing_spent_past_it(tmp_path, capsys)
                 for _ in server.requests)
     assert 0 < spent <= 0.05
     assert f"this run: {len(server.requests)} calls" in captured.out
+
+
+@pytest.mark.parametrize(("refine_cost", "judged"), [(0.7, True), (1.0, False)])
+def test_judging_on_a_cluster_gets_only_what_refining_the_missing_sets_left_of_the_budget(
+        tmp_path, monkeypatch, refine_cost, judged):
+    """`rrd judge --ray --budget-usd B` refines the missing sets, then judges: one cap for both phases, as in one
+    process. Control flow only: the cluster runs are recorded, not started."""
+    import rrd.cluster
+    from judges import Accounting, JudgeConfig
+    from rrd.config import RefineConfig
+    from rrd.inputs import Pair
+    from rrd.io import JsonlAppender
+    from rrd.jobs import JudgeJob, judge_on_cluster
+    from rrd.records import RubricSet
+    from rrd.resume import Stop
+
+    budgets = []
+
+    def fake_run(job, items, on_record, cluster, *, cache_path, budget_usd, bar=None):
+        budgets.append(budget_usd)
+        spent = Accounting()
+        if not isinstance(job, JudgeJob):  # the refine phase: every missing set, at refine_cost
+            for task in items:
+                on_record(task, RubricSet(task.prompt, task.prompt_id).to_dict())
+            spent.cost_usd = refine_cost
+        return rrd.cluster.ClusterRun(written=len(items), accounting=spent)
+
+    monkeypatch.setattr(rrd.cluster, "run_on_cluster", fake_run)
+    cfg = JudgeConfig(model="m", cache=False, budget_usd=1.0)
+    pairs = [Pair(f"p{i}", f"q{i}", f"Prompt {i}?", "A.", "B.", "A") for i in range(3)]
+    stop = Stop()
+    with JsonlAppender(str(tmp_path / "verdicts.jsonl")) as out:
+        spent = judge_on_cluster(pairs, {}, JudgeJob(cfg, cfg, RefineConfig()), out, ClusterConfig(),
+                                 rubrics_path=str(tmp_path / "rubrics.jsonl"), stop=stop)
+    assert spent.cost_usd == refine_cost
+    if judged:
+        assert budgets == [1.0, pytest.approx(0.3)] and stop.budget is None
+    else:
+        assert budgets == [1.0] and stop.budget is not None and stop.not_done == 3
