@@ -18,7 +18,6 @@ from .cli_args import (add_cluster_args, add_refine_args, add_score_args, cluste
                        refine_config_from_args, score_mode, worker_model_configs)
 from .inputs import PROMPT_FIELDS, PromptSource, read_pairs, read_prompt_tasks
 from .io import JsonlAppender, latest_by, read_jsonl
-from .config import RefineConfig
 from .jobs import (JudgeJob, JudgeRunConfig, MissingRubricSets, RefineJob, judge_on_cluster, judge_pairs, refine_all,
                    refine_on_cluster)
 from .progress import progress_bar
@@ -49,10 +48,6 @@ def _source(args: argparse.Namespace, path: str) -> PromptSource:
 
 
 # ---------------------------------------------------------------------------------------------------- refine
-def _cluster_job(args: argparse.Namespace, refine: RefineConfig) -> RefineJob:
-    return RefineJob(*worker_model_configs(args), refine)
-
-
 def _run_refine(args: argparse.Namespace) -> int:
     tasks = read_prompt_tasks(_source(args, args.input))
     config = refine_config_from_args(args)
@@ -62,8 +57,8 @@ def _run_refine(args: argparse.Namespace) -> int:
         bar = _bar(len(tasks), "refine")
         try:
             if cluster is not None:
-                accounting = refine_on_cluster(tasks, _cluster_job(args, config), out, cluster, retry=args.retry,
-                                               bar=bar, stop=stop, resume=resume)
+                accounting = refine_on_cluster(tasks, RefineJob(*worker_model_configs(args), config), out, cluster,
+                                               retry=args.retry, bar=bar, stop=stop, resume=resume)
             else:
                 models = models_from_args(args, config)
                 accounting = models.accounting
@@ -132,9 +127,8 @@ def _run_judge(args: argparse.Namespace) -> int:
         bar = _bar(len(pairs), "judge")
         try:
             if cluster is not None:
-                job = _cluster_job(args, refine)
                 accounting = judge_on_cluster(
-                    pairs, sets, JudgeJob(job.judge, job.proposer, refine, config), out, cluster,
+                    pairs, sets, JudgeJob(*worker_model_configs(args), refine, config), out, cluster,
                     rubrics_path=args.rubrics, bar=bar, stop=stop, resume=resume)
             else:
                 models = models_from_args(args, refine)
