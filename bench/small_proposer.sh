@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The measurements behind docs/results/small_proposer/: RRD's rubric sets with the embedded 1.5B proposer and
 # judge, before (the mechanisms of the local profile off: the paper's decomposition and initial list) and after
-# (the splitter, contrastive decomposition, sampled candidates and per-sample initial lists on), on the same
+# (the splitter, contrastive decomposition, per-sample initial lists and order-confirmed overlap checks on), on the same
 # pairs with the same judge, scored both hard and soft from the same records.
 #
 #   bash bench/small_proposer.sh [STEP ...]      # steps: hh jb ablate rft summary (default: all, in order)
@@ -27,9 +27,12 @@ BEFORE=(--profile local --split-compound off --decompose-prompt plain --decompos
         --repair-attempts 1 --max-decompose-calls none --on-failed-decomposition reject)
 AFTER=(--profile local)
 METHODS=direct,conditioned,rrd-uniform,rrd-wu
+# The engine the before run and the first round were judged on (it was auto's pick then): the judge cache is keyed
+# by engine, so the baselines' cached verdicts are reused only on the same one.
+ENGINE=(--local-engine hybrid)
 # The pairs' own two responses are the samples (no policy generations); with N = 2 the paper's n = 2 could
 # never trigger a decomposition, hence --threshold 1 (as in the committed docs/results/hh_rlhf and judgebench).
-COMMON=(--method "$METHODS" --shuffle-seed 0 --rubric-samples item --threshold 1 --sample-max-tokens 512)
+COMMON=("${ENGINE[@]}" --method "$METHODS" --shuffle-seed 0 --rubric-samples item --threshold 1 --sample-max-tokens 512)
 
 hh() {  # the 60 HH-RLHF harmless-base pairs of docs/results/hh_rlhf
   local args=(pairs --data "$DATA/hh_rlhf/harmless-base_test.jsonl.gz" --limit 60 "${COMMON[@]}"
@@ -47,7 +50,7 @@ jb() {  # the 16 JudgeBench pairs of docs/results/judgebench (the first 16 of th
 
 ablate() {  # the after run with one piece changed at a time, RRD only, on the first ABLATE_PAIRS HH pairs
   local args=(pairs --data "$DATA/hh_rlhf/harmless-base_test.jsonl.gz" --limit "${ABLATE_PAIRS:-20}"
-              --method rrd-wu --shuffle-seed 0 --rubric-samples item --threshold 1 --sample-max-tokens 512
+              "${ENGINE[@]}" --method rrd-wu --shuffle-seed 0 --rubric-samples item --threshold 1 --sample-max-tokens 512
               --cache-path "$RUNS/hh.sqlite" "${AFTER[@]}")
   eval_run "${args[@]}" --split-compound off --out "$RUNS/hh-no-split"
   eval_run "${args[@]}" --decompose-prompt plain --out "$RUNS/hh-plain-decompose"
@@ -55,6 +58,7 @@ ablate() {  # the after run with one piece changed at a time, RRD only, on the f
   eval_run "${args[@]}" --on-failed-decomposition reject --out "$RUNS/hh-reject-failed"
   eval_run "${args[@]}" --max-decompose-calls none --out "$RUNS/hh-no-budget"
   eval_run "${args[@]}" --count-mode soft --out "$RUNS/hh-soft-count"
+  eval_run "${args[@]}" --check-orders one --out "$RUNS/hh-one-order"
 }
 
 rft() {  # the RFT learning comparison again, with the local profile's (after) RRD sets
@@ -63,7 +67,10 @@ rft() {  # the RFT learning comparison again, with the local profile's (after) R
 
 summary() {
   rm -f "$DOCS/summary.json"
-  python bench/compare_runs.py before="$RUNS/hh-before" after="$RUNS/hh-after" --methods "$METHODS" \
+  # round1: the local profile of the first round (prompt templates v4, overlap/conflict claims taken in one order),
+  # kept as committed in $DOCS/hh-round1 (its run directory is $RUNS/hh-round1)
+  python bench/compare_runs.py before="$RUNS/hh-before" round1="$RUNS/hh-round1" after="$RUNS/hh-after" \
+    --methods "$METHODS" \
     --summary "$DOCS/summary.json" --dataset hh_rlhf > "$DOCS/compare_hh_rlhf.md"
   # the steps not run yet are left out of the summary (and said so), not failed
   if [ -f "$RUNS/jb-after/results.jsonl" ]; then
@@ -77,7 +84,9 @@ summary() {
       --summary "$DOCS/summary.json" --dataset wildbench_rft > "$DOCS/compare_wildbench_rft.md"
   else echo "summary: no $RUNS/rft_learning/rubrics_rrd.jsonl yet (step rft): WildBench left out" >&2; fi
   local abl=() run
-  for run in after no-split plain-decompose joint-initial reject-failed no-budget soft-count; do
+  # one-order is today's after with one piece changed; round1 and the rows after it, the first round's local
+  # profile with one piece changed (run by this script at the first round's commit)
+  for run in after one-order round1 no-split plain-decompose joint-initial reject-failed no-budget soft-count; do
     [ "$run" = after ] && abl+=("after=$RUNS/hh-after") || abl+=("$run=$RUNS/hh-$run")
   done
   python bench/compare_runs.py "${abl[@]}" --methods rrd-wu > "$DOCS/ablations_hh_rlhf.md"

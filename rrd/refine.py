@@ -77,6 +77,7 @@ class _Refinement:
         self.decompose_calls = 0
         self.over_budget = 0
         self.initial_overlaps = 0
+        self.unconfirmed_checks = 0
         self.errors: list[str] = []
 
     def report(self, stage: str) -> None:
@@ -413,17 +414,32 @@ class _Refinement:
         return False
 
     async def _check(self, r: Rubric, stage: str, template: _CheckTemplate, key: str) -> Rubric | None:
-        """One overlap/conflict call against A; the accepted rubric it names, or None (also when unreadable)."""
-        messages = template(r.text, [a.text for a in self.accepted])
+        """The accepted rubric an overlap/conflict check names, or None (also when unreadable). With
+        RefineConfig.check_orders "both", a named rubric must be named again when A is listed in reverse order."""
+        hit = await self._ask_check(r, stage, template, key, self.accepted)
+        if hit is None or self.config.check_orders == "one" or len(self.accepted) < 2:
+            return hit
+        again = await self._ask_check(r, stage, template, key, self.accepted[::-1])
+        if again is not hit:
+            self.unconfirmed_checks += 1
+            r.note(f"{stage} with {hit.id} not confirmed with the accepted list reversed "
+                   f"({'named ' + again.id if again else 'none named'}): treated as no {stage}")
+            return None
+        return hit
+
+    async def _ask_check(self, r: Rubric, stage: str, template: _CheckTemplate, key: str,
+                         accepted: Sequence[Rubric]) -> Rubric | None:
+        """One overlap/conflict call against `accepted`, in that order."""
+        messages = template(r.text, [a.text for a in accepted])
         completion = await self.ask(stage, messages, self.config.check_max_tokens, r)
         if not completion.ok:
             r.note(f"{stage} check failed ({completion.error}): treated as no {stage}")
             return None
-        readable, index = prompts.parse_index(completion.text, key, len(self.accepted))
+        readable, index = prompts.parse_index(completion.text, key, len(accepted))
         if not readable:
             r.note(f"unparseable {stage} check: treated as no {stage} ({completion.text[:120]!r})")
             return None
-        return self.accepted[index] if index is not None else None
+        return accepted[index] if index is not None else None
 
     def _reject(self, r: Rubric, reason: Reason, detail: str) -> None:
         r.status = "rejected"
@@ -540,6 +556,7 @@ async def refine_prompt(
         decompose_calls=run.decompose_calls,
         over_budget=run.over_budget,
         initial_overlaps=run.initial_overlaps,
+        unconfirmed_checks=run.unconfirmed_checks,
         errors=run.errors,
         elapsed_s=time.monotonic() - t0,
     )

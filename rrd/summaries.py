@@ -36,7 +36,9 @@ def refine_summary(sets: list[dict[str, Any]], accounting: Any) -> str:
                  "a new child")
     lines.append(f"proposer calls on decompositions: {sum(x.get('decompose_calls', 0) for x in st)}   coarse "
                  f"rubrics left undecomposed once the budget was spent: {sum(x.get('over_budget', 0) for x in st)}   "
-                 f"overlaps across initial lists (not counted in T): {sum(x.get('initial_overlaps', 0) for x in st)}")
+                 f"overlaps across initial lists (not counted in T): {sum(x.get('initial_overlaps', 0) for x in st)}"
+                 f"   overlap/conflict claims not confirmed in reverse order: "
+                 f"{sum(x.get('unconfirmed_checks', 0) for x in st)}")
     fallback = [s.get("prompt_id") for s in sets if s.get("fallback")]
     if fallback:
         lines.append(f"fell back to initial rubrics (nothing accepted) ({len(fallback)}): "

@@ -1,5 +1,5 @@
 """The mechanisms that keep a small proposer's rubric sets rich: the splitter inside the loop, sampled
-decomposition candidates, the contrastive decomposition prompt, per-sample initial lists and soft counts; run
+decomposition candidates, the contrastive decomposition prompt, per-sample initial lists, soft counts and order-confirmed checks; run
 against the scripted model of test_refine_loop (markers dictate verdicts)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import re
 from judges.types import TokenLogprobs
 from rrd.records import Rubric
 from tests.fakes import last_user
-from tests.rrd.test_refine_loop import calls, kind, make_script, run
+from tests.rrd.test_refine_loop import calls, kind, make_script, marker, run
 
 COMPOUND = "covers alpha [c=2] and covers beta [c=0]"
 
@@ -226,3 +226,36 @@ def test_the_refine_summary_reports_the_budget_and_the_initial_overlaps():
     text = refine_summary(sets, SimpleNamespace(summary=lambda: "0 calls"))
     assert ("proposer calls on decompositions: 5   coarse rubrics left undecomposed once the budget was spent: 3"
             "   overlaps across initial lists (not counted in T): 7") in text
+
+
+
+def first_named(initial):
+    """A checker with a position preference: whenever several accepted rubrics are listed, an overlap check names
+    the first, except for candidates marked [overlap=NAME], a genuine overlap named wherever NAME is listed."""
+    base = make_script(initial)
+
+    def script(req):
+        text = last_user(req)
+        if kind(req) == "overlap" and marker(re.search(r"Candidate rubric: (.*)", text).group(1), "overlap") is None:
+            return json.dumps({"overlaps": 1 if len(re.findall(r"^\d+\. ", text, re.M)) > 1 else None})
+        return base(req)
+
+    return script
+
+
+async def test_an_overlap_claim_must_survive_the_accepted_list_reversed():
+    initial = ["alpha [c=0]", "beta [c=0]", "gamma [c=0]", "again [c=0] [overlap=alpha]"]
+    cfg = dict(n_samples=2, misalignment=False, conflict=False, script=first_named(initial))
+    one, _ = await run(initial, check_orders="one", **cfg)
+    assert [r.text.split()[0] for r in one.rubrics] == ["alpha", "beta"]  # gamma lost to the position preference
+    both, backend = await run(initial, check_orders="both", **cfg)
+    names = {r.text.split()[0]: r for r in both.tree}
+    assert [r.text.split()[0] for r in both.rubrics] == ["alpha", "beta", "gamma"]
+    assert f"overlap with {names['alpha'].id} not confirmed with the accepted list reversed (named " \
+           f"{names['beta'].id})" in names["gamma"].detail
+    # the genuine overlap is named in both orders (first, then last of three) and rejected
+    assert names["again"].reason == "overlap" and f"overlaps {names['alpha'].id}" in names["again"].detail
+    assert both.stats["unconfirmed_checks"] == 1
+    shown = [re.findall(r"^\d+\. (\w+)", last_user(r), re.M) for r in calls(backend, "overlap")]
+    assert ["gamma", "beta", "alpha"] in shown and ["alpha", "beta", "gamma"] in shown
+    assert len(shown) == 2 + 2 + 1  # again, gamma: both orders; beta: one (nothing named)
