@@ -200,6 +200,10 @@ def split_compound(rubric: str, max_parts: int = 6) -> list[str] | None:
         if (len(fw) >= 2 and _word_class(fw[-2]) == "det"
                 and any(not _is_clause(p, modal) and _word_class(p.split()[0]) != "det" for p in parts[1:])):
             return None  # adjectives sharing a noun: "a clear and concise answer"
+        if (len(fw) >= 2 and fw[-2].lower() in _VERBS
+                and any(not _is_clause(p, modal) and len(p.split()) > 1
+                        and _word_class(p.split()[0]) == _word_class(fw[-1]) for p in parts[1:])):
+            return None  # the same with no determiner: "uses clear and concise language" is not "uses clear"
         for part in parts:
             if part is first or _is_clause(part, modal):
                 children.append(re.sub(r"^(?:it|they)\s+", "", part, flags=re.IGNORECASE)

@@ -24,6 +24,9 @@ from rrd.split import split_compound
     ("The response does not mention A and B.",
      ["The response does not mention A.", "The response does not mention B."]),
     ("The response is concise as well as polite", ["The response is concise", "The response is polite"]),
+    ("The response is clear and concise.", ["The response is clear.", "The response is concise."]),
+    ("The response is clear and provides a detailed explanation.",
+     ["The response is clear.", "The response provides a detailed explanation."]),
     ("The response acknowledges the question; it then answers it directly.",
      ["The response acknowledges the question.", "The response then answers it directly."]),
     ("The response identifies both the Supreme Court and the Court of Appeals.",
@@ -40,6 +43,7 @@ def test_compound_rubrics_split_into_whole_rubrics(rubric, children):
     'The response uses "salt and pepper" in the recipe.',  # quoted
     "The response explains Rayleigh scattering (short and long wavelengths).",  # parenthesised
     "The response provides a clear and concise answer.",  # adjectives sharing one noun
+    "The response uses clear and concise language to explain the process.",  # the same with no determiner
     "The response explains Rayleigh scattering.",  # atomic
     # a noun phrase whose attachment is a guess: "its role" could be used or illustrated
     "The response uses the examples to illustrate the concept of erosion and its role in shaping valleys.",
