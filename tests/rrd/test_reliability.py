@@ -13,8 +13,10 @@ from rrd.io import InputError, JsonlAppender, OutputError, latest_by, read_rows
 from rrd.resume import BUDGET_EXIT, FAILED_CALLS_EXIT, judged_redo_reason, refined_redo_reason
 from tests.loopback_server import LoopbackServer, Reply
 
+# every (criterion, response) question is distinct: a question two pairs share would be served from the cache
+# or not depending on which pair finishes first, and the request counts below would depend on the machine's load
 PAIRS = [{"pair_id": f"p{i}", "prompt": f"Name colour number {i}.", "response_A": f"The colour red, {i}.",
-          "response_B": "I do not know.", "label": "A"} for i in range(3)]
+          "response_B": f"I do not know, {i}.", "label": "A"} for i in range(3)]
 RUBRICS = [{"prompt": p["prompt"], "rubrics": ["Names a colour.", "Is polite."]} for p in PAIRS]
 
 
