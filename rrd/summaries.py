@@ -27,18 +27,17 @@ def refine_summary(sets: list[dict[str, Any]], accounting: Any) -> str:
         + "   repeats dropped before grading: " + (", ".join(f"{k} {v}" for k, v in dropped.most_common()) or "none"),
         f"judge calls per prompt: mean {sum(calls) / len(calls):.0f}   this run: {accounting.summary()}",
     ]
-    st = [s.get("stats", {}) for s in sets]
-    lines.append(f"repairs: {sum(x.get('repairs', 0) for x in st)} re-asks, {sum(x.get('repaired', 0) for x in st)} "
-                 f"fixed the answer   failed decompositions: {sum(x.get('failed_decompositions', 0) for x in st)} "
-                 f"({sum(x.get('kept_after_failed_decomposition', 0) for x in st)} parents kept as atomic)   "
-                 f"split by syntax: {sum(x.get('splits', 0) for x in st)}   sampled candidates: "
-                 f"{sum(x.get('candidate_wins', 0) for x in st)} of {sum(x.get('candidates', 0) for x in st)} gave "
-                 "a new child")
-    lines.append(f"proposer calls on decompositions: {sum(x.get('decompose_calls', 0) for x in st)}   coarse "
-                 f"rubrics left undecomposed once the budget was spent: {sum(x.get('over_budget', 0) for x in st)}   "
-                 f"overlaps across initial lists (not counted in T): {sum(x.get('initial_overlaps', 0) for x in st)}"
-                 f"   overlap/conflict claims not confirmed in reverse order: "
-                 f"{sum(x.get('unconfirmed_checks', 0) for x in st)}")
+    total: Counter[str] = Counter()
+    for s in sets:
+        total.update({k: v for k, v in s.get("stats", {}).items() if isinstance(v, (int, float))})
+    lines.append(f"repairs: {total['repairs']} re-asks, {total['repaired']} fixed the answer   failed "
+                 f"decompositions: {total['failed_decompositions']} ({total['kept_after_failed_decomposition']} "
+                 f"parents kept as atomic)   split by syntax: {total['splits']}   sampled candidates: "
+                 f"{total['candidate_wins']} of {total['candidates']} gave a new child")
+    lines.append(f"proposer calls on decompositions: {total['decompose_calls']}   coarse rubrics left undecomposed "
+                 f"once the budget was spent: {total['over_budget']}   overlaps across initial lists (not counted "
+                 f"in T): {total['initial_overlaps']}   overlap/conflict claims not confirmed in reverse order: "
+                 f"{total['unconfirmed_checks']}")
     fallback = [s.get("prompt_id") for s in sets if s.get("fallback")]
     if fallback:
         lines.append(f"fell back to initial rubrics (nothing accepted) ({len(fallback)}): "
