@@ -6,7 +6,8 @@ benchmark's official metric), rubric-set health and calls per item, one row per 
 
 Only items present for every (run, method) are counted, so a run stopped early is compared on the same pairs.
 Rubric columns read each run's stored sets (rubrics/METHOD.jsonl): empty and fallback sets, median and mean
-accepted rubrics, decomposition success (a decomposed parent gave at least one child that is not a repeat),
+accepted rubrics, decomposition success (a decomposed parent gave at least one child that is not a repeat; in
+brackets, the share whose children include one that some but not all samples satisfy: one that separates them),
 rejections (and the share that were repeats of another rubric), repeats dropped before grading, and the tie rate.
 `--mode` scores the records' `games_by_mode` (records written before both were kept have their one `games`);
 paired bootstrap CIs of each method's accuracy minus every other's are printed below the table (same pairs,
@@ -31,25 +32,9 @@ import numpy as np
 from eval.report import by_mode, summarise
 from eval.report_figures import stored_sets, tree_reasons
 from rrd.records import RubricSet
+from rrd.summaries import decompositions
 
 REPEATS = ("duplicate", "near_duplicate")
-
-
-def decomposition_success(sets: list[RubricSet]) -> tuple[int, int]:
-    """(parents that gave at least one child that is not a repeat, parents sent to decomposition): a decomposed
-    parent, one rejected as a failed decomposition, or one kept after a failed decomposition."""
-    tried = ok = 0
-    for rs in sets:
-        kids: dict[str, list[str]] = {}
-        for r in rs.tree:
-            if r.parent is not None:
-                kids.setdefault(r.parent, []).append(r.status)
-        for r in rs.tree:
-            failed = r.reason == "failed_decomposition" or "decomposition failed" in (r.detail or "")
-            if r.status == "decomposed" or failed:
-                tried += 1
-                ok += any(status != "dropped" for status in kids.get(r.id, []))
-    return ok, tried
 
 
 def _scored(records: list[dict[str, Any]], mode: str | None) -> list[dict[str, Any]]:
@@ -124,7 +109,7 @@ def set_health(sets: list[RubricSet]) -> dict[str, Any]:
     """The rubric-set columns of a row: size, empty and fallback sets, decomposition success, rejections."""
     rejected, dropped = tree_reasons(sets, "rejected"), tree_reasons(sets, "dropped")
     n_rej = sum(rejected.values())
-    ok, tried = decomposition_success(sets)
+    tried, ok, separating = decompositions(rs.tree for rs in sets)
     return dict(
         sets=len(sets),
         empty=sum(not rs.rubrics for rs in sets),
@@ -134,6 +119,8 @@ def set_health(sets: list[RubricSet]) -> dict[str, Any]:
         median_rubrics=float(np.median([len(rs.rubrics) for rs in sets])) if sets else None,
         decomposition_success=ok / tried if tried else None,
         decomposed_ok=ok,
+        separating_decompositions=separating / tried if tried else None,
+        decomposed_separating=separating,
         decomposed_parents=tried,
         rejections=n_rej,
         repeat_share=(sum(rejected[k] for k in REPEATS) / n_rej) if n_rej else 0.0,
@@ -179,7 +166,7 @@ def compare(runs: dict[str, Path], methods: list[str], modes: list[str | None] |
 
 def _markdown(rows: list[dict[str, Any]]) -> str:
     head = ("| run | scores | method | pairs | accuracy [95% CI] | ties | calls/pair | empty sets | fallback sets | "
-            "rubrics/set (median) | decomposition success | rejections (repeat share) | repeats dropped | "
+            "rubrics/set (median) | decomposition success (separating) | rejections (repeat share) | repeats dropped | "
             "repairs (fixed) | parents kept |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
@@ -193,7 +180,7 @@ def _markdown(rows: list[dict[str, Any]]) -> str:
             lines.append(start + f"{r['calls_per_item']:.0f} | – | – | – | – | – | – | – | – |")
             continue
         success = "–" if r["decomposition_success"] is None else \
-            f"{r['decomposition_success']:.2f} (of {r['decomposed_parents']})"
+            f"{r['decomposition_success']:.2f} ({r['separating_decompositions']:.2f}) of {r['decomposed_parents']}"
         lines.append(start + ("" if "accuracy" not in r else f"{r['calls_per_item']:.0f} | ") +
                      f"{r['empty']}/{r['sets']} | {r['fallback']} | "
                      f"{r['mean_rubrics']:.1f} ({r['median_rubrics']:g}) | {success} | "
@@ -222,6 +209,8 @@ def summary_entry(rows: list[dict[str, Any]], label: str, mode: str) -> dict[str
         return {"prompts": r["n"], "median_accepted": r["median_rubrics"], "mean_accepted": r["mean_rubrics"],
                 "decomposition_success": r["decomposition_success"], "accepted_per_set": r["accepted_per_set"],
                 "decomposition_counts": [r["decomposed_ok"], r["decomposed_parents"]],
+                "separating_decompositions": r["separating_decompositions"],
+                "separating_counts": [r["decomposed_separating"], r["decomposed_parents"]],
                 "calls_per_set": r["calls_per_set"], "rejected_by": r["rejected_by"]}
     rrd = [r for r in mine if r["method"].startswith("rrd-") and "sets" in r]
     first = rrd[0] if rrd else None
@@ -235,6 +224,8 @@ def summary_entry(rows: list[dict[str, Any]], label: str, mode: str) -> dict[str
         "accuracy": {r["method"]: {"accuracy": r["accuracy"], "ci": r["ci"], "ties": r["tie_rate"]} for r in mine},
         "accepted_per_set": first["accepted_per_set"] if first else [],
         "decomposition_counts": [first["decomposed_ok"], first["decomposed_parents"]] if first else [0, 0],
+        "separating_decompositions": first["separating_decompositions"] if first else None,
+        "separating_counts": [first["decomposed_separating"], first["decomposed_parents"]] if first else [0, 0],
         "rubric_ties": [round(first["rubric_tie_rate"] * first["n"]), first["n"]] if first else [0, 0],
         "rubrics_per_set": {r["method"]: r["mean_rubrics"] for r in mine if "sets" in r},
         "paired": paired_differences({r["method"]: r["correct"] for r in mine}),
@@ -247,13 +238,14 @@ def run_totals(run: dict[str, Any], default_mode: str = "soft") -> dict[str, Any
     success and rubric tie rate pooled over sets and pairs (ties under `default_mode` and hard), and accuracy
     per data set per method under `default_mode` (the toolkit's default) and hard."""
     sets: list[int] = []
-    ok = tried = 0
+    ok = separating = tried = 0
     ties = {"soft": [0, 0], "hard": [0, 0]}
     accuracy: dict[str, dict[str, dict[str, float]]] = {"soft": {}, "hard": {}}
     for name, modes in run.get("datasets", {}).items():
         first = next(iter(modes.values()))
         sets += first["accepted_per_set"]
         ok, tried = ok + first["decomposition_counts"][0], tried + first["decomposition_counts"][1]
+        separating += first.get("separating_counts", [0])[0]
         for mode, entry in modes.items():
             if mode not in ties:  # a data set of prompts (rubric sets only): no pairs to tie or judge
                 continue
@@ -264,6 +256,7 @@ def run_totals(run: dict[str, Any], default_mode: str = "soft") -> dict[str, Any
         "scores": default_mode,
         "median_accepted": float(np.median(sets)) if sets else None,
         "decomposition_success": ok / tried if tried else None,
+        "separating_decompositions": separating / tried if tried else None,
         "tie_rate": ties[default_mode][0] / ties[default_mode][1] if ties[default_mode][1] else None,
         f"tie_rate_{other}": ties[other][0] / ties[other][1] if ties[other][1] else None,
         "accuracy": accuracy[default_mode],

@@ -77,12 +77,13 @@ summary() {
     python bench/compare_runs.py before="$RUNS/jb-before" after="$RUNS/jb-after" --methods "$METHODS" \
       --summary "$DOCS/summary.json" --dataset judgebench > "$DOCS/compare_judgebench.md"
   else echo "summary: no $RUNS/jb-after yet (step jb): JudgeBench left out" >&2; fi
-  # refine-only sets (no pairs): the committed RFT run's WildBench train/held-out sets are the before
-  if [ -f "$RUNS/rft_learning/rubrics_rrd.jsonl" ]; then
+  # refine-only sets (no pairs): the committed RFT run's WildBench train/held-out sets are the before; only a
+  # finished RFT run (its summary.json written) counts: a stopped one's rubric file holds a few prompts
+  if [ -f "$RUNS/rft_learning/summary.json" ]; then
     python bench/compare_runs.py before=docs/results/rft_learning/rubrics_rrd.jsonl \
       after="$RUNS/rft_learning/rubrics_rrd.jsonl" \
       --summary "$DOCS/summary.json" --dataset wildbench_rft > "$DOCS/compare_wildbench_rft.md"
-  else echo "summary: no $RUNS/rft_learning/rubrics_rrd.jsonl yet (step rft): WildBench left out" >&2; fi
+  else echo "summary: no finished $RUNS/rft_learning yet (step rft): WildBench left out" >&2; fi
   local abl=() run
   # one-order is today's after with one piece changed; round1 and the rows after it, the first round's local
   # profile with one piece changed (run by this script at the first round's commit)

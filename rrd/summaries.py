@@ -4,9 +4,40 @@ run's summary covers every item, and a redone item counts once)."""
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import Any, Iterable, NamedTuple, Sequence
 
+from .records import Rubric
 from .scoring import wilson_interval
+
+
+class Decompositions(NamedTuple):
+    """What the parents sent to decomposition gave, counted over rubric trees."""
+
+    #: decomposed parents, and those rejected or kept after a failed decomposition
+    tried: int
+    #: parents with at least one child that is not a repeat (dropped before grading)
+    new: int
+    #: parents with at least one graded child that some but not all samples satisfy: a child that is new but
+    #: satisfied by every sample (or by none) still separates nothing, so this is the stricter reading of success
+    separating: int
+
+
+def decompositions(trees: Iterable[Sequence[Rubric]]) -> Decompositions:
+    """Counted over every tree (one per rubric set); read by the refine summary and bench/compare_runs.py."""
+    tried = new = separating = 0
+    for tree in trees:
+        kids: dict[str, list[Rubric]] = {}
+        for r in tree:
+            if r.parent is not None and r.status != "dropped":
+                kids.setdefault(r.parent, []).append(r)
+        for r in tree:
+            if r.status == "decomposed" or r.reason == "failed_decomposition" or "decomposition failed" in (
+                    r.detail or ""):
+                mine = kids.get(r.id, [])
+                tried, new = tried + 1, new + bool(mine)
+                separating += any(0 < sum(v is True for v in k.verdicts) < sum(v is not None for v in k.verdicts)
+                                  for k in mine)
+    return Decompositions(tried, new, separating)
 
 
 def refine_summary(sets: list[dict[str, Any]], accounting: Any) -> str:
@@ -34,6 +65,9 @@ def refine_summary(sets: list[dict[str, Any]], accounting: Any) -> str:
                  f"decompositions: {total['failed_decompositions']} ({total['kept_after_failed_decomposition']} "
                  f"parents kept as atomic)   split by syntax: {total['splits']}   sampled candidates: "
                  f"{total['candidate_wins']} of {total['candidates']} gave a new child")
+    d = decompositions([Rubric.from_dict(r) for r in s.get("tree", [])] for s in sets)
+    lines.append(f"decompositions: {d.tried} parents, {d.new} gave a new child, {d.separating} a child that separates "
+                 "the samples (some but not all satisfy it)")
     lines.append(f"proposer calls on decompositions: {total['decompose_calls']}   coarse rubrics left undecomposed "
                  f"once the budget was spent: {total['over_budget']}   overlaps across initial lists (not counted "
                  f"in T): {total['initial_overlaps']}   overlap/conflict claims not confirmed in reverse order: "
