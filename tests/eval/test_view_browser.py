@@ -63,6 +63,14 @@ def _css(driver, selector: str):
     return driver.find_elements(By.CSS_SELECTOR, selector)
 
 
+def _built(driver, within, selector: str):
+    """The elements `selector` finds in `within` once a <details>' toggle handler has built them: the browser fires
+    "toggle" as a task after the click returns, so looking at once races the handler (it lost under CI load)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, 10).until(lambda _: within.find_elements("css selector", selector))
+
+
 def _visible_nodes(driver) -> list[str]:
     return [n.find_element("css selector", ":scope > summary .rtext").get_attribute("textContent")
             for n in _css(driver, "details.node") if "hidden" not in n.get_attribute("class").split()]
@@ -74,7 +82,7 @@ def test_rubric_tree_renders_filters_and_stays_inert(tmp_path, browser):
     page = write_page(tmp_path / "rubrics.html", rubrics_page([tree_set()], "rubrics"))
     _open(browser, page)
     _css(browser, "details.set > summary")[0].click()  # the tree is built when its set is opened
-    assert len(_css(browser, "details.node")) == 7
+    assert len(_built(browser, browser, "details.node")) == 7
     badges = [b.text for b in _css(browser, "details.node > summary .badge")]
     assert badges.count("rejected") == 3 and badges.count("kept") == 1 and badges.count("decomposed") == 1
     assert "c 3 of 4" in _css(browser, "details.node > summary")[0].text
@@ -138,7 +146,7 @@ async def test_eval_run_page_items_disagreements_and_rubric_links(tmp_path, brow
     assert len(_css(browser, "details.item")) == 6
     item = next(i for i in _css(browser, "details.item") if i.get_attribute("data-id") == "q0")
     item.find_element("css selector", "summary").click()
-    detail = item.find_element("css selector", ".item-detail")
+    (detail,) = _built(browser, item, ".item-detail")
     responses = [r.text for r in detail.find_elements("css selector", ".response")]
     assert any("<script>window.__pwned = 1</script>" in r for r in responses)
     assert browser.execute_script("return window.__pwned") is None and not _css(browser, "img[src=x]")
@@ -150,4 +158,4 @@ async def test_eval_run_page_items_disagreements_and_rubric_links(tmp_path, brow
 
     methods["conditioned"].find_element("css selector", "a.set-link").click()
     opened = [s for s in _css(browser, "details.set") if s.get_attribute("open") is not None]
-    assert len(opened) == 1 and opened[0].find_elements("css selector", "details.node")
+    assert len(opened) == 1 and _built(browser, opened[0], "details.node")
