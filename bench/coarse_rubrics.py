@@ -5,8 +5,8 @@ A rubric is left coarse when it was accepted although more than n samples satisf
 budget was spent, the depth cap reached, or the decomposition failed and the parent was kept. On the samples it
 separates nothing, and with small proposers such rubrics make up much of a set (15 of 17 in the quickstart). This
 script re-scores each RRD record of a pair run with and without them, from the P(YES) values the record stores
-(soft scores, the default; a set with no other rubric keeps all of its own), and prints accuracy with its 95% CI
-and the paired bootstrap difference, so whether they help can be read off before any mechanism drops them.
+(soft scores, the default; a set with no other rubric keeps all of its own), and prints both accuracies and their
+paired bootstrap difference with its 95% CI, so whether they help can be read off before any mechanism drops them.
 
     python bench/coarse_rubrics.py RUN_DIR [RUN_DIR ...] [--methods rrd-uniform,rrd-wu] [--json]
 """
