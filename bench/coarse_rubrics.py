@@ -18,12 +18,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from eval.report import summarise
 from eval.report_figures import stored_sets
 from rrd.records import RubricSet
 from rrd.scoring import compare
 
-from compare_runs import _records, paired_differences
+from compare_runs import _records, correct_by_item, paired_differences
 
 
 def coarse_mask(rs: RubricSet) -> list[bool]:
@@ -43,14 +42,14 @@ def analyse(run: Path, method: str) -> dict[str, Any]:
     sets = {rs.content_hash: rs for rs in stored_sets(run, method)}
     records = [r for r in _records(run) if r.get("method") == method and r.get("verdicts")
                and r.get("score_mode") == "soft" and r.get("label") in ("A", "B")]
-    full, fine, rubrics, coarse, all_coarse = {}, {}, 0, 0, 0
+    without, rubrics, coarse, all_coarse = [], 0, 0, 0
     for r in records:
         mask = coarse_mask(sets[r["rubric_set"]])
         keep = [not c for c in mask]
         all_coarse += not any(keep)
         rubrics, coarse = rubrics + len(mask), coarse + sum(mask)
-        full[r["item_id"]] = float(summarise("pairs", [r])["accuracy"])
-        fine[r["item_id"]] = float(summarise("pairs", [rescored(r, keep if any(keep) else mask)])["accuracy"])
+        without.append(rescored(r, keep if any(keep) else mask))
+    full, fine = correct_by_item(records), correct_by_item(without)
     (diff,) = paired_differences({"without coarse": fine, "all": full}) or [None]
     return {"run": str(run), "method": method, "pairs": len(records), "rubrics": rubrics, "coarse": coarse,
             "sets_all_coarse": all_coarse, "accuracy_all": sum(full.values()) / max(1, len(full)),
