@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence, TypeVar
 
 from judges.judge import Judge
-from judges.settings import COUNT, POSITIVE, number, setting
+from judges.settings import COUNT, POSITIVE, number, setting, validate
 from judges.types import Completion, Message, Request, SamplingParams
 from rrd.io import JsonlAppender
 
@@ -32,6 +32,9 @@ class PolicyConfig:
     max_tokens: int = setting(2048, flag="--policy-max-tokens", type=POSITIVE, help="length cap of policy answers")
     grader_max_tokens: int = setting(1024, type=POSITIVE, help="length cap of grader answers")
     grader_retries: int = setting(2, type=COUNT, help="re-asks of an unreadable grader answer")
+
+    def __post_init__(self) -> None:
+        validate(self)
 
 
 def _usage(completions: Sequence[Completion]) -> dict[str, float]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
 
-from judges.settings import POSITIVE, number, setting
+from judges.settings import POSITIVE, number, setting, validate
 from judges.types import ScoreMode
 from rrd.config import RefineConfig
 from rrd.io import JsonlAppender
@@ -65,6 +65,9 @@ class EvalConfig:
     pair_fields: Any = None
     refine: RefineConfig = field(default_factory=RefineConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
+
+    def __post_init__(self) -> None:
+        validate(self)
 
     @property
     def spec(self) -> BenchmarkSpec:

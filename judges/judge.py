@@ -20,7 +20,7 @@ from .accounting import Accounting, BudgetExceeded
 from .backends.api import ApiBackend, RetryPolicy
 from .backends.base import Backend
 from .cache import CompletionCache, cache_key, default_cache_path
-from .settings import COUNT, POSITIVE, SECONDS, ConfigError, config_from_mapping, number, setting
+from .settings import COUNT, POSITIVE, SECONDS, ConfigError, config_from_mapping, number, setting, validate
 from .parsing import (batch_p_yes, first_verdict_p_yes, pairwise_p_a, parse_json_verdicts, parse_pairwise,
                       parse_yes_no)
 from .types import Completion, Message, PairVerdict, Request, SamplingParams, Usage, Verdict, failure_reason
@@ -89,6 +89,9 @@ class JudgeConfig:
     local_prefix_store_mb: int = setting(256, type=COUNT, help="llama.cpp: memory for evaluated prompt prefixes, "
                                                                "restored instead of evaluated again (0: off)")
 
+    def __post_init__(self) -> None:
+        validate(self)
+
 
 def judge_config_from_mapping(d: Mapping[str, Any] | None, where: str, source: str | None = None) -> JudgeConfig:
     """A JudgeConfig from a YAML section (`rrd train`, the verl reward's settings): every key a JudgeConfig field,
@@ -116,9 +119,6 @@ def _local_device(device: str) -> str:
 
 def local_engine(config: JudgeConfig) -> Literal["hybrid", "llama.cpp", "transformers"]:
     """The engine that runs a `local:` model under this config (see JudgeConfig.local_engine)."""
-    if config.local_engine not in ("auto", "hybrid", "llama.cpp", "transformers"):
-        raise ValueError(
-            f"local_engine must be auto, hybrid, llama.cpp or transformers, not {config.local_engine!r}")
     if config.local_engine != "auto":
         return config.local_engine
     chosen = os.environ.get("RRD_LOCAL_ENGINE") or "auto"  # e.g. to run the test suite on another engine

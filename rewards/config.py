@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
+from judges.settings import validate
 from judges.types import ScoreMode, Verdict
 from rrd.records import RubricSet
 from rrd.weights import WhiteningConfig
@@ -51,10 +52,7 @@ class RubricRewardConfig:
     log_criteria: int = 8
 
     def __post_init__(self) -> None:
-        if self.score not in ("hard", "soft"):
-            raise ValueError(f"score must be 'hard' or 'soft', got {self.score!r}")
-        if self.weights not in ("stored", "uniform", "online_wu"):
-            raise ValueError(f"weights must be 'stored', 'uniform' or 'online_wu', got {self.weights!r}")
+        validate(self)  # the Literal fields (judges.settings)
         if self.wu_min_rows < 2:
             raise ValueError(f"wu_min_rows must be >= 2, got {self.wu_min_rows}")
         if self.max_concurrency is not None and self.max_concurrency < 1:

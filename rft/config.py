@@ -25,11 +25,10 @@ import copy
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 from judges.judge import JudgeConfig, judge_config_from_mapping
-from judges.settings import yaml_load
-from judges.settings import ConfigError, check_keys, config_from_mapping
+from judges.settings import ConfigError, check_keys, config_from_mapping, validate, yaml_load
 from rrd.config import RefineConfig
 
 #: Dr.GRPO (Liu et al., 2025, "Understanding R1-Zero-Like Training") as TRL 1.x spells it, plus the paper's RFT
@@ -66,15 +65,14 @@ class PolicyConfig:
     """
 
     model: str = ""
-    dtype: str = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     trust_remote_code: bool = False
     attn_implementation: str | None = None
 
     def __post_init__(self) -> None:
         if not self.model:
             raise ValueError("policy.model is required")
-        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
-            raise ValueError(f"policy.dtype must be auto, float32, bfloat16 or float16, got {self.dtype!r}")
+        validate(self)  # dtype (judges.settings)
 
 
 @dataclass

@@ -7,11 +7,11 @@ every RubricSet (and its content hash), so a rubric file always says how it was 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
-from judges.settings import COUNT, POSITIVE, number, setting
+from judges.settings import COUNT, POSITIVE, number, setting, validate
 
 from .weights import WhiteningConfig
 
@@ -126,7 +126,7 @@ class RefineConfig:
     # -- the loop -------------------------------------------------------------------------------------------
     satisfy_threshold: int = setting(2, flag="--threshold", type=COUNT,
                                      help="decompose a rubric when more than this many samples satisfy it")
-    max_rejections: int = setting(15, type=COUNT, help="rejection budget T")
+    max_rejections: int = setting(15, type=POSITIVE, help="rejection budget T")
     max_depth: int = setting(3, type=COUNT, help="deepest decomposition (initial rubrics have depth 0)")
     max_queue: int = setting(200, type=POSITIVE, help="safety cap on rubrics processed per prompt")
     children_position: ChildrenPosition = setting("back", help="back: breadth-first (one grading wave per "
@@ -147,7 +147,7 @@ class RefineConfig:
              "before grading; 'off' for exact (canonical) repeats only")
     repair_attempts: int = setting(1, type=COUNT, help="re-asks of the proposer, with feedback, after an "
                                                        "unreadable or repeating answer")
-    degenerate_repeats: int = setting(3, type=POSITIVE, help="an initial list repeating one rubric this "
+    degenerate_repeats: int = setting(3, type=number(int, minimum=2), help="an initial list repeating one rubric this "
                                                                  "many times is re-asked")
     on_failed_decomposition: OnFailedDecomposition = setting(
         "reject", help="keep: a parent that cannot be decomposed goes on to the filters as if atomic; reject: it "
@@ -195,43 +195,7 @@ class RefineConfig:
         if isinstance(self.whitening, dict):
             self.whitening = WhiteningConfig(**self.whitening)
         self.samplers = list(self.samplers)
-        self.validate()
-
-    def validate(self) -> None:
-        """Fail at construction, not halfway through a paid run."""
-        if self.n_samples < 1:
-            raise ValueError("n_samples must be >= 1")
-        if self.samples_per_sampler is not None and self.samples_per_sampler < 1:
-            raise ValueError("samples_per_sampler must be >= 1")
-        if self.satisfy_threshold < 0 or self.max_rejections < 1 or self.max_depth < 0 or self.max_queue < 1:
-            raise ValueError("satisfy_threshold >= 0, max_rejections >= 1, max_depth >= 0, max_queue >= 1")
-        if self.initial_source not in ("responses", "prompt_only"):
-            raise ValueError(f"initial_source must be 'responses' or 'prompt_only', not {self.initial_source!r}")
-        if self.weight_scheme not in ("uniform", "llm", "whitened"):
-            raise ValueError(f"weight_scheme must be uniform, llm or whitened, not {self.weight_scheme!r}")
-        if self.near_duplicate_threshold is not None and not 0 < self.near_duplicate_threshold <= 100:
-            raise ValueError("near_duplicate_threshold must be in (0, 100], or None for exact matches only")
-        if self.repair_attempts < 0 or self.degenerate_repeats < 2:
-            raise ValueError("repair_attempts must be >= 0 and degenerate_repeats >= 2")
-        if self.on_failed_decomposition not in ("keep", "reject"):
-            raise ValueError(
-                f"on_failed_decomposition must be 'keep' or 'reject', not {self.on_failed_decomposition!r}")
-        if self.fallback not in ("initial", "none"):
-            raise ValueError(f"fallback must be 'initial' or 'none', not {self.fallback!r}")
-        if self.proposer_repetition_penalty <= 0:
-            raise ValueError("proposer_repetition_penalty must be > 0 (1.0 = off)")
-        for name, allowed in (("split_compound", ("off", "first", "fallback")),
-                              ("decompose_prompt", ("plain", "contrastive")),
-                              ("initial_mode", ("joint", "per_sample", "union")), ("count_mode", ("hard", "soft")),
-                              ("check_orders", ("one", "both"))):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
-        if self.decompose_candidates < 1:
-            raise ValueError("decompose_candidates must be >= 1")
-        if self.max_decompose_calls is not None and self.max_decompose_calls < 0:
-            raise ValueError("max_decompose_calls must be >= 0 (or None for no limit)")
-        if self.children_position not in ("back", "front"):
-            raise ValueError(f"children_position must be 'back' or 'front', not {self.children_position!r}")
+        validate(self)  # the flags' checks, on the values (judges.settings)
 
     def sample_plan(self, names: list[str]) -> list[tuple[str, int]]:
         """How many samples each sampler writes, in sampler order."""
@@ -242,14 +206,6 @@ class RefineConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> RefineConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown RefineConfig fields: {sorted(unknown)}")
-        return cls(**d)
 
 
 Profile = Literal["paper", "local"]

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Literal
 
 from judges import Accounting, BudgetExceeded, GradeItem, JudgeConfig, verdict_value
-from judges.settings import POSITIVE, number, setting
+from judges.settings import POSITIVE, number, setting, validate
 from judges.types import ScoreMode
 
 from .config import RefineConfig
@@ -48,6 +48,9 @@ class JudgeRunConfig:
     prompt_concurrency: int = 4
     #: what a re-run redoes (rrd.resume.RETRY_RULES)
     retry: str = "failed"
+
+    def __post_init__(self) -> None:
+        validate(self)
 
 
 def pending_tasks(tasks: Iterable[PromptTask], out: JsonlAppender, retry: str, resume: Resume) -> list[PromptTask]:

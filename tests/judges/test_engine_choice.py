@@ -43,8 +43,8 @@ def test_the_environment_names_what_auto_picks(monkeypatch: pytest.MonkeyPatch) 
 def test_an_explicit_engine_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(llamacpp, "available", lambda: True)
     assert local_engine(JudgeConfig(model="local:qwen2.5-coder-1.5b", local_engine="transformers")) == "transformers"
-    with pytest.raises(ValueError, match="local_engine must be"):
-        local_engine(JudgeConfig(model="local:qwen2.5-coder-1.5b", local_engine="llamacpp"))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"local_engine \(--local-engine\): expected one of auto, hybrid, llama.cpp"):
+        JudgeConfig(model="local:qwen2.5-coder-1.5b", local_engine="llamacpp")  # type: ignore[arg-type]
 
 
 def test_llama_cpp_names_what_it_cannot_run(tmp_path: Path) -> None:

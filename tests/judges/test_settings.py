@@ -168,3 +168,49 @@ def test_an_explicit_paper_profile_means_hard_verdicts_unless_a_score_flag_says_
     assert score_mode(args) == expected
     if command == "eval":  # rrd eval's own default profile is the paper's for refinement, with soft scores
         assert args.profile == "paper" or extra
+
+
+# ------------------------------------------------------------------------------ validation in the config types
+BAD_VALUES = [  # (field, value, flag, the flag's argument)
+    ("concurrency", 0, "--concurrency", "0"),
+    ("timeout_s", -5, "--timeout", "-5"),
+    ("grading_mode", "bogus", "--grading-mode", "bogus"),
+    ("budget_usd", -1, "--budget-usd", "-1"),
+]
+
+
+@pytest.mark.parametrize("name,value,flag,text", BAD_VALUES)
+def test_a_config_refuses_what_its_flag_refuses_with_the_same_line(name: str, value: object, flag: str,
+                                                                   text: str) -> None:
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    add_config_args(parser, JudgeConfig)
+    with pytest.raises(argparse.ArgumentError) as from_flag:
+        parser.parse_args([flag, text])
+    flag_problem = str(from_flag.value).split(": ", 1)[1]  # "argument --concurrency: <problem>"
+    with pytest.raises(ConfigError) as from_yaml:  # a YAML section (rrd train, the verl reward's settings)
+        config_from_mapping(JudgeConfig, {name: value}, "judge", "run.yaml")
+    with pytest.raises(ValueError) as from_library:
+        JudgeConfig(**{name: value})  # type: ignore[arg-type]
+    assert str(from_yaml.value) == f"run.yaml: section 'judge': {name} ({flag}): {flag_problem}"
+    assert str(from_library.value) == f"{name} ({flag}): {flag_problem}"
+    assert "\n" not in str(from_yaml.value)
+
+
+def test_the_checks_cover_every_config_that_has_flags() -> None:
+    from eval.policy import PolicyConfig
+    from eval.runner import EvalConfig
+    from rrd.jobs import JudgeRunConfig
+
+    with pytest.raises(ValueError, match=r"n_samples \(--n-samples\): expected a finite number >= 1, not '0'"):
+        RefineConfig(n_samples=0)
+    with pytest.raises(ValueError, match=r"max_rejections \(--max-rejections\)"):
+        RefineConfig(max_rejections=0)
+    with pytest.raises(ValueError, match=r"near_duplicate_threshold .*\(0, 100\]"):
+        RefineConfig(near_duplicate_threshold=150)
+    with pytest.raises(ValueError, match=r"tie_rule \(--tie-rule\): expected one of half, pairwise, tie"):
+        JudgeRunConfig(tie_rule="coin")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"item_concurrency"):
+        EvalConfig(bench="pairs", out_dir=None, item_concurrency=0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"max_tokens \(--policy-max-tokens\)"):
+        PolicyConfig(max_tokens=0)
+    assert RefineConfig(near_duplicate_threshold=None, max_decompose_calls=None).max_decompose_calls is None
