@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
 
-from judges.judge import GradeItem, Judge
-from judges.types import Completion, PairVerdict, ScoreMode, Verdict, flip, verdict_value
+from judges.judge import Judge
+from judges.types import PairVerdict, ScoreMode, flip
 from rrd.config import RefineConfig
+from rrd.grading import USAGE_KEYS, add_usage, grade
+from rrd.grading import usage as spent
 from rrd.io import JsonlAppender, latest_by, read_jsonl
 from rrd.pool import Models
 from rrd.records import RubricSet
@@ -42,20 +44,6 @@ class ItemResponses:
     prompt: str
     responses: Sequence[str]
     comparisons: Sequence[tuple[int, int]] | None = None
-
-
-def usage_of(verdicts: Sequence[Verdict | PairVerdict | Completion]) -> dict[str, float]:
-    """Tokens and dollars actually spent on these verdicts or completions (cache hits carry zero usage)."""
-    return {
-        "prompt_tokens": float(sum(v.usage.prompt_tokens for v in verdicts)),
-        "completion_tokens": float(sum(v.usage.completion_tokens for v in verdicts)),
-        "cost_usd": float(sum(v.usage.cost_usd for v in verdicts)),
-    }
-
-
-def add_usage(*parts: dict[str, float]) -> dict[str, float]:
-    keys = ("calls", "prompt_tokens", "completion_tokens", "cost_usd")
-    return {k: float(sum(p.get(k, 0.0) for p in parts)) for k in keys}
 
 
 def soft_pair_verdict(g1: PairVerdict, g2: PairVerdict) -> GameVerdict:
@@ -172,7 +160,7 @@ class MethodJudge:
         r = item.responses
         games = await self.judge.pairwise_many([g for i, j in pairs for g in ((item.prompt, r[i], r[j]),
                                                                               (item.prompt, r[j], r[i]))])
-        usage = add_usage({"calls": float(sum(not g.cached for g in games))}, usage_of(games))
+        usage = spent(games, sum(not g.cached for g in games))
         firsts, seconds = games[0::2], games[1::2]
         if item.comparisons is None:
             g1, g2 = firsts[0], seconds[0]
@@ -186,36 +174,14 @@ class MethodJudge:
 
 
     async def rubric(self, method: Method, item: ItemResponses) -> dict[str, Any]:
-        """Pointwise scores of every response against the method's rubric set; for a pair, one game."""
+        """Pointwise scores of every response against the method's rubric set (rrd.grading's record; for a pair,
+        one game), charged with the set's refinement when this item refined it."""
         rs, fresh = await self.rubric_set(method, item)
-        refine_usage = {k: float(rs.stats.get(k, 0.0)) for k in ("calls", "prompt_tokens", "completion_tokens",
-                                                               "cost_usd")} if fresh else {}
-        record: dict[str, Any] = {"rubric_set": rs.content_hash, "n_rubrics": len(rs.rubrics),
-                                  "weights": rs.weights, "weight_scheme": rs.weight_scheme}
-        if not rs.rubrics:
-            record.update(scores=[None] * len(item.responses), verdicts=None, games=[None],
-                          games_by_mode={"hard": [None], "soft": [None]}, score_mode=self.score,
-                          reasons=[f"no rubrics: {rs.failure or rs.stopped}"], usage=add_usage(refine_usage))
-            return record
-        graded = await self.judge.grade_many([GradeItem(rs.texts, r, item.prompt) for r in item.responses])
-        by_mode = {mode: [[verdict_value(v, soft=mode == "soft") for v in vs] for vs in graded]
-                   for mode in ("hard", "soft")}
-        values = by_mode[self.score]
-        grading = add_usage({"calls": float(sum(self.judge.fresh_calls(vs) for vs in graded))},
-                            usage_of([v for vs in graded for v in vs]))
-        record.update(
-            scores=[rs.score(v) for v in values],
-            verdicts=values,
-            unscored=sum(v is None for vs in values for v in vs),
-            usage=add_usage(refine_usage, grading),
-        )
-        record["score_mode"] = self.score
-        if len(item.responses) == 2:
-            games = {mode: [rs.compare(v[0], v[1], tie_margin=self.tie_margin)] for mode, v in by_mode.items()}
-            verdict = games[self.score][0]
-            record["games"] = games[self.score]
-            record["games_by_mode"] = games
-            record["reasons"] = [None if verdict is not None else "no rubric scored for both responses"]
+        graded = await grade(self.judge, rs, item.prompt, item.responses, score=self.score,
+                             tie_margin=self.tie_margin)
+        record = graded.record()
+        if fresh:
+            record["usage"] = add_usage(record["usage"], {k: float(rs.stats.get(k, 0.0)) for k in USAGE_KEYS})
         return record
 
     async def run(self, method: Method, item: ItemResponses) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from judges.types import Completion, Message, Request, SamplingParams
 from rrd.io import JsonlAppender
 
 from . import templates
-from .judging import add_usage, usage_of
+from rrd.grading import usage
 from .policy_metrics import healthbench_example_score, parse_prometheus
 
 T = TypeVar("T")
@@ -38,7 +38,7 @@ class PolicyConfig:
 
 
 def _usage(completions: Sequence[Completion]) -> dict[str, float]:
-    return add_usage({"calls": float(sum(not c.cached for c in completions))}, usage_of(completions))
+    return usage(completions, sum(not c.cached for c in completions))
 
 
 async def ask_until_parsed(judge: Judge, requests: Sequence[Request], parse: Callable[[str], T | None],

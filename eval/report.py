@@ -275,8 +275,10 @@ def _rrd_section(groups: dict[str, list[dict[str, Any]]], out_dir: Path) -> list
         lines += ["", "An edge is a rubric's verdict on the preferred response minus its verdict on the other; a "
                   "useful rubric has a positive edge, a zero edge cannot separate the pair.", "",
                   "![rubric edges](rubric_edges.png)"]
-    rrd_sets = [(m, rs) for m in rubric_methods if m.startswith(RRD_PREFIX)
+    # sets with graded samples (a set given whole, with no refinement, has no verdicts to correlate)
+    rrd_sets = [(m, rs, verdict_matrix(rs)) for m in rubric_methods if m.startswith(RRD_PREFIX)
                 for rs in stored_sets(out_dir, m) if len(rs.rubrics) >= 2]
+    rrd_sets = [(m, rs) for m, rs, matrix in rrd_sets if matrix.ndim == 2 and matrix.shape[1] > 0]
     if rrd_sets:
         method, biggest = max(rrd_sets, key=lambda ms: (len(ms[1].rubrics), verdict_matrix(ms[1]).shape[1]))
         what = plot_heatmap(biggest, method, out_dir / "rubric_correlation.png")

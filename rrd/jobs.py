@@ -5,15 +5,15 @@ prints around it."""
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Literal
 
-from judges import Accounting, BudgetExceeded, GradeItem, JudgeConfig, verdict_value
+from judges import Accounting, BudgetExceeded, JudgeConfig
 from judges.settings import POSITIVE, number, setting, validate
 from judges.types import ScoreMode
 
 from .config import RefineConfig
+from .grading import NO_COMMON_RUBRIC, add_usage, grade, no_rubrics_reason, usage
 from .inputs import Pair, PromptTask
 from .io import JsonlAppender, latest_by, read_jsonl
 from .pool import Models, run_budget
@@ -111,47 +111,36 @@ async def refine_all(tasks: Iterable[PromptTask], models: Models, config: Refine
 
 
 async def judge_pair(pair: Pair, rs: RubricSet, judge: Any, config: JudgeRunConfig) -> dict[str, Any]:
-    """The verdict record of one pair: both responses graded against `rs`, the tie broken under PAIRWISE, and
-    every unscored verdict's reason kept, so a re-run knows what to retry and a reader knows why."""
+    """The verdict record of one pair: rrd.grading's record of both responses against `rs` (every unscored
+    verdict's reason kept, so a re-run knows what to retry and a reader knows why), the tie broken under PAIRWISE,
+    and the pair's label, credit and undecided reason."""
     tie_rule = TieRule(config.tie_rule)
-    va, vb = await judge.grade_many([GradeItem(rs.texts, pair.a, pair.prompt),
-                                     GradeItem(rs.texts, pair.b, pair.prompt)])
-    values = {mode: ([verdict_value(v, mode == "soft") for v in va], [verdict_value(v, mode == "soft") for v in vb])
-              for mode in ("hard", "soft")}
-    fa, fb = values[config.score]
-    verdict = rs.compare(fa, fb, tie_margin=config.tie_margin)
-    by_mode = {mode: rs.compare(a, b, tie_margin=config.tie_margin) for mode, (a, b) in values.items()}
-    calls = judge.fresh_calls(va) + judge.fresh_calls(vb)
-    kinds = Counter(v.kind for v in (*va, *vb) if v.kind)
+    graded = await grade(judge, rs, pair.prompt, [pair.a, pair.b], score=config.score, tie_margin=config.tie_margin)
+    record = graded.record()
+    verdict = graded.pair_verdict()
+    kinds = graded.kinds()
     tie_break = tie_break_reason = None
     if verdict in ("tie", None) and tie_rule is TieRule.PAIRWISE:
         pv = await judge.pairwise(pair.prompt, pair.a, pair.b)
-        tie_break, tie_break_reason, calls = pv.winner, pv.reason, calls + (not pv.cached)
+        tie_break, tie_break_reason = pv.winner, pv.reason
+        record["usage"] = add_usage(record["usage"], usage([pv], not pv.cached))
         if pv.kind:
             kinds[pv.kind] += 1
     is_undecided = undecided(verdict, tie_rule, tie_break)
     why_undecided = None
     if is_undecided:
-        why_undecided = (f"no rubrics: {rs.failure or rs.stopped}" if not rs.rubrics
-                         else "no rubric scored for both responses" if verdict is None
+        why_undecided = (no_rubrics_reason(rs) if not rs.rubrics else NO_COMMON_RUBRIC if verdict is None
                          else "tie")
         if tie_break_reason:
             why_undecided += f"; tie-break unreadable: {tie_break_reason[:200]}"
     return {
-        "pair_id": pair.pair_id, "prompt_id": pair.prompt_id, "item_hash": pair.content_hash,
-        "rubric_set": rs.content_hash,
-        "score_A": rs.score(fa), "score_B": rs.score(fb), "verdict": verdict, "tie_break": tie_break,
-        "score_mode": config.score, "verdict_by_mode": by_mode,
-        "tie_break_reason": tie_break_reason, "label": pair.label,
+        "pair_id": pair.pair_id, "prompt_id": pair.prompt_id, "item_hash": pair.content_hash, **record,
+        "tie_break": tie_break, "tie_break_reason": tie_break_reason, "label": pair.label,
         "credit": (pair_credit(verdict, pair.label, tie_rule, tie_break)
                    if pair.label in ("A", "B") else None),
         "undecided": is_undecided, "undecided_reason": why_undecided,
-        "unscored": sum(v.met is None for v in (*va, *vb)),
         "failed": kinds["call failed"], "unreadable": kinds["unreadable"], "unscored_kinds": dict(kinds),
-        "verdicts_A": [[v.met, v.p_yes] for v in va], "verdicts_B": [[v.met, v.p_yes] for v in vb],
-        "reasons_A": [v.reason if v.met is None else None for v in va],
-        "reasons_B": [v.reason if v.met is None else None for v in vb],
-        "calls": calls, "judge": judge.model,
+        "judge": judge.model,
     }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Iterable, NamedTuple, Sequence
 
+from .grading import pair_verdict_of, upgrade_pair_record
 from .records import Rubric
 from .scoring import wilson_interval
 
@@ -86,10 +87,12 @@ def refine_summary(sets: list[dict[str, Any]], accounting: Any) -> str:
 
 
 def judge_summary(records: list[dict[str, Any]], accounting: Any) -> str:
-    """Counts over distinct pairs (the last record of each): a redone pair is counted once."""
+    """Counts over distinct pairs (the last record of each): a redone pair is counted once. Records of any
+    version (rrd.grading.upgrade_pair_record)."""
+    records = [upgrade_pair_record(r) for r in records]
     labelled = [r for r in records if r.get("credit") is not None]
-    undecided_n = sum(bool(r.get("undecided", r.get("verdict") is None)) for r in records)
-    ties = sum(r.get("verdict") == "tie" for r in records)
+    undecided_n = sum(bool(r.get("undecided", pair_verdict_of(r) is None)) for r in records)
+    ties = sum(pair_verdict_of(r) == "tie" for r in records)
     reasons: Counter[str] = Counter()
     for r in records:
         reasons.update(r["unscored_kinds"] if "unscored_kinds" in r else _legacy_kinds(r))
@@ -104,11 +107,11 @@ def judge_summary(records: list[dict[str, Any]], accounting: Any) -> str:
         mode = labelled[-1].get("score_mode")
         lines.append(f"accuracy: {k / len(labelled):.3f} ({k:g}/{len(labelled)}), 95% CI [{lo:.3f}, {hi:.3f}]"
                      + (f" ({mode} scores)" if mode else ""))
-        other = [r for r in labelled if "verdict_by_mode" in r]
+        other = [r for r in labelled if "games_by_mode" in r]
         if other and mode:
             alt = "hard" if mode == "soft" else "soft"
-            wins = sum(r["verdict_by_mode"][alt] == r["label"] for r in other)
-            alt_ties = sum(r["verdict_by_mode"][alt] == "tie" for r in other)
+            wins = sum(pair_verdict_of(r, alt) == r["label"] for r in other)
+            alt_ties = sum(pair_verdict_of(r, alt) == "tie" for r in other)
             lines.append(f"  with {alt} scores: {wins}/{len(other)} right, {alt_ties} ties (a tie counts 0 here)")
     failed = sum(1 for r in records if r.get("failed"))
     if failed:
@@ -121,6 +124,6 @@ def _legacy_kinds(record: dict[str, Any]) -> Counter[str]:
     """Unscored kinds of a record written before they were stored (`unscored_kinds`): read off the reasons."""
     from judges.types import CALL_FAILED, CALL_FAILED_PERMANENTLY
 
-    reasons = (*record.get("reasons_A", []), *record.get("reasons_B", []), record.get("tie_break_reason"))
+    reasons = (*(x for rs in record.get("unscored_reasons", []) for x in rs), record.get("tie_break_reason"))
     return Counter("failed, not retryable" if x.startswith(CALL_FAILED_PERMANENTLY) else
                    "call failed" if x.startswith(CALL_FAILED) else "unreadable" for x in reasons if x)

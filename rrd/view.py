@@ -17,6 +17,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .grading import pair_verdict_of, upgrade_pair_record
 from .io import write_atomic
 from .records import RubricSet
 
@@ -106,14 +107,14 @@ def verdicts_page(records: Sequence[Mapping[str, Any]], sets: Iterable[RubricSet
     payloads = [set_payload(rs) for rs in sets]
     by_key = {p["key"]: p for p in payloads}
     items = []
-    for r in records:
+    for r in map(upgrade_pair_record, records):
         rs = by_key.get(r.get("rubric_set"))
         items.append({
             "id": r.get("pair_id"), "prompt": rs["prompt"] if rs else "", "responses": [], "label": r.get("label"),
             "methods": {"rubrics": {
-                "verdict": r.get("verdict") if r.get("tie_break") is None else r.get("tie_break"),
-                "scores": [r.get("score_A"), r.get("score_B")], "set": r.get("rubric_set"),
-                "verdicts": [[v[0] for v in r.get("verdicts_A") or []], [v[0] for v in r.get("verdicts_B") or []]],
+                "verdict": pair_verdict_of(r) if r.get("tie_break") is None else r.get("tie_break"),
+                "scores": r.get("scores") or [None, None], "set": r.get("rubric_set"),
+                "verdicts": [[v[0] for v in vs] for vs in r.get("graded") or [[], []]],
                 "note": r.get("undecided_reason"),
             }},
         })

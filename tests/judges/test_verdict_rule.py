@@ -66,7 +66,8 @@ async def test_rrd_judge_soft_drops_the_unreadable_verdict():
     rs = RubricSet.provided(PROMPT, RUBRICS)
     pair = Pair("x", "p", PROMPT, "A grey day.", "The sun was out.", "B")
     record = await judge_pair(pair, rs, judge, JudgeRunConfig(score="soft"))
-    assert math.isclose(record["score_A"], 0.3, abs_tol=1e-6) and math.isclose(record["score_B"], 0.8, abs_tol=1e-6)
+    score_a, score_b = record["scores"]
+    assert math.isclose(score_a, 0.3, abs_tol=1e-6) and math.isclose(score_b, 0.8, abs_tol=1e-6)
     assert record["unreadable"] == 2 and record["failed"] == 0 and record["unscored_kinds"] == {"unreadable": 2}
     failing = Pair("y", "p", PROMPT, "FAILS", "The sun was out.", "B")
     record = await judge_pair(failing, RubricSet.provided(PROMPT, ["mentions sun"]), judge, JudgeRunConfig())

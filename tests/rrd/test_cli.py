@@ -126,7 +126,7 @@ def test_rrd_judge_end_to_end_over_http_resumes_with_zero_calls(tmp_path, capsys
         first = capsys.readouterr().out
         calls = len(server.requests)
         records = [json.loads(x) for x in out.read_text().splitlines()]
-        assert len(records) == 6 and calls == sum(r["calls"] for r in records) > 0
+        assert len(records) == 6 and calls == sum(r["usage"]["calls"] for r in records) > 0
         assert {r["pair_id"] for r in records} == {f"ex-{i}" for i in range(1, 7)}
         assert all(r["label"] in ("A", "B") and r["credit"] in (0.0, 0.5, 1.0) for r in records)
         assert re.search(r"accuracy: [0-9.]+ \(.*/6\), 95% CI", first)

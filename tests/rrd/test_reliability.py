@@ -70,7 +70,8 @@ def test_failed_pairs_are_retried_on_rerun_and_counted_once(files, capsys):
         assert "12 calls failed after all retries" in captured.err and "run the same command again" in captured.err
         records = _latest(tmp_path / "verdicts.jsonl")
         assert all(r["failed"] == 4 and r["undecided"] for r in records.values())
-        assert all("HTTP 500" in reason for r in records.values() for reason in r["reasons_A"] + r["reasons_B"])
+        assert all("HTTP 500" in reason for r in records.values() for reasons in r["unscored_reasons"]
+                   for reason in reasons)
         assert "pairs with failed calls: 3" in first and "call failed 12" in first
 
         switch.mode = "ok"
@@ -81,7 +82,7 @@ def test_failed_pairs_are_retried_on_rerun_and_counted_once(files, capsys):
         assert "resuming: 0 pairs done, redoing 3 failed" in captured.err
         assert len((tmp_path / "verdicts.jsonl").read_text().splitlines()) == 6  # appended, not rewritten
         assert "pairs: 3 " in captured.out and "accuracy: 1.000 (3/3)" in captured.out  # each pair counted once
-        assert all(r["failed"] == 0 and r["verdict"] == "A" for r in _latest(tmp_path / "verdicts.jsonl").values())
+        assert all(r["failed"] == 0 and r["games"] == ["A"] for r in _latest(tmp_path / "verdicts.jsonl").values())
 
         sent = len(server.requests)
         assert main(argv) == 0  # all answered: nothing to redo
@@ -111,7 +112,7 @@ def test_changed_pair_behind_the_same_id_is_judged_again(files, capsys):
         assert main(argv) == 0
         assert "redoing 1 changed" in capsys.readouterr().err
         assert len(server.requests) - sent == 2  # only the new response's two rubrics
-        assert _latest(tmp_path / "verdicts.jsonl")["p1"]["verdict"] == "tie"
+        assert _latest(tmp_path / "verdicts.jsonl")["p1"]["games"] == ["tie"]
 
 
 def test_changed_rubric_set_rejudges_its_pairs(files, capsys):
@@ -140,7 +141,7 @@ def test_cache_keeps_two_servers_with_one_model_name_apart(files, capsys):
         assert main(_judge_argv(tmp_path, pairs, rubrics, first, out="one.jsonl")) == 0
         assert main(_judge_argv(tmp_path, pairs, rubrics, second, out="two.jsonl")) == 0
         assert len(second.requests) == 12  # not served from the first server's answers
-    assert all(r["verdict"] == "tie" for r in _latest(tmp_path / "two.jsonl").values())
+    assert all(r["games"] == ["tie"] for r in _latest(tmp_path / "two.jsonl").values())
 
 
 def test_unreadable_answers_are_counted_undecided_and_reasked_on_request(files, capsys):
@@ -170,7 +171,7 @@ def test_unreadable_pairwise_tie_break_leaves_the_pair_undecided(files, capsys):
         assert main(_judge_argv(tmp_path, pairs, rubrics, server, "--tie-rule", "pairwise")) == 0
     records = _latest(tmp_path / "verdicts.jsonl").values()
     assert len(records) == 3
-    assert all(r["verdict"] == "tie" and r["tie_break"] is None and r["undecided"] for r in records)
+    assert all(r["games"] == ["tie"] and r["tie_break"] is None and r["undecided"] for r in records)
     assert all("tie-break unreadable" in r["undecided_reason"] for r in records)
 
 
