@@ -12,7 +12,6 @@ then the set depends on that item's responses, not only on its prompt.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from rrd.grading import USAGE_KEYS, add_usage, grade
 from rrd.grading import usage as spent
 from rrd.io import JsonlAppender, latest_by, read_jsonl
 from rrd.pool import Models
+from rrd.on_demand import RefineOnce
 from rrd.records import RubricSet
 from rrd.refine import refine_prompt
 from rrd.rubric_files import prompt_key
@@ -97,57 +97,41 @@ class MethodJudge:
         self.score = score
         self.tie_margin = tie_margin
         self._stores: dict[str, JsonlAppender] = {}
-        self._sets: dict[str, dict[str, RubricSet]] = {m: dict(sets) for m, sets in (known_sets or {}).items()}
+        self._known = {m: dict(sets) for m, sets in (known_sets or {}).items()}
+        self._sets: dict[str, RefineOnce] = {}  # method -> its sets by key, refined once per key
         self.new_sets: dict[tuple[str, str], RubricSet] = {}  # (method, key) -> set refined here, when not stored
-        self._pending: dict[tuple[str, str], asyncio.Future[RubricSet]] = {}
 
     @property
     def judge(self) -> Judge:
         return self.models.judge
 
     # -- rubric sets ---------------------------------------------------------------------------------------
-    def _store(self, method: Method) -> JsonlAppender | None:
-        if self.out_dir is None:
-            self._sets.setdefault(method.name, {})
-            return None
-        if method.name not in self._stores:
-            store = JsonlAppender(sets_path(self.out_dir, method.name))
-            self._stores[method.name] = store
-            self._sets[method.name] = {d["prompt_id"]: RubricSet.from_dict(d) for d in store.existing}
-        return self._stores[method.name]
+    def _sets_of(self, method: Method) -> RefineOnce:
+        """The method's sets: those stored in its file (opened for appending) or known, plus the ones refined."""
+        if method.name not in self._sets:
+            if self.out_dir is None:
+                def keep(key: str, rs: RubricSet) -> None:
+                    self.new_sets[(method.name, key)] = rs
+                sets = self._known.get(method.name, {})
+            else:
+                store = self._stores[method.name] = JsonlAppender(sets_path(self.out_dir, method.name))
+                sets = {d["prompt_id"]: RubricSet.from_dict(d) for d in store.existing}
+
+                def keep(key: str, rs: RubricSet) -> None:
+                    store.append(rs.to_dict())
+            self._sets[method.name] = RefineOnce(sets, on_new=keep)
+        return self._sets[method.name]
 
     def set_key(self, item: ItemResponses) -> str:
         return set_key(item, self.rubric_samples)
 
     async def rubric_set(self, method: Method, item: ItemResponses) -> tuple[RubricSet, bool]:
         """(set, fresh): the stored set for this method and key, or a new refinement (fresh=True)."""
-        store = self._store(method)
         key = self.set_key(item)
-        if key in self._sets[method.name]:
-            return self._sets[method.name][key], False
-        slot = (method.name, key)
-        if slot in self._pending:  # another item with the same prompt is refining it right now
-            return await asyncio.shield(self._pending[slot]), False
-        future: asyncio.Future[RubricSet] = asyncio.get_running_loop().create_future()
-        self._pending[slot] = future
-        try:
-            responses = list(item.responses) if self.rubric_samples == "item" else None
-            rs = await refine_prompt(item.prompt, self.judge, self.models.proposer, method.refine_config(self.refine),
-                                     prompt_id=key, responses=responses, samplers=self.models.samplers,
-                                     progress=self.refine_progress)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: waiting items re-raise it themselves
-            raise
-        finally:
-            self._pending.pop(slot, None)
-        if store is not None:
-            store.append(rs.to_dict())
-        else:
-            self.new_sets[slot] = rs
-        self._sets[method.name][key] = rs
-        future.set_result(rs)
-        return rs, True
+        responses = list(item.responses) if self.rubric_samples == "item" else None
+        return await self._sets_of(method).get(key, lambda: refine_prompt(
+            item.prompt, self.judge, self.models.proposer, method.refine_config(self.refine), prompt_id=key,
+            responses=responses, samplers=self.models.samplers, progress=self.refine_progress))
 
     # -- methods ---------------------------------------------------------------------------------------------
     async def direct(self, item: ItemResponses) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from judges.judge import Judge
+from rrd.on_demand import RefineOnce, usable
 from rrd.records import RubricSet
 from rrd.rubric_files import prompt_key
 
@@ -55,7 +56,7 @@ class RubricSets:
     def __init__(self, sets: dict[str, RubricSet], config: RubricRewardConfig, judge: Judge,
                  proposer: Judge | None):
         self.sets, self.config, self.judge, self.proposer = sets, config, judge, proposer
-        self._refining: dict[str, asyncio.Future] = {}
+        self._once = RefineOnce(sets, keep=usable)  # a failed or empty refinement is not kept: a later step retries
 
     async def resolve(self, texts: list[str], kwargs: dict) -> list[RubricSet | None]:
         """One set (or None) per completion, by prompt text and the dataset columns of this call."""
@@ -84,24 +85,11 @@ class RubricSets:
         return [rs if rs is not None and rs.texts else None for rs in out]
 
     async def refine(self, key: str, text: str) -> RubricSet | None:
-        """RRD on one prompt, once: concurrent callers for the same prompt await the same refinement."""
-        if key in self.sets:
-            return self.sets[key]
-        fut = self._refining.get(key)
-        if fut is None or fut.get_loop() is not asyncio.get_running_loop():
-            from rrd.refine import refine_prompt  # the loop's machinery loads only when refinement is used
+        """RRD on one prompt, once (rrd.on_demand): concurrent callers for the same prompt await the same
+        refinement; None when it failed or gave no rubric."""
+        from rrd.refine import refine_prompt  # the loop's machinery loads only when refinement is used
 
-            assert self.proposer is not None
-            fut = asyncio.ensure_future(
-                refine_prompt(text, self.judge, self.proposer, self.config.refine_config, prompt_id=key)
-            )
-            self._refining[key] = fut
-        try:
-            rs = await asyncio.shield(fut)
-        finally:
-            if fut.done():
-                self._refining.pop(key, None)
-        if rs.stopped == "failed" or not rs.texts:
-            return None  # not cached: a later step may try again
-        self.sets[key] = rs
-        return rs
+        assert self.proposer is not None
+        rs, _ = await self._once.get(key, lambda: refine_prompt(text, self.judge, self.proposer,
+                                                                self.config.refine_config, prompt_id=key))
+        return rs if usable(rs) else None

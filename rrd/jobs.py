@@ -16,12 +16,12 @@ from .config import RefineConfig
 from .grading import NO_COMMON_RUBRIC, add_usage, grade, no_rubrics_reason, usage
 from .inputs import Pair, PromptTask
 from .io import JsonlAppender, latest_by, read_jsonl
+from .on_demand import RefineOnce
 from .pool import Models, run_budget
 from .progress import RefineView
 from .records import RubricSet
 from .resume import Resume, Stop, judged_redo_reason, refined_redo_reason
 from .resume import pending as resume_pending
-from .rubric_files import prompt_key
 from .scoring import TieRule, pair_credit, undecided
 
 
@@ -169,30 +169,32 @@ async def judge_pairs(pairs: list[Pair], sets: dict[str, RubricSet], models: Mod
                       refine: RefineConfig, out: JsonlAppender, *, rubrics_path: str | None = None, bar: Any = None,
                       stop: Stop | None = None, resume: Resume | None = None) -> None:
     """Score each pending pair against its prompt's RubricSet and append the verdict record as soon as it is
-    known. Prompts with no set are refined first (with `refine`, appended to `rubrics_path` for the next run)
-    when config.refine_missing, else MissingRubricSets. Once the budget refuses a call no new pair starts;
-    pairs in flight finish (their calls that fit are sent) and the refused one is left for the next run."""
+    known. A prompt with no set is refined when its first pair needs it (once, rrd.on_demand; with `refine`,
+    appended to `rubrics_path` for the next run) when config.refine_missing, else MissingRubricSets. Once the
+    budget refuses a call no new pair starts; pairs in flight finish (their calls that fit are sent) and the
+    refused one is left for the next run."""
     stop = stop if stop is not None else Stop()
     resume = resume if resume is not None else Resume()
-    tasks = missing_tasks(pairs, sets, config, rubrics_path)
-    if tasks:
-        assert rubrics_path is not None
-        with JsonlAppender(rubrics_path) as rubrics_out:  # refined sets are kept for the next run
-            for rs in await refine_all(tasks, models, refine, rubrics_out, config.prompt_concurrency,
-                                       retry=config.retry, stop=stop):
-                sets[rs.prompt_id or prompt_key(rs.prompt)] = rs
+    missing = missing_tasks(pairs, sets, config, rubrics_path)
     pending = pending_pairs(pairs, sets, out, config, resume)
     if bar is not None:
         bar.update(len(pairs) - len(pending))
     sem = asyncio.Semaphore(max(1, config.pair_concurrency))
+    refining = asyncio.Semaphore(max(1, config.prompt_concurrency))
+    rubrics_out = JsonlAppender(rubrics_path) if missing and rubrics_path is not None else None
+    once = RefineOnce(sets, on_new=None if rubrics_out is None else lambda key, rs: rubrics_out.append(rs.to_dict()))
+
+    async def refined(pair: Pair) -> RubricSet:
+        async with refining:
+            return await refine_task(PromptTask(pair.prompt_id, pair.prompt, None), models, refine)
 
     async def one(pair: Pair) -> None:
-        rs = sets.get(pair.prompt_id)
         async with sem:
-            if stop.budget is not None or rs is None:  # rs None: its refinement stopped at the budget
+            if stop.budget is not None:
                 stop.not_done += 1
                 return
             try:
+                rs, _ = await once.get(pair.prompt_id, lambda: refined(pair))
                 record = await judge_pair(pair, rs, models.judge, config)
             except BudgetExceeded as exc:  # the calls that fit were sent and cached; the pair waits for a re-run
                 stop.budget = str(exc)
@@ -203,7 +205,11 @@ async def judge_pairs(pairs: list[Pair], sets: dict[str, RubricSet], models: Mod
             bar.set_postfix_str(models.judge.accounting.postfix())
             bar.update(1)
 
-    await asyncio.gather(*(one(p) for p in pending))
+    try:
+        await asyncio.gather(*(one(p) for p in pending))
+    finally:
+        if rubrics_out is not None:
+            rubrics_out.close()
 
 
 # ------------------------------------------------------------------------------------------- on a Ray cluster

@@ -61,6 +61,32 @@ async def test_refine_appends_each_set_and_resume_skips_finished_prompts(tmp_pat
     RubricSet.from_dict(records[-1])  # the repaired file holds only whole, loadable sets
 
 
+async def test_judge_refines_a_missing_set_once_when_its_first_pair_needs_it(tmp_path):
+    from rrd.inputs import Pair
+    from rrd.jobs import JudgeRunConfig, MissingRubricSets, judge_pairs
+
+    models, backend = _scripted_models()
+    pairs = [Pair(f"x{i}", "p0" if i < 3 else "p1", "Prompt zero?" if i < 3 else "Prompt one?", f"a {i}", f"b {i}",
+                  "A") for i in range(4)]
+    rubrics = tmp_path / "rubrics.jsonl"
+    cfg = RefineConfig(n_samples=2, misalignment=False)
+    with pytest.raises(MissingRubricSets, match="2 prompts have no rubric set"):
+        with JsonlAppender(tmp_path / "v.jsonl") as out:
+            await judge_pairs(pairs, {}, models, JudgeRunConfig(refine_missing=False), cfg, out,
+                              rubrics_path=str(rubrics))
+    assert not backend.requests
+    sets: dict = {}
+    with JsonlAppender(tmp_path / "v.jsonl") as out:
+        await judge_pairs(pairs, sets, models, JudgeRunConfig(), cfg, out, rubrics_path=str(rubrics))
+    stored = [json.loads(x)["prompt_id"] for x in rubrics.read_text().splitlines()]
+    assert sorted(stored) == ["p0", "p1"] and set(sets) == {"p0", "p1"}  # each prompt refined once
+    asked = [r for r in backend.requests if "Write a list of rubrics" in last_user(r)]
+    assert sorted("zero" in last_user(r) for r in asked) == [False, True]
+    verdicts = [json.loads(x) for x in (tmp_path / "v.jsonl").read_text().splitlines()]
+    assert sorted(r["pair_id"] for r in verdicts) == ["x0", "x1", "x2", "x3"]
+    assert all(r["rubric_set"] == sets[r["prompt_id"]].content_hash for r in verdicts)
+
+
 def test_appender_keeps_a_complete_last_line_without_newline(tmp_path):
     path = tmp_path / "r.jsonl"
     path.write_text('{"a": 1}\n{"b": 2}')
