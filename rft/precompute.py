@@ -63,11 +63,6 @@ def match_sets(prompt_ids: Sequence[str], texts: Sequence[str], file_sets: Mappi
     return out
 
 
-def build_models(judge_cfg: JudgeConfig, proposer_cfg: JudgeConfig, refine: RefineConfig) -> Models:
-    """Judge, proposer and sampler models for refinement (rrd.pool.Models.build: one budget, one cache)."""
-    return Models.build(judge_cfg, proposer_cfg, refine)
-
-
 async def _refine(tasks: list[PromptTask], models: Models, refine: RefineConfig, path: Path,
                   prompt_concurrency: int) -> list[RubricSet]:
     from rrd.progress import progress_bar
@@ -103,7 +98,7 @@ def ensure_rubric_sets(
         text_of = dict(zip(prompt_ids, texts))
         tasks = [PromptTask(pid, text_of[pid], None) for pid in index.missing]
         log.warning("refining rubrics for %d prompts into %s (resumable)", len(tasks), path)
-        refined = interrupt.run(_refine(tasks, build_models(judge, proposer, refine), refine, path, prompt_concurrency))
+        refined = interrupt.run(_refine(tasks, Models.build(judge, proposer, refine), refine, path, prompt_concurrency))
         index = match_sets(prompt_ids, texts, load_rubric_sets(str(path)))
         index.refined = len(refined)
     if index.missing or index.empty:

@@ -1,9 +1,10 @@
-"""Models: the judge, proposer and sampler models of one run, built once and sharing one Accounting and cache."""
+"""Models: the judge, proposer and sampler models of one run, sharing one Accounting and cache. The only place a
+run's Judges are built, so a sampler name reaches the same model from the CLI, `rrd eval`, training and a library
+call."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import dataclass, field, replace
 
 from judges import Accounting, Judge, JudgeConfig
 
@@ -19,46 +20,60 @@ def run_budget(judge_cfg: JudgeConfig, proposer_cfg: JudgeConfig) -> float | Non
 @dataclass
 class Models:
     """The judge, proposer and sampler models of one run, built once (a local model loads once, not per
-    prompt) and sharing one Accounting and cache, so the budget and the summary cover every call."""
+    prompt) and sharing one Accounting and cache, so the budget and the summary cover every call.
 
-    judge: Any
-    proposer: Any
-    samplers: dict[str, Any]
+    `samplers` maps model names to Judges (the callers' own, or built here). A name that is not there is the judge
+    or the proposer when it names one, else a Judge built once with the proposer's settings, that model and no
+    api_base (the proposer's server serves the proposer), sharing its cache and accounting."""
+
+    judge: Judge
+    proposer: Judge
+    samplers: dict[str, Judge] = field(default_factory=dict)
+    #: the Judges built here, which `aclose` releases (a caller's own are the caller's to close)
+    owned: list[Judge] = field(default_factory=list, repr=False)
 
     @classmethod
     def build(cls, judge_cfg: JudgeConfig, proposer_cfg: JudgeConfig, refine: RefineConfig, *,
-              accounting: Accounting | None = None, cache: Any = None) -> Models:
-        """Judge, proposer and samplers sharing one Accounting and one cache. The budget is the tighter of the
-        judge's and the proposer's budget_usd (it caps their calls together). A sampler named like the judge or
-        the proposer reuses that model; any other sampler gets the proposer's settings and no api_base.
+              accounting: Accounting | None = None, cache: object = None) -> Models:
+        """Judge, proposer and the samplers and references `refine` names, built now. The budget is the tighter
+        of the judge's and the proposer's budget_usd; a proposer with the judge's model and api_base is the judge.
         `accounting` and `cache` replace the ones built from the configs (a Ray worker's leased budget and the
         cluster's shared cache, rrd.cluster)."""
         if accounting is None:
             accounting = Accounting(budget_usd=run_budget(judge_cfg, proposer_cfg))
         judge = Judge(judge_cfg, accounting=accounting, cache=cache)
-        built = {(judge_cfg.model, judge_cfg.api_base): judge}
+        same = (proposer_cfg.model, proposer_cfg.api_base) == (judge_cfg.model, judge_cfg.api_base)
+        proposer = judge if same else Judge(proposer_cfg, accounting=accounting, cache=judge.cache)
+        models = cls(judge, proposer, owned=[judge] + ([] if same else [proposer]))
+        for name in (*refine.samplers, refine.strong_model, refine.weak_model):
+            if name:
+                models.sampler(name)
+        return models
 
-        def get(cfg: JudgeConfig) -> Any:
-            key = (cfg.model, cfg.api_base)
-            if key not in built:
-                built[key] = Judge(cfg, accounting=accounting, cache=judge.cache)
-            return built[key]
+    def sampler(self, name: str) -> Judge:
+        """The model called `name` (see the class)."""
+        if name in self.samplers:
+            return self.samplers[name]
+        for known in (self.judge, self.proposer):
+            if name in (known.model, known.config.model):
+                self.samplers[name] = known
+                return known
+        built = Judge(replace(self.proposer.config, model=name, api_base=None), accounting=self.proposer.accounting,
+                      cache=self.proposer.cache)
+        self.samplers[name] = built
+        self.owned.append(built)
+        return built
 
-        proposer = get(proposer_cfg)
-        samplers: dict[str, Any] = {}
-        for name in [*refine.samplers, refine.strong_model, refine.weak_model]:
-            if name and name not in samplers:
-                samplers[name] = (judge if name == judge_cfg.model else proposer if name == proposer_cfg.model
-                                  else get(replace(proposer_cfg, model=name, api_base=None)))
-        return cls(judge, proposer, samplers)
+    def sampler_names(self, config: RefineConfig) -> list[str]:
+        """Who writes the N samples: config.samplers, else the proposer (RefineConfig)."""
+        return list(config.samplers) or [self.proposer.config.model]
 
     @property
     def accounting(self) -> Accounting:
         return self.judge.accounting
 
     async def aclose(self) -> None:
-        closed: set[int] = set()
-        for j in (self.judge, self.proposer, *self.samplers.values()):
-            if id(j) not in closed:
-                closed.add(id(j))
-                await j.aclose()
+        """Release the Judges built here."""
+        for j in self.owned:
+            await j.aclose()
+        self.owned.clear()

@@ -42,7 +42,8 @@ from .dedup import SIBLING, DuplicateIndex, Match, Reference, describe_repeat, r
 from .meter import CallMeter, Progress, ProgressCallback
 from .records import Origin, Reason, Rubric, RubricSet, Sample
 from .split import split_compound
-from .sampling import JudgePool, draw, provided_samples
+from .pool import Models
+from .sampling import draw, provided_samples
 from .stage3 import accepted_weights
 
 _CheckTemplate = Callable[[str, Sequence[str]], "list[Message]"]
@@ -504,7 +505,7 @@ async def refine_prompt(
 
     judge grades rubric satisfaction; proposer writes, decomposes and filters rubrics (and samples responses
     when no samplers are configured). `responses` skips sampling (the user's own N responses); `samplers` maps
-    model names in config.samplers to Judges (missing names are built from the proposer's config);
+    model names in config.samplers to Judges (a missing name is built by rrd.pool.Models' rule and released after);
     `references` ({"strong": ..., "weak": ...}) skips generating the misalignment pair; `initial_rubrics`
     skips Stage 1 and refines the caller's rubrics instead (origin "provided"). `progress` is called with a
     Progress whenever the stage or the counts change.
@@ -513,7 +514,7 @@ async def refine_prompt(
     """
     config = config or RefineConfig()
     t0 = time.monotonic()
-    pool = JudgePool(proposer, dict(samplers or {}))
+    pool = Models(judge, proposer, dict(samplers or {}))
     meter = CallMeter()
     run = _Refinement(prompt, judge, proposer, config, meter, prompt_id, progress)
     stopped, failure, fallback = "failed", None, None

@@ -8,52 +8,16 @@ A failed generation is dropped and reported, never replaced by an empty string (
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field, replace
-from typing import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
 
 from judges.judge import Judge
 from judges.types import Completion, Message, SamplingParams
 
 from . import prompts
 from .config import RefineConfig
+from .pool import Models
 from .records import Sample
-
-
-@dataclass
-class JudgePool:
-    """Model name -> Judge, for samplers and reference models.
-
-    Names not supplied by the caller get a Judge built from the proposer's config with that model, sharing the
-    proposer's cache and accounting (so every call is still counted once); `aclose` releases only those.
-    """
-
-    proposer: Judge
-    given: Mapping[str, Judge] = field(default_factory=dict)
-    built: dict[str, Judge] = field(default_factory=dict)
-
-    def get(self, name: str) -> Judge:
-        if name in self.given:
-            return self.given[name]
-        if name == self.proposer.model or name == self.proposer.config.model:
-            return self.proposer
-        if name not in self.built:
-            config = replace(self.proposer.config, model=name)
-            self.built[name] = Judge(config, cache=self.proposer.cache, accounting=self.proposer.accounting)
-        return self.built[name]
-
-    def sampler_names(self, config: RefineConfig) -> list[str]:
-        """config.samplers, else the caller's samplers in their order, else the proposer alone."""
-        if config.samplers:
-            return list(config.samplers)
-        if self.given:
-            return list(self.given)
-        return [self.proposer.config.model]
-
-    async def aclose(self) -> None:
-        for j in self.built.values():
-            await j.aclose()
-        self.built.clear()
-
 
 
 @dataclass(frozen=True)
@@ -65,10 +29,10 @@ class _Call:
     params: SamplingParams
 
 
-def _sample_calls(prompt: str, config: RefineConfig, pool: JudgePool) -> list[_Call]:
+def _sample_calls(prompt: str, config: RefineConfig, pool: Models) -> list[_Call]:
     """N samples in a fixed order (sampler order, then sample index), each its own cache entry."""
     return [
-        _Call(pool.get(m), m, "sample", prompts.user_turn(prompt),
+        _Call(pool.sampler(m), m, "sample", prompts.user_turn(prompt),
               SamplingParams(temperature=config.sample_temperature, top_p=config.sample_top_p,
                              max_tokens=config.sample_max_tokens, seed=config.seed, sample_index=i))
         for m, k in config.sample_plan(pool.sampler_names(config))
@@ -76,13 +40,13 @@ def _sample_calls(prompt: str, config: RefineConfig, pool: JudgePool) -> list[_C
     ]
 
 
-def _reference_calls(prompt: str, config: RefineConfig, pool: JudgePool) -> list[_Call]:
+def _reference_calls(prompt: str, config: RefineConfig, pool: Models) -> list[_Call]:
     """The strong and weak responses for the misalignment check (defaults: see RefineConfig)."""
     greedy = SamplingParams(temperature=0.0, max_tokens=config.reference_max_tokens, seed=config.seed)
     strong = config.strong_model or pool.sampler_names(config)[0]
-    calls = [_Call(pool.get(strong), strong, "strong", prompts.user_turn(prompt), greedy)]
+    calls = [_Call(pool.sampler(strong), strong, "strong", prompts.user_turn(prompt), greedy)]
     if config.weak_model:
-        calls.append(_Call(pool.get(config.weak_model), config.weak_model, "weak", prompts.user_turn(prompt), greedy))
+        calls.append(_Call(pool.sampler(config.weak_model), config.weak_model, "weak", prompts.user_turn(prompt), greedy))
     else:
         calls.append(_Call(pool.proposer, f"{pool.proposer.model} (low-effort instruction)", "weak",
                            prompts.weak_reference(prompt), greedy))
@@ -115,7 +79,7 @@ class Drawn:
     errors: list[str] = field(default_factory=list)
 
 
-async def draw(prompt: str, config: RefineConfig, pool: JudgePool, *, samples: bool, references: bool,
+async def draw(prompt: str, config: RefineConfig, pool: Models, *, samples: bool, references: bool,
                record: Callable[[str, Completion], object] | None = None) -> Drawn:
     """The samples and/or the references of one prompt, asked together. A failed or empty generation is dropped
     and reported, never replaced by an empty string (that would be graded). `record(stage, completion)` sees

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
 import rft.precompute as pre
 from judges.judge import JudgeConfig
@@ -67,13 +66,3 @@ def test_no_refine_leaves_missing_out(tmp_path):
                                  judge=JudgeConfig(cache=False), proposer=JudgeConfig(cache=False),
                                  refine=RefineConfig())
     assert idx.missing == ["p-x"] and not idx.sets
-
-
-def test_build_models_shares_accounting_and_budget():
-    models = pre.build_models(JudgeConfig(model="gpt-4o-mini", cache=False, budget_usd=5),
-                              JudgeConfig(model="gpt-4o", cache=False, budget_usd=2),
-                              RefineConfig(samplers=["gpt-4o", "claude-x"], strong_model="gpt-4o-mini"))
-    assert models.judge.accounting is models.proposer.accounting
-    assert models.samplers["gpt-4o"] is models.proposer and models.samplers["gpt-4o-mini"] is models.judge
-    assert models.samplers["claude-x"].accounting is models.judge.accounting
-    assert models.judge.accounting.budget_usd == pytest.approx(2)
