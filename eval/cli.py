@@ -9,18 +9,15 @@ import argparse
 import asyncio
 import shlex
 import sys
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-BENCH_NAMES = ["judgebench", "pairs", "rm-bench", "rewardbench2", "ppe-human",
-               "ppe-mmlu-pro", "ppe-math", "ppe-gpqa", "ppe-ifeval", "ppe-mbpp-plus",
-               "healthbench", "healthbench-hard", "healthbench-consensus", "biggen"]
-
-
 def eval_command(sub: argparse._SubParsersAction) -> None:
     from judges.settings import add_config_args
-    from rrd.cli_args import add_cluster_args, add_refine_args, add_score_args
+    from rrd.cli.flags import add_cluster_args, add_refine_args, add_score_args
 
+    from .benchmarks import BENCHMARKS  # the registry itself (the rrd package it needs is loaded already)
     from .policy import PolicyConfig
     from .preference import PairFields
     from .runner import EvalConfig
@@ -30,9 +27,11 @@ def eval_command(sub: argparse._SubParsersAction) -> None:
         description="Runs a benchmark with its official protocol. Per-item results are appended to "
                     "OUT/results.jsonl as they arrive; re-running the same command resumes (no item is judged "
                     "twice), then OUT/report.md and plots are (re)written.")
-    p.add_argument("bench", choices=BENCH_NAMES)
-    p.add_argument("--out", default=None, help="output folder (default runs/eval/BENCH)")
-    add_config_args(p, EvalConfig)
+    p.add_argument("bench", choices=list(BENCHMARKS))
+    out = p.add_argument_group("output")
+    out.add_argument("--out", default=None, help="output folder (default runs/eval/BENCH)")
+    biggen_only = ("biggen_llm_judge",)
+    add_config_args(p.add_argument_group("benchmark and methods"), EvalConfig, skip=biggen_only)
     add_score_args(p)
     add_config_args(p.add_argument_group(
         "your own preference data (rrd eval pairs --data FILE_OR_HUB_ID); fields default to the first present of "
@@ -41,9 +40,10 @@ def eval_command(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--policy", default=None, help="model string of the policy, e.g. local:/path/to/checkpoint")
     g.add_argument("--policy-api-base", default=None)
     add_config_args(g, PolicyConfig)
-    p.add_argument("--dry-run", action="store_true", help="estimate calls, tokens and dollars; spend nothing")
-    p.add_argument("--report-only", action="store_true", help="rebuild report.md and plots from results.jsonl")
-    p.add_argument("--no-view", action="store_true", help="do not write OUT/view.html (the HTML view of the run)")
+    add_config_args(g, EvalConfig, skip=[f.name for f in fields(EvalConfig) if f.name not in biggen_only])
+    out.add_argument("--dry-run", action="store_true", help="estimate calls, tokens and dollars; spend nothing")
+    out.add_argument("--report-only", action="store_true", help="rebuild report.md and plots from results.jsonl")
+    out.add_argument("--no-view", action="store_true", help="do not write OUT/view.html (the HTML view of the run)")
     add_cluster_args(p)
     add_refine_args(p, default_profile="paper")  # benchmarks keep the paper's protocol unless asked
     p.set_defaults(func=run_eval_command)
@@ -51,7 +51,7 @@ def eval_command(sub: argparse._SubParsersAction) -> None:
 
 def _config(args: argparse.Namespace) -> Any:
     from judges.settings import config_values
-    from rrd.cli_args import refine_config_from_args, score_mode
+    from rrd.cli.flags import refine_config_from_args, score_mode
 
     from .policy import PolicyConfig
     from .preference import PairFields
@@ -104,7 +104,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(_dry_run(config, args, items, read_jsonl(config.out_dir / RESULTS)))
         return 0
-    from rrd.cli_args import cluster_from_args
+    from rrd.cli.flags import cluster_from_args
     from rrd.resume import BUDGET_EXIT, Stop
 
     cluster = cluster_from_args(args, config.item_concurrency)
@@ -154,7 +154,7 @@ def _run(config: Any, args: argparse.Namespace, items: list[Any], results: Any, 
     from judges import BudgetExceeded, Judge
     from judges.cli_args import judge_config_from_args
     from rrd import interrupt
-    from rrd.cli_args import models_from_args
+    from rrd.cli.flags import models_from_args
     from rrd.progress import RefineView, progress_bar
 
     from .runner import EvalRun
@@ -162,7 +162,7 @@ def _run(config: Any, args: argparse.Namespace, items: list[Any], results: Any, 
     n_methods = max(1, len(config.method_list()))
     bar = progress_bar(len(items) * n_methods, f"eval {config.bench}", "result")
     if cluster is not None:
-        from rrd.cli_args import worker_model_configs
+        from rrd.cli.flags import worker_model_configs
 
         from .on_cluster import eval_on_cluster
 
@@ -284,8 +284,7 @@ def run_view_command(args: argparse.Namespace) -> int:
 
 def _view(args: argparse.Namespace) -> Path:
     from rrd.io import latest_by, read_rows
-    from rrd.records import RubricSet
-    from rrd.rubric_files import load_rubric_sets
+    from rrd.records import RubricSet, load_rubric_sets
     from rrd.view import rubrics_page, verdicts_page, write_page
 
     from .view import PAGE, run_page

@@ -25,9 +25,8 @@ from rrd.grading import usage as spent
 from rrd.io import JsonlAppender, latest_by, read_jsonl
 from rrd.pool import Models
 from rrd.on_demand import RefineOnce
-from rrd.records import RubricSet
+from rrd.records import RubricSet, prompt_key
 from rrd.refine import refine_prompt
-from rrd.rubric_files import prompt_key
 
 from .methods import Method
 

@@ -147,14 +147,16 @@ def _parser(f: Field, hint: Any) -> Callable[[str], Any] | None:
 
 # ------------------------------------------------------------------------------------------------- the CLI
 def add_config_args(group: Any, cls: type, *, unset: bool = False,
-                    describe_default: Callable[[Field], str | None] | None = None) -> None:
+                    describe_default: Callable[[Field], str | None] | None = None, skip: Iterable[str] = ()) -> None:
     """One flag per `setting` field of `cls` on `group` (a parser or an argument group).
 
     unset: a flag the user does not give leaves no attribute (argparse.SUPPRESS), so `config_values` returns
     only what the user gave, None included (settings that a profile fills in otherwise). describe_default: the
-    help's note on a field's default (by default "default X", where X is set and the help does not say)."""
+    help's note on a field's default (by default "default X", where X is set and the help does not say). skip: fields
+    that get no flag here (a command where they mean nothing, or one that puts them in another group)."""
     hints = typing.get_type_hints(cls)
-    for f in flag_fields(cls):
+    skip = set(skip)
+    for f in (f for f in flag_fields(cls) if f.name not in skip):
         meta, hint, default = f.metadata, _unwrap(hints[f.name]), _default(f)
         if meta["env"] and os.environ.get(meta["env"]):
             default = os.environ[meta["env"]]

@@ -34,8 +34,7 @@ from typing import Any, Callable, Mapping, Sequence
 from judges.judge import GradeItem, Judge
 from judges.loops import PerLoop
 from judges.types import Verdict, verdict_value
-from rrd.records import RubricSet
-from rrd.rubric_files import load_rubric_sets
+from rrd.records import RubricSet, load_rubric_sets
 from rrd.scoring import score_response
 
 from .config import LogExtra, LogMetric, Reward, RubricRewardConfig, ScoreMode, StepGrading
@@ -59,7 +58,7 @@ def _verdict_value(v: Verdict, mode: ScoreMode) -> float | None:
 class RubricReward:
     """Rubric-satisfaction rewards from a Judge and a source of RubricSets.
 
-    sets: a mapping prompt_id -> RubricSet, a rubrics.jsonl path (rrd.rubric_files.load_rubric_sets), or None
+    sets: a mapping prompt_id -> RubricSet, a rubrics.jsonl path (rrd.records.load_rubric_sets), or None
     (rubric sets then come from the dataset column, or from refinement with `proposer`).
 
     Use `reward.reward_func` (an async bound method named `config.name`, detected as async by TRL) as a GRPO

@@ -1,6 +1,6 @@
 """Where a completion's rubric set comes from, in this order: a dataset column (`rubric_column`: a RubricSet
 dict, the short form {"rubrics": [...], "weights": [...]}, a list of rubric strings, or any of these as a JSON
-string); the `sets` mapping by the `prompt_id_column` value; the `sets` mapping by rrd.rubric_files.prompt_key
+string); the `sets` mapping by the `prompt_id_column` value; the `sets` mapping by rrd.records.prompt_key
 (prompt text); finally, with refine_missing and a proposer Judge, RRD refinement of the prompt on the fly (once
 per prompt; the result is kept in `sets`). A prompt with no usable set (none found, refinement off, or
 refinement failed or empty) gets None."""
@@ -13,8 +13,7 @@ from typing import Any
 
 from judges.judge import Judge
 from rrd.on_demand import RefineOnce, usable
-from rrd.records import RubricSet
-from rrd.rubric_files import prompt_key
+from rrd.records import RubricSet, prompt_key
 
 from .config import RubricRewardConfig
 

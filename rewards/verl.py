@@ -40,7 +40,7 @@ from typing import Any, Sequence
 from judges.judge import Judge, judge_config_from_mapping
 from judges.settings import ConfigError, check_keys, config_from_mapping, yaml_load
 
-from rrd.rubric_files import prompt_key
+from rrd.records import prompt_key
 
 from .config import RubricRewardConfig
 from .rubric_reward import RubricReward

@@ -26,7 +26,7 @@ import numpy as np
 from judges.judge import DEFAULT_JUDGE, Judge, JudgeConfig
 from judges.types import flip
 from rrd.io import JsonlAppender, read_rows, write_atomic
-from rrd.rubric_files import load_rubric_sets, prompt_key
+from rrd.records import load_rubric_sets, prompt_key
 
 from .prompts import extract, normalise_text
 

@@ -23,8 +23,7 @@ from rrd.pool import Models
 from rrd.config import RefineConfig
 from rrd.io import JsonlAppender
 from rrd.resume import Stop
-from rrd.records import RubricSet
-from rrd.rubric_files import load_rubric_sets, prompt_key
+from rrd.records import RubricSet, load_rubric_sets, prompt_key
 
 from .prompts import normalise_text
 

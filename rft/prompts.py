@@ -6,7 +6,7 @@ results), and real chat logs repeat the same request many times, so an un-dedupl
 prompts. The prompt is the FIRST user turn, so each training prompt is single-turn and self-contained (later turns
 depend on an assistant reply the policy never wrote).
 
-Each kept prompt gets prompt_id = rrd.rubric_files.prompt_key(text): the id `rrd refine` gives a prompt without an
+Each kept prompt gets prompt_id = rrd.records.prompt_key(text): the id `rrd refine` gives a prompt without an
 id column, so a rubrics.jsonl written by `rrd refine` for these prompts is found again by the reward function.
 """
 
@@ -21,7 +21,7 @@ from typing import Any, Container, Iterable, Mapping
 
 from judges.types import content_text
 from rrd.io import Row, read_rows
-from rrd.rubric_files import prompt_key
+from rrd.records import prompt_key
 
 from .config import DataConfig
 

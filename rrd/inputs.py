@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from judges.settings import POSITIVE, setting
 from judges.types import last_user_turn
 
 from .io import InputError, Row, read_rows, require_records, unique_ids
+from .records import prompt_key
 from .resume import content_hash
-from .rubric_files import prompt_key
 
 PROMPT_FIELDS = ("prompt", "question", "instruction", "input", "user_query")
 A_FIELDS = ("response_A", "response_a", "response_1", "chosen")
@@ -46,11 +47,13 @@ class PromptSource:
     responses_field: an optional list of the user's own N responses per prompt."""
 
     path: str
-    split: str = "train"
-    limit: int | None = None
-    prompt_field: str | None = None
-    id_field: str | None = None
-    responses_field: str | None = "responses"
+    split: str = setting("train", help="split of a Hugging Face dataset")
+    limit: int | None = setting(None, type=POSITIVE, help="read the first N rows only")
+    prompt_field: str | None = setting(None, help=f"prompt column (default: the first of {', '.join(PROMPT_FIELDS)})")
+    id_field: str | None = setting(None, help="prompt id column, matching the rubric sets' prompt_id (default: a "
+                                              "hash of the prompt)")
+    responses_field: str | None = setting("responses", help="optional column with a list of your own N responses "
+                                                            "per prompt (no sampling)")
 
 
 def read_prompt_tasks(source: PromptSource) -> list[PromptTask]:

@@ -1,5 +1,5 @@
 """The method's two jobs over many items, resumable and append-only: refine prompts into RubricSets, and judge
-preference pairs against them. Library code: configs in, records out; the CLI (rrd.cli_commands) parses and
+preference pairs against them. Library code: configs in, records out; the CLI (rrd.cli.commands) parses and
 prints around it."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from .on_demand import RefineOnce
 from .pool import Models, run_budget
 from .progress import RefineView
 from .records import RubricSet
-from .resume import Resume, Stop, judged_redo_reason, refined_redo_reason
+from .resume import Resume, RetryRule, Stop, judged_redo_reason, refined_redo_reason
 from .resume import pending as resume_pending
 from .scoring import TieRule, pair_credit, undecided
 
@@ -30,7 +30,20 @@ class MissingRubricSets(ValueError):
 
 
 @dataclass
-class JudgeRunConfig:
+class BatchConfig:
+    """How a command runs many items: what a re-run redoes, and how many prompts are refined at once."""
+
+    retry: RetryRule = setting("failed", help="on a re-run, redo items whose calls failed (failed), also items with "
+                                              "unreadable answers or undecided pairs (unscored; unreadable answers "
+                                              "are re-asked), or neither (none)")
+    prompt_concurrency: int = setting(4, type=POSITIVE, help="prompts refined at once")
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+@dataclass
+class JudgeRunConfig(BatchConfig):
     """How `rrd judge` turns two responses' verdicts into a pair verdict, and how it runs."""
 
     tie_rule: Literal["half", "pairwise", "tie"] = setting(
@@ -44,13 +57,6 @@ class JudgeRunConfig:
     pair_concurrency: int = setting(8, type=POSITIVE, help="pairs judged at once")
     refine_missing: bool = setting(True, flag="--no-refine-missing", negate=True,
                                    help="fail on pairs whose prompt has no rubric set instead of refining it")
-    #: prompts refined at once when missing sets are refined (rrd refine's --prompt-concurrency)
-    prompt_concurrency: int = 4
-    #: what a re-run redoes (rrd.resume.RETRY_RULES)
-    retry: str = "failed"
-
-    def __post_init__(self) -> None:
-        validate(self)
 
 
 def pending_tasks(tasks: Iterable[PromptTask], out: JsonlAppender, retry: str, resume: Resume) -> list[PromptTask]:

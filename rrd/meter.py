@@ -1,10 +1,8 @@
-"""What one prompt's refinement reports as it runs: its calls, hits, tokens and dollars per stage (CallMeter),
-and where it stands (Progress, handed to a progress callback such as rrd.progress.RefineView)."""
+"""What one prompt's refinement spent: its calls, hits, tokens and dollars per stage (CallMeter)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
 
 from judges.types import Completion, Usage
 
@@ -40,21 +38,3 @@ class CallMeter:
 
     def totals(self) -> dict[str, float]:
         return {k: sum(t[k] for t in self.stages.values()) for k in _COUNTED}
-
-
-@dataclass
-class Progress:
-    """Where one prompt's refinement stands, handed to a progress callback whenever it changes."""
-
-    prompt_id: str | None
-    stage: str
-    queue: int
-    accepted: int
-    rejected: int
-    dropped: int
-    calls: float
-    #: rubrics the loop has decided so far (accepted, rejected or decomposed), for a rate and an ETA
-    processed: int = 0
-
-
-ProgressCallback = Callable[[Progress], None]

@@ -3,13 +3,16 @@
 A RubricSet is the unit written to rubrics.jsonl. It keeps the whole decomposition tree (rejected and
 decomposed rubrics included, each with its reason), the sampled responses and the accepted rubrics' verdicts
 on them (so whitened weights can be recomputed without new calls), and a content hash over what determines a
-score (prompt, accepted texts, weights, config) that serves as its provenance id.
+score (prompt, accepted texts, weights, config) that serves as its provenance id. `load_rubric_sets` reads such a
+file (or the short form {"prompt", "rubrics": [...]}) by prompt id; `prompt_key` is the id of a prompt without one,
+shared by `rrd judge`, the reward functions and evaluation, so a set refined once is found by all.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import string
 from dataclasses import asdict, dataclass, field
@@ -18,6 +21,7 @@ from typing import Any, Literal, Sequence, Union
 from judges.types import Verdict, verdict_value
 
 from . import scoring
+from .io import InputError, read_rows
 
 # "split": a child of the deterministic splitter of compound rubrics (rrd.split), no proposer call
 Origin = Literal["initial", "decomposed", "provided", "split"]
@@ -243,3 +247,31 @@ class RubricSet:
 def _plain(verdicts: Sequence[VerdictLike]) -> list[bool | float | None]:
     """Judge Verdicts as their hard value under the one verdict rule; bools, floats and None as they are."""
     return [verdict_value(v) if isinstance(v, Verdict) else v for v in verdicts]
+
+
+# ------------------------------------------------------------------------------------------- rubric files
+def prompt_key(prompt: str) -> str:
+    """Default prompt id: a hash of the text, so rubric sets and pairs match without an id column."""
+    return "p-" + hashlib.sha256(prompt.encode("utf-8")).hexdigest()[:16]
+
+
+def load_rubric_sets(path: str) -> dict[str, RubricSet]:
+    """RubricSets by prompt id. Lines are full RubricSets, or the short form {"prompt", "rubrics": [...]}."""
+    sets: dict[str, RubricSet] = {}
+    if not os.path.exists(path):
+        return sets
+    for row in read_rows(path):
+        d = row.data
+        try:
+            if "tree" in d:
+                rs = RubricSet.from_dict(d)
+            else:
+                texts = row.get("rubrics", kind=list)
+                prompt = row.get("prompt")
+                rs = RubricSet.provided(prompt, texts, d.get("weights"), prompt_id=d.get("prompt_id"))
+        except InputError:  # already says where and what
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(path, row.line, None, f"not a rubric set: {exc}") from exc
+        sets[rs.prompt_id or prompt_key(rs.prompt)] = rs
+    return sets

@@ -24,14 +24,17 @@ Choices where the method page is silent (each is configurable or documented on R
   wasted calls bought concurrency. Their verdicts are kept on them in the tree.
 - Calls and cost are counted from the completions and verdicts of this prompt (rrd.meter.CallMeter), so the stats stay
   right when several prompts are refined at once on one shared Accounting.
+
+Stage 3 (the weights) is `accepted_weights`, near the end; `Progress` is what the loop reports as it runs.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
+from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 from judges.judge import GradeItem, Judge
 from judges.types import Completion, Message, SamplingParams, Verdict, verdict_value
@@ -39,14 +42,32 @@ from judges.types import Completion, Message, SamplingParams, Verdict, verdict_v
 from . import prompts
 from .config import RefineConfig
 from .dedup import SIBLING, DuplicateIndex, Match, Reference, describe_repeat, repeat_problems
-from .meter import CallMeter, Progress, ProgressCallback
+from .meter import CallMeter
 from .records import Origin, Reason, Rubric, RubricSet, Sample
-from .split import split_compound
 from .pool import Models
 from .sampling import draw, provided_samples
-from .stage3 import accepted_weights
+from .split import split_compound
+from .weights import impute_unscored, llm_weights, uniform_weights, whitened_uniform_weights
 
 _CheckTemplate = Callable[[str, Sequence[str]], "list[Message]"]
+
+
+@dataclass
+class Progress:
+    """Where one prompt's refinement stands, handed to a progress callback whenever it changes."""
+
+    prompt_id: str | None
+    stage: str
+    queue: int
+    accepted: int
+    rejected: int
+    dropped: int
+    calls: float
+    #: rubrics the loop has decided so far (accepted, rejected or decomposed), for a rate and an ETA
+    processed: int = 0
+
+
+ProgressCallback = Callable[[Progress], None]
 
 
 class _Refinement:
@@ -486,6 +507,34 @@ def _snapshot(config: RefineConfig, judge: Judge, proposer: Judge) -> dict[str, 
         "proposer_engine": proposer.cache_id,
         "template_version": prompts.TEMPLATE_VERSION,
     }
+
+
+# ---------------------------------------------------------------------------------- Stage 3: the weights
+Ask = Callable[[list[Message], int], Awaitable[Completion]]
+
+
+async def accepted_weights(prompt: str, accepted: Sequence[Rubric], config: RefineConfig,
+                           ask: Ask) -> tuple[list[float], str, str | None]:
+    """(weights, scheme actually used, note) over the accepted rubrics; `ask(messages, max_tokens)` is the
+    proposer call the "llm" scheme makes (an unreadable answer falls back to uniform, with the reason)."""
+    m = len(accepted)
+    if m == 0:
+        return [], config.weight_scheme, "no accepted rubrics"
+    scheme = config.weight_scheme
+    if scheme == "uniform":
+        return uniform_weights(m).tolist(), "uniform", None
+    if scheme == "llm":
+        completion = await ask(prompts.importance_weights(prompt, [r.text for r in accepted]),
+                               config.check_max_tokens + 8 * m)
+        scores = prompts.parse_scores(completion.text, m) if completion.ok else None
+        if scores is None:
+            why = completion.error or f"unparseable importance scores: {completion.text[:200]!r}"
+            return uniform_weights(m).tolist(), "uniform", f"llm weights fell back to uniform: {why}"
+        return llm_weights(scores).tolist(), "llm", None
+    X, missing = impute_unscored(list(zip(*(r.verdicts for r in accepted))), empty_fill=0.0)
+    result = whitened_uniform_weights(X, config.whitening)
+    notes = [n for n in (result.fallback_reason, f"{missing} unscored cells imputed" if missing else None) if n]
+    return result.weights.tolist(), result.scheme, "; ".join(notes) or None
 
 
 async def refine_prompt(

@@ -14,15 +14,14 @@ A call refused by the budget was never sent, so its item has no record and is si
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Literal, Sequence, TypeVar
 
 T = TypeVar("T")
 
-RETRY_RULES = ("failed", "unscored", "none")
+RetryRule = Literal["failed", "unscored", "none"]
 #: exit status of a run that stopped because the next call could take spending past --budget-usd
 BUDGET_EXIT = 3
 #: exit status of a run that finished with calls that failed after all their retries: their items are written
@@ -34,12 +33,6 @@ def failed_calls_message(failures: int, redo: bool = True) -> str:
     return (f"{failures} call{'s' if failures != 1 else ''} failed after all retries; their items are written "
             "unscored" + ("; run the same command again to retry them" if redo else
                           " and count as failed verdicts, as the benchmark's protocol says"))
-
-
-def add_resume_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--retry", choices=RETRY_RULES, default="failed",
-                   help="on a re-run, redo items whose calls failed (failed, default), also items with unreadable "
-                        "answers or undecided pairs (unscored; unreadable answers are re-asked), or neither (none)")
 
 
 def content_hash(*parts: str) -> str:

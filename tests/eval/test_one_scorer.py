@@ -7,7 +7,7 @@ import json
 import math
 
 from rrd.cli import main
-from rrd.rubric_files import load_rubric_sets, prompt_key
+from rrd.records import load_rubric_sets, prompt_key
 from tests.loopback_server import LoopbackServer
 from tests.rrd.test_cli import EXAMPLES, _yes_if_in_response
 

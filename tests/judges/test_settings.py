@@ -14,8 +14,8 @@ from judges.cli_args import judge_config_from_args, proposer_config_from_args
 from judges.settings import (POSITIVE, ConfigError, add_config_args, config_from_mapping, config_values, flag_fields,
                              setting)
 from rrd.cli import build_parser
-from rrd.cli_args import refine_config_from_args
-from rrd.cli_commands import judge_run_config_from_args
+from rrd.cli.flags import refine_config_from_args
+from rrd.cli.commands import judge_run_config_from_args
 from rrd.config import RefineConfig
 from rrd.weights import WhiteningConfig
 
@@ -160,7 +160,7 @@ def test_soft_is_the_default_and_both_shortcuts_still_parse():
 ])
 def test_an_explicit_paper_profile_means_hard_verdicts_unless_a_score_flag_says_otherwise(command, extra, expected):
     from rrd.cli import build_parser
-    from rrd.cli_args import score_mode
+    from rrd.cli.flags import score_mode
 
     argv = (["judge", "pairs.jsonl", "--rubrics", "r.jsonl", "--out", "v.jsonl"] if command == "judge"
             else ["eval", "pairs", "--data", "pairs.jsonl"])

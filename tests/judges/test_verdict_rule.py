@@ -79,7 +79,7 @@ async def test_rrd_eval_soft_drops_the_unreadable_verdict(tmp_path):
     from eval.methods import resolve_methods
     from rrd.io import JsonlAppender
     from rrd.pool import Models
-    from rrd.rubric_files import prompt_key
+    from rrd.records import prompt_key
 
     judge, _ = make_judge(script)
     [method] = resolve_methods("rrd-uniform")

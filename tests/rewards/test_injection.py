@@ -19,8 +19,7 @@ import pytest
 from judges import templates
 from judges.types import Request
 from rewards import RubricReward
-from rrd.rubric_files import prompt_key
-from rrd.records import RubricSet
+from rrd.records import RubricSet, prompt_key
 from tests.fakes import last_user
 from tests.rewards.helpers import make_judge, trl_kwargs
 

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from rewards import RubricReward, RubricRewardConfig, per_criterion_reward_funcs, rubric_reward_func
-from rrd.rubric_files import prompt_key
-from rrd.records import RubricSet
+from rrd.records import RubricSet, prompt_key
 from rrd.weights import whitened_uniform_weights
 from tests.rewards.helpers import Recorder, make_judge, trl_kwargs
 

@@ -12,7 +12,7 @@ from rft.heldout import (HeldoutConfig, cluster_bootstrap, evaluate_runs, game_s
                          paired_difference, read_prompts)
 from rft.summary import markdown_table, slope_ci, train_stats, write_summary
 from rrd.io import JsonlAppender
-from rrd.rubric_files import prompt_key
+from rrd.records import prompt_key
 from tests.rft.conftest import write_data
 
 

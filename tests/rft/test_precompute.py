@@ -8,8 +8,7 @@ import json
 import rft.precompute as pre
 from judges.judge import JudgeConfig
 from rrd.config import RefineConfig
-from rrd.records import RubricSet
-from rrd.rubric_files import load_rubric_sets, prompt_key
+from rrd.records import RubricSet, load_rubric_sets, prompt_key
 
 
 def _sets_file(path, rows):

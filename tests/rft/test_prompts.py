@@ -9,7 +9,7 @@ import pytest
 
 from rft.config import DataConfig
 from rft.prompts import dedup_key, extract, normalise_text, prepare_prompts, select_prompts
-from rrd.rubric_files import prompt_key
+from rrd.records import prompt_key
 
 WILDBENCH = Path("/work/shared/data/wildchat/wildbench_v2_subset_392.jsonl")
 

@@ -13,7 +13,7 @@ from rrd.cli import main
 from rrd.inputs import PromptTask
 from rrd.jobs import refine_all
 from rrd.pool import Models
-from rrd.rubric_files import load_rubric_sets, prompt_key
+from rrd.records import load_rubric_sets, prompt_key
 from rrd.io import InputError, JsonlAppender, read_rows
 from tests.fakes import ScriptedBackend, last_user
 from tests.loopback_server import LoopbackServer, Reply

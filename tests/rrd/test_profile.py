@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from rrd.cli_args import add_refine_args, refine_config_from_args, refine_profile
+from rrd.cli.flags import add_refine_args, refine_config_from_args, refine_profile
 from rrd.progress import RefineView
 from rrd.config import PROFILES, RefineConfig, auto_profile, profile_config
 from rrd.refine import Progress

@@ -1,5 +1,5 @@
-"""The refinement flags every `rrd` subcommand that refines shares (refine, judge, eval): RefineConfig's fields
-(judges.settings) over a profile, plus the judge and proposer flags of judges.cli_args."""
+"""The flags the `rrd` subcommands that refine share (refine, judge, eval): RefineConfig's fields (judges.settings)
+over a profile, the judge and proposer flags of judges.cli_args, the score mode and the Ray cluster."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from judges.cli_args import (POSITIVE, add_judge_args, add_proposer_args, judge_
 from judges import JudgeConfig
 from judges.settings import add_config_args, config_values
 
-from .config import PROFILES, RefineConfig, auto_profile, profile_config
-from .pool import Models
+from ..config import PROFILES, RefineConfig, auto_profile, profile_config
+from ..pool import Models
 
 
 def _profile_note(f: Field) -> str | None:
@@ -36,7 +36,6 @@ def add_refine_args(p: argparse.ArgumentParser, default_profile: str = "auto") -
                         f"{local['sample_max_tokens']}); auto: local when every model is local:, else paper. "
                         "Explicit flags override the profile")
     add_config_args(g, RefineConfig, unset=True, describe_default=_profile_note)
-    g.add_argument("--prompt-concurrency", type=POSITIVE, default=4, help="prompts refined at once")
 
 
 class _ExplicitProfile(argparse.Action):
@@ -80,11 +79,11 @@ def cluster_from_args(args: argparse.Namespace, concurrency: int) -> Any:
         return None
     import importlib.util
 
-    from .io import UsageError
+    from ..io import UsageError
 
     if importlib.util.find_spec("ray") is None:
         raise UsageError("--ray needs Ray: pip install 'rrd-judge[ray]'")
-    from .cluster import ClusterConfig
+    from ..cluster import ClusterConfig
 
     return ClusterConfig(address=None if args.ray == "local" else args.ray, workers=args.ray_workers,
                          concurrency=concurrency)

@@ -27,7 +27,7 @@ def _registrations() -> list[tuple[str, Register]]:
         except Exception as exc:  # one broken subcommand (a stale install, a missing extra) must not take all down
             print(f"warning: `rrd {name}` is unavailable: {type(exc).__name__}: {exc}", file=sys.stderr)
     if not regs:  # running from a source tree that was never pip-installed: at least our own commands
-        from .cli_commands import judge_command, refine_command
+        from .commands import judge_command, refine_command
 
         regs = [("judge", judge_command), ("refine", refine_command)]
     return regs
@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    from .io import USER_ERRORS
+    from ..io import USER_ERRORS
 
     try:
         return int(args.func(args) or 0)

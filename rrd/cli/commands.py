@@ -8,23 +8,22 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import fields
 from pathlib import Path
 
-from judges.cli_args import POSITIVE
 from judges.settings import add_config_args, config_values
 
-from . import interrupt
-from .cli_args import (add_cluster_args, add_refine_args, add_score_args, cluster_from_args, models_from_args,
+from .. import interrupt
+from .flags import (add_cluster_args, add_refine_args, add_score_args, cluster_from_args, models_from_args,
                        refine_config_from_args, score_mode, worker_model_configs)
-from .inputs import PROMPT_FIELDS, PromptSource, read_pairs, read_prompt_tasks
-from .io import JsonlAppender, latest_by, read_jsonl
-from .jobs import (JudgeJob, JudgeRunConfig, MissingRubricSets, RefineJob, judge_on_cluster, judge_pairs, refine_all,
+from ..inputs import PromptSource, read_pairs, read_prompt_tasks
+from ..io import JsonlAppender, latest_by, read_jsonl
+from ..jobs import (BatchConfig, JudgeJob, JudgeRunConfig, MissingRubricSets, RefineJob, judge_on_cluster, judge_pairs, refine_all,
                    refine_on_cluster)
-from .progress import progress_bar
-from .records import RubricSet
-from .resume import BUDGET_EXIT, FAILED_CALLS_EXIT, Resume, Stop, add_resume_args, failed_calls_message
-from .rubric_files import load_rubric_sets
-from .summaries import judge_summary, refine_summary
+from ..progress import progress_bar
+from ..records import RubricSet, load_rubric_sets
+from ..resume import BUDGET_EXIT, FAILED_CALLS_EXIT, Resume, Stop, failed_calls_message
+from ..summaries import judge_summary, refine_summary
 
 
 def _bar(total: int, desc: str):
@@ -43,30 +42,42 @@ def _finish(stop: Stop, unit: str, failures: int) -> int:
 
 
 def _source(args: argparse.Namespace, path: str) -> PromptSource:
-    return PromptSource(path, split=args.split, limit=args.limit, prompt_field=args.prompt_field,
-                        id_field=args.id_field, responses_field=getattr(args, "responses_field", None))
+    return PromptSource(path, **config_values(PromptSource, args))
+
+
+def _io_groups(p: argparse.ArgumentParser, out_help: str, *,
+               pairs: bool) -> tuple[argparse._ArgumentGroup, argparse._ArgumentGroup]:
+    """The input group (where the rows are read from), the output group and the run group every command has;
+    returns the first two for the command's own input and output flags."""
+    inp = p.add_argument_group("input")
+    add_config_args(inp, PromptSource, skip=("responses_field",) if pairs else ())
+    out = p.add_argument_group("output")
+    out.add_argument("--out", required=True, help=out_help)
+    add_config_args(p.add_argument_group("run (resume, concurrency)"), BatchConfig)
+    return inp, out
 
 
 # ---------------------------------------------------------------------------------------------------- refine
 def _run_refine(args: argparse.Namespace) -> int:
     tasks = read_prompt_tasks(_source(args, args.input))
     config = refine_config_from_args(args)
-    cluster = cluster_from_args(args, args.prompt_concurrency)
+    batch = BatchConfig(**config_values(BatchConfig, args))
+    cluster = cluster_from_args(args, batch.prompt_concurrency)
     resume, stop = Resume(), Stop()
     with JsonlAppender(args.out) as out:  # opened first: a bad or busy --out fails before any model loads
         bar = _bar(len(tasks), "refine")
         try:
             if cluster is not None:
                 accounting = refine_on_cluster(tasks, RefineJob(*worker_model_configs(args), config), out, cluster,
-                                               retry=args.retry, bar=bar, stop=stop, resume=resume)
+                                               retry=batch.retry, bar=bar, stop=stop, resume=resume)
             else:
                 models = models_from_args(args, config)
                 accounting = models.accounting
 
                 async def go() -> None:
                     try:
-                        await refine_all(tasks, models, config, out, args.prompt_concurrency, bar,
-                                         retry=args.retry, stop=stop, resume=resume)
+                        await refine_all(tasks, models, config, out, batch.prompt_concurrency, bar,
+                                         retry=batch.retry, stop=stop, resume=resume)
                     finally:
                         await models.aclose()
 
@@ -78,7 +89,7 @@ def _run_refine(args: argparse.Namespace) -> int:
         latest = latest_by(read_jsonl(out.path), "prompt_id")
         print(refine_summary([latest[t.prompt_id] for t in tasks if t.prompt_id in latest], accounting))
     if not args.no_view and latest:
-        from .view import rubrics_page, write_page
+        from ..view import rubrics_page, write_page
 
         page = write_page(Path(args.out).with_suffix(".html"),
                           rubrics_page([RubricSet.from_dict(d) for d in latest.values()], f"rubrics: {args.out}"))
@@ -90,14 +101,8 @@ def refine_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("refine", help="refine rubrics for each prompt (RRD) into a rubrics JSONL",
                        description="Writes one RubricSet per prompt as it finishes; re-running resumes.")
     p.add_argument("input", help="prompts: .jsonl, .json, .csv, or a Hugging Face dataset id")
-    p.add_argument("--out", required=True, help="rubrics.jsonl (appended; prompts done are skipped)")
-    p.add_argument("--no-view", action="store_true", help="do not write the HTML view beside --out (OUT.html)")
-    p.add_argument("--prompt-field", default=None, help=f"default: first of {', '.join(PROMPT_FIELDS)}")
-    p.add_argument("--responses-field", default="responses", help="optional list of your own N responses")
-    p.add_argument("--id-field", default=None, help="prompt id column (default: a hash of the prompt)")
-    p.add_argument("--split", default="train", help="split for Hub datasets")
-    p.add_argument("--limit", type=POSITIVE, default=None)
-    add_resume_args(p)
+    _, out = _io_groups(p, "rubrics.jsonl (appended; prompts done are skipped)", pairs=False)
+    out.add_argument("--no-view", action="store_true", help="do not write the HTML view beside --out (OUT.html)")
     add_cluster_args(p)
     add_refine_args(p)
     p.set_defaults(func=_run_refine)
@@ -106,8 +111,7 @@ def refine_command(sub: argparse._SubParsersAction) -> None:
 # ----------------------------------------------------------------------------------------------------- judge
 def judge_run_config_from_args(args: argparse.Namespace) -> JudgeRunConfig:
     score_mode(args)
-    return JudgeRunConfig(**config_values(JudgeRunConfig, args), prompt_concurrency=args.prompt_concurrency,
-                          retry=args.retry)
+    return JudgeRunConfig(**config_values(JudgeRunConfig, args))
 
 
 def _run_judge(args: argparse.Namespace) -> int:
@@ -122,7 +126,7 @@ def _run_judge(args: argparse.Namespace) -> int:
     cluster = cluster_from_args(args, config.pair_concurrency)
     resume, stop = Resume(), Stop()
     with JsonlAppender(args.out) as out:  # opened first: a bad or busy --out fails before any model loads
-        if args.retry == "unscored" and args.reask_unreadable == 0:
+        if config.retry == "unscored" and args.reask_unreadable == 0:
             args.reask_unreadable = 1  # re-judging an unreadable answer is only worth it with a changed question
         bar = _bar(len(pairs), "judge")
         try:
@@ -158,16 +162,11 @@ def judge_command(sub: argparse._SubParsersAction) -> None:
                        description="Pointwise rubric scoring of both responses; the higher weighted score wins. "
                                    "Verdicts are appended as they arrive; re-running resumes.")
     p.add_argument("pairs", help="pairs: .jsonl/.json/.csv or Hub id with prompt, response_A, response_B[, label]")
-    p.add_argument("--rubrics", required=True, help="rubrics.jsonl from `rrd refine` (missing prompts are refined "
-                   "and appended to it)")
-    p.add_argument("--out", required=True, help="verdicts.jsonl (appended; judged pairs are skipped)")
-    p.add_argument("--prompt-field", default=None)
-    p.add_argument("--id-field", default=None, help="prompt id column matching the rubric sets' prompt_id")
-    p.add_argument("--split", default="train")
-    p.add_argument("--limit", type=POSITIVE, default=None)
-    add_config_args(p, JudgeRunConfig)
+    inp, _ = _io_groups(p, "verdicts.jsonl (appended; judged pairs are skipped)", pairs=True)
+    inp.add_argument("--rubrics", required=True, help="rubrics.jsonl from `rrd refine` (missing prompts are "
+                     "refined and appended to it)")
+    add_config_args(p.add_argument_group("pair scoring"), JudgeRunConfig, skip=[f.name for f in fields(BatchConfig)])
     add_score_args(p)
-    add_resume_args(p)
     add_cluster_args(p)
     add_refine_args(p)
     p.set_defaults(func=_run_judge)
