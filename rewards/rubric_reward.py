@@ -117,10 +117,6 @@ class RubricReward:
         )
         return reward_func
 
-    def as_reward_func(self):
-        """The async GRPO reward function (same object as `self.reward_func`)."""
-        return self.reward_func
-
     def per_criterion_reward_funcs(self, k: int | None = None) -> list[Callable[..., Any]]:
         """K async reward functions rubric_0 .. rubric_{K-1}, one per criterion index, for
         multi_objective_aggregation="normalize_then_sum".

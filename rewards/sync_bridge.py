@@ -1,6 +1,11 @@
 """Running the async reward from synchronous code: one background event-loop thread for the object's lifetime,
 so loop-bound backend clients stay valid across calls, and calls work even from inside a running event loop
-(the calling thread blocks until the result is ready)."""
+(the calling thread blocks until the result is ready).
+
+Why not anyio's `start_blocking_portal`, which does the same: its loop runs on a non-daemon executor thread that
+lives until the portal's context exits, and a reward object is often never closed (verl builds one per worker and
+drops it). Tried: with the portal the reward tests pass, then the interpreter hangs at exit waiting on that thread
+(2 runs of 2); this bridge's thread is a daemon."""
 
 from __future__ import annotations
 

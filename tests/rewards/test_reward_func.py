@@ -33,7 +33,7 @@ def test_trl_detects_async_and_name():
     from trl.trainer.utils import get_callable_name, is_async_callable
 
     rr, _ = reward()
-    for f in [rr.reward_func, rr.as_reward_func(), rubric_reward_func(make_judge()[0], SETS)]:
+    for f in [rr.reward_func, rubric_reward_func(make_judge()[0], SETS)]:
         assert inspect.iscoroutinefunction(f)
         assert is_async_callable(f)
         assert f.__name__ == "rubric_reward" and get_callable_name(f) == "rubric_reward"
