@@ -37,7 +37,9 @@ def eval_command(sub: argparse._SubParsersAction) -> None:
         "your own preference data (rrd eval pairs --data FILE_OR_HUB_ID); fields default to the first present of "
         "the usual names"), PairFields)
     g = p.add_argument_group("policy evaluation (HealthBench, BiGGen); --judge is the grader")
-    g.add_argument("--policy", default=None, help="model string of the policy, e.g. local:/path/to/checkpoint")
+    g.add_argument("--policy", default=None, help="model string of the policy, e.g. local:/path/to/checkpoint; it "
+                   "runs with the judge's connection and local-model flags (--timeout, --concurrency, --local-*), "
+                   "its own --policy-api-base, and the sampling flags below")
     g.add_argument("--policy-api-base", default=None)
     add_config_args(g, PolicyConfig)
     add_config_args(g, EvalConfig, skip=[f.name for f in fields(EvalConfig) if f.name not in biggen_only])
@@ -151,8 +153,7 @@ def _write_view(out_dir: Path, args: argparse.Namespace) -> None:
 def _run(config: Any, args: argparse.Namespace, items: list[Any], results: Any, cluster: Any,
          stop: Any) -> tuple[Any, Any]:
     """Run the items here, or on Ray workers with `cluster`; a budget that runs out sets `stop.budget`."""
-    from judges import BudgetExceeded, Judge
-    from judges.cli_args import judge_config_from_args
+    from judges import BudgetExceeded
     from rrd import interrupt
     from rrd.cli.flags import models_from_args
     from rrd.progress import RefineView, progress_bar
@@ -173,12 +174,8 @@ def _run(config: Any, args: argparse.Namespace, items: list[Any], results: Any, 
         finally:
             bar.close()
         return run.summary, accounting
-    models = models_from_args(args, config.refine)
-    policy = None
-    if args.policy:
-        pcfg = judge_config_from_args(args, model=args.policy)
-        pcfg.api_base = args.policy_api_base
-        policy = Judge(pcfg, accounting=models.judge.accounting, cache=models.judge.cache)
+    models = models_from_args(args, config.refine, policy=args.policy, policy_api_base=args.policy_api_base)
+    policy = models.policy
 
     view = RefineView(bar, models.judge.accounting)  # the stage and rubric counts of refinements in flight
 
@@ -195,8 +192,6 @@ def _run(config: Any, args: argparse.Namespace, items: list[Any], results: Any, 
         finally:
             ticker.cancel()
             await models.aclose()
-            if policy is not None:
-                await policy.aclose()
 
     try:
         interrupt.run(go())

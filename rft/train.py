@@ -166,8 +166,9 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
     from transformers.trainer_utils import get_last_checkpoint
     from trl import GRPOConfig, GRPOTrainer
 
-    from judges import Judge
     from rewards import RubricReward
+    from rrd.config import RefineConfig
+    from rrd.pool import Models
 
     from .precompute import ensure_rubric_sets
     from .prompts import prepare_prompts
@@ -199,11 +200,13 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
 
     model, tokenizer = load_policy(config.policy, cuda=cuda)
 
-    judge = Judge(config.judge)
-    proposer = None
-    if config.reward.rubric.refine_missing:  # on-the-fly refinement of prompts added later (rare; off by default)
-        proposer = Judge(config.proposer_config) if config.proposer is not None else judge
-    reward = RubricReward(judge, index.sets, config.reward.rubric, proposer=proposer)
+    # the judge, and for on-the-fly refinement of prompts added later (rare; off by default) the proposer and the
+    # samplers it names, sharing one accounting and the tighter budget (rrd.pool.Models)
+    refine_missing = config.reward.rubric.refine_missing
+    models = Models.build(config.judge, config.proposer_config if refine_missing else config.judge,
+                          config.rubrics.refine if refine_missing else RefineConfig())
+    proposer = models.proposer if refine_missing else None
+    reward = RubricReward(models.judge, index.sets, config.reward.rubric, proposer=proposer)
     funcs = build_reward_funcs(reward, config, index.max_rubrics)
 
     if state.is_main_process:
@@ -225,7 +228,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
         final = out / FINAL_DIR
         trainer.save_model(str(final))
     finally:
-        _close_judges([judge, proposer], getattr(trainer, "async_loop", None))
+        _close_judges(models.owned, getattr(trainer, "async_loop", None))
         reward.close()
     state.wait_for_everyone()
 

@@ -29,14 +29,18 @@ class Models:
     judge: Judge
     proposer: Judge
     samplers: dict[str, Judge] = field(default_factory=dict)
+    #: the policy `rrd eval` evaluates (HealthBench, BiGGen), when there is one
+    policy: Judge | None = None
     #: the Judges built here, which `aclose` releases (a caller's own are the caller's to close)
     owned: list[Judge] = field(default_factory=list, repr=False)
 
     @classmethod
     def build(cls, judge_cfg: JudgeConfig, proposer_cfg: JudgeConfig, refine: RefineConfig, *,
-              accounting: Accounting | None = None, cache: object = None) -> Models:
-        """Judge, proposer and the samplers and references `refine` names, built now. The budget is the tighter
-        of the judge's and the proposer's budget_usd; a proposer with the judge's model and api_base is the judge.
+              accounting: Accounting | None = None, cache: object = None,
+              policy_cfg: JudgeConfig | None = None) -> Models:
+        """Judge, proposer, the samplers and references `refine` names, and the policy, built now. The budget is
+        the tighter of the judge's and the proposer's budget_usd; a proposer with the judge's model and api_base is
+        the judge.
         `accounting` and `cache` replace the ones built from the configs (a Ray worker's leased budget and the
         cluster's shared cache, rrd.cluster)."""
         if accounting is None:
@@ -44,7 +48,9 @@ class Models:
         judge = Judge(judge_cfg, accounting=accounting, cache=cache)
         same = (proposer_cfg.model, proposer_cfg.api_base) == (judge_cfg.model, judge_cfg.api_base)
         proposer = judge if same else Judge(proposer_cfg, accounting=accounting, cache=judge.cache)
-        models = cls(judge, proposer, owned=[judge] + ([] if same else [proposer]))
+        policy = None if policy_cfg is None else Judge(policy_cfg, accounting=accounting, cache=judge.cache)
+        models = cls(judge, proposer, policy=policy,
+                     owned=[judge] + ([] if same else [proposer]) + ([] if policy is None else [policy]))
         for name in (*refine.samplers, refine.strong_model, refine.weak_model):
             if name:
                 models.sampler(name)

@@ -4,7 +4,7 @@ over a profile, the judge and proposer flags of judges.cli_args, the score mode 
 from __future__ import annotations
 
 import argparse
-from dataclasses import MISSING, Field
+from dataclasses import MISSING, Field, replace
 from typing import Any
 
 from judges.cli_args import (POSITIVE, add_judge_args, add_proposer_args, judge_config_from_args,
@@ -116,5 +116,10 @@ def refine_config_from_args(args: argparse.Namespace) -> RefineConfig:
     return profile_config(refine_profile(args), **config_values(RefineConfig, args))
 
 
-def models_from_args(args: argparse.Namespace, config: RefineConfig) -> Models:
-    return Models.build(judge_config_from_args(args), proposer_config_from_args(args), config)
+def models_from_args(args: argparse.Namespace, config: RefineConfig, *, policy: str | None = None,
+                     policy_api_base: str | None = None) -> Models:
+    """The run's models; `policy` (rrd eval) gets the judge's flags with its own model and api_base."""
+    policy_cfg = None
+    if policy:
+        policy_cfg = replace(judge_config_from_args(args, model=policy), api_base=policy_api_base)
+    return Models.build(judge_config_from_args(args), proposer_config_from_args(args), config, policy_cfg=policy_cfg)
