@@ -71,7 +71,7 @@ def _config(args: argparse.Namespace) -> Any:
 
 
 def run_eval_command(args: argparse.Namespace) -> int:
-    from rrd.io import InputError, JsonlAppender, read_jsonl
+    from rrd.io import InputError, JsonlAppender, UsageError, read_jsonl
 
     from .report import build_report
     from .runner import RESULTS, load_items
@@ -80,16 +80,14 @@ def run_eval_command(args: argparse.Namespace) -> int:
         config = _config(args)
         config.method_list()  # unknown or unsuitable methods fail here, before any loading
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(str(exc)) from None
     command = "rrd " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["eval"] else None
     if args.report_only:
         print(build_report(config.out_dir, config.bench, config.spec.kind, command))
         _write_view(config.out_dir, args)
         return 0
     if config.spec.kind in ("healthbench", "biggen") and not (args.policy or args.dry_run):
-        print(f"error: {config.bench} evaluates a policy: give --policy MODEL (and --judge GRADER)", file=sys.stderr)
-        return 2
+        raise UsageError(f"{config.bench} evaluates a policy: give --policy MODEL (and --judge GRADER)")
     if args.rubric_samples == "item" and config.spec.kind == "pairs" and config.refine.decompose \
             and config.refine.satisfy_threshold >= 2:
         print(f"warning: with --rubric-samples item each pair gives 2 responses, so --threshold "
@@ -101,8 +99,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
     except ValueError as exc:
         if isinstance(exc, InputError):
             raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(str(exc)) from None
     if args.dry_run:
         print(_dry_run(config, args, items, read_jsonl(config.out_dir / RESULTS)))
         return 0
@@ -111,9 +108,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
 
     cluster = cluster_from_args(args, config.item_concurrency)
     if cluster is not None and config.spec.kind in ("healthbench", "biggen"):
-        print(f"error: --ray runs judge benchmarks; {config.bench} evaluates a policy and runs in one process",
-              file=sys.stderr)
-        return 2
+        raise UsageError(f"--ray runs judge benchmarks; {config.bench} evaluates a policy and runs in one process")
     stop = Stop()
     with JsonlAppender(config.out_dir / RESULTS) as results:
         summary, accounting = _run(config, args, items, results, cluster, stop)
@@ -262,15 +257,14 @@ def view_command(sub: argparse._SubParsersAction) -> None:
 def run_view_command(args: argparse.Namespace) -> int:
     import webbrowser
 
-    from rrd.io import InputError
+    from rrd.io import InputError, UsageError
 
     try:
         page = _view(args)
     except ValueError as exc:
         if isinstance(exc, InputError):  # a bad record: the file:line:field error is the message users need
             raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise UsageError(str(exc)) from None
     print(page)
     if args.open:
         webbrowser.open(page.resolve().as_uri())

@@ -41,20 +41,11 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .config import ConfigError, load_config
-
-    try:
-        config = load_config(args.config, _overrides(args))
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    from .config import load_config
     from .train import describe, train
 
-    try:
-        result = train(config, resume=args.resume)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    config = load_config(args.config, _overrides(args))  # a ConfigError is the user's: the entry point says so
+    result = train(config, resume=args.resume)
     from accelerate import PartialState
 
     if PartialState().is_main_process:

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from judges.files import atomic_file
 from judges.models import ModelUnavailableError
+from judges.settings import ConfigError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -47,11 +48,13 @@ class OutputError(ValueError):
 
 
 class UsageError(ValueError):
-    """A command that cannot run as asked (an optional dependency it needs is not installed)."""
+    """A command that cannot run as asked (flags that do not fit together, an optional dependency it needs is not
+    installed, input it cannot use). Commands raise it; the `rrd` entry point reports it."""
 
 
-#: what a command reports as a one-line `error:` (exit code 2) instead of a traceback
-USER_ERRORS = (InputError, OutputError, ModelUnavailableError, UsageError)
+#: what a command reports as a one-line `error:` (exit code 2) instead of a traceback: the one way a command
+#: reports a user's error (it raises one of these; rrd.cli.main prints it)
+USER_ERRORS = (InputError, OutputError, ModelUnavailableError, UsageError, ConfigError)
 
 
 def _not_text(path: Path) -> InputError:

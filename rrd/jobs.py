@@ -15,7 +15,7 @@ from judges.types import ScoreMode
 from .config import RefineConfig
 from .grading import NO_COMMON_RUBRIC, add_usage, grade, no_rubrics_reason, usage
 from .inputs import Pair, PromptTask
-from .io import JsonlAppender, latest_by, read_jsonl
+from .io import JsonlAppender, UsageError, latest_by, read_jsonl
 from .on_demand import RefineOnce
 from .pool import Models, run_budget
 from .progress import RefineView
@@ -25,7 +25,7 @@ from .resume import pending as resume_pending
 from .scoring import TieRule, pair_credit, undecided
 
 
-class MissingRubricSets(ValueError):
+class MissingRubricSets(UsageError):
     """Pairs whose prompts have no rubric set, with refinement of missing ones switched off."""
 
 

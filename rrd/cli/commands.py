@@ -18,7 +18,7 @@ from .flags import (add_cluster_args, add_refine_args, add_score_args, cluster_f
                        refine_config_from_args, score_mode, worker_model_configs)
 from ..inputs import PromptSource, read_pairs, read_prompt_tasks
 from ..io import JsonlAppender, latest_by, read_jsonl
-from ..jobs import (BatchConfig, JudgeJob, JudgeRunConfig, MissingRubricSets, RefineJob, judge_on_cluster, judge_pairs, refine_all,
+from ..jobs import (BatchConfig, JudgeJob, JudgeRunConfig, RefineJob, judge_on_cluster, judge_pairs, refine_all,
                    refine_on_cluster)
 from ..progress import progress_bar
 from ..records import RubricSet, load_rubric_sets
@@ -146,8 +146,6 @@ def _run_judge(args: argparse.Namespace) -> int:
                         await models.aclose()
 
                 interrupt.run(go())
-        except MissingRubricSets as exc:
-            raise SystemExit(str(exc)) from None
         finally:
             bar.close()
     if resume.message("pair"):

@@ -20,7 +20,7 @@ def parrot(initial):
     base = make_script(initial)
 
     def script(req):
-        text, k = last_user(req), kind(req)
+        k = kind(req)
         if k in ("decompose", "repair-decompose"):
             rubric = re.search(r"Rubric: (.*)\n", req.messages[1]["content"]).group(1)
             return json.dumps([rubric, rubric])
