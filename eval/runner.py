@@ -24,8 +24,13 @@ from rrd.pool import Models
 
 from .benchmarks import BENCHMARKS, BenchmarkSpec
 from .judging import ItemResponses, MethodJudge, RubricSamples
+from .loaders import ChosenRejectedItem, JudgeBenchPair, PPEBestOfK, PPEPair
 from .methods import Method, resolve_methods
 from .policy import PolicyConfig, PolicyEvaluator
+from .policy_loaders import BiGGenInstance, HealthExample
+from .preference import PreferencePair
+from .rewardbench2 import RewardBench2Item
+from .rm_bench import RMBenchItem
 
 RESULTS = "results.jsonl"
 
@@ -118,39 +123,44 @@ def biggen_skip_reason(item: Any, grader: str, rule: str) -> str | None:
 
 
 def item_id(item: Any) -> str:
-    for name in ("pair_id", "prompt_id", "id"):
-        if hasattr(item, name):
-            return str(getattr(item, name))
-    raise TypeError(f"no id on {type(item).__name__}")
+    if isinstance(item, JudgeBenchPair):
+        return item.pair_id
+    if isinstance(item, HealthExample):
+        return item.prompt_id
+    return str(item.id)
 
 
 def as_responses(item: Any) -> ItemResponses:
     """The method-facing view of a pair or best-of-K item."""
-    if hasattr(item, "response_a"):  # JudgeBench
+    if isinstance(item, JudgeBenchPair):
         return ItemResponses(item.pair_id, item.question, [item.response_a, item.response_b])
-    if hasattr(item, "response_1"):  # PPE human preference
+    if isinstance(item, PPEPair):  # PPE human preference, and `rrd eval pairs`
         return ItemResponses(str(item.id), item.prompt, [item.response_1, item.response_2])
-    # PPE best-of-K; RM-Bench and RewardBench 2 also say which (chosen, rejected) pairs a pairwise judge plays
-    return ItemResponses(str(item.id), item.prompt, list(item.responses), getattr(item, "comparisons", None))
+    if isinstance(item, (PPEBestOfK, ChosenRejectedItem)):  # the latter (RM-Bench, RewardBench 2) name the
+        # (chosen, rejected) pairs a pairwise judge plays
+        return ItemResponses(str(item.id), item.prompt, list(item.responses), getattr(item, "comparisons", None))
+    raise TypeError(f"{type(item).__name__} is not judged by response (a policy benchmark's item)")
 
 
 def item_fields(item: Any) -> dict[str, Any]:
     """Labels and slices the metrics need, copied into every record so the report reads only results.jsonl."""
-    if hasattr(item, "response_a"):
+    if isinstance(item, JudgeBenchPair):
         return {"label": item.label, "family": item.family, "source": item.source}
-    if hasattr(item, "winner"):
-        swapped = {"swapped": item.swapped} if hasattr(item, "swapped") else {}
+    if isinstance(item, PPEPair):
+        swapped = {"swapped": item.swapped} if isinstance(item, PreferencePair) else {}
         return {"label": item.winner, "categories": list(item.categories), "language": item.language, **swapped}
-    if hasattr(item, "domain"):  # RM-Bench
+    if isinstance(item, RMBenchItem):
         return {"domain": item.domain, "subset": item.subset}
-    if hasattr(item, "chosen"):  # RewardBench 2
+    if isinstance(item, RewardBench2Item):
         return {"subset": item.subset, "n_chosen": len(item.chosen)}
-    if hasattr(item, "correct"):
+    if isinstance(item, PPEBestOfK):
         return {"correct": list(item.correct), "benchmark": item.benchmark}
-    if hasattr(item, "capability"):
+    if isinstance(item, BiGGenInstance):
         return {"capability": item.capability, "task": item.task}
-    return {"example_tags": list(item.example_tags), "points": [r.points for r in item.rubrics],
-            "tags": [list(r.tags) for r in item.rubrics]}
+    if isinstance(item, HealthExample):
+        return {"example_tags": list(item.example_tags), "points": [r.points for r in item.rubrics],
+                "tags": [list(r.tags) for r in item.rubrics]}
+    raise TypeError(f"no record fields for a {type(item).__name__}")
 
 
 @dataclass
