@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Mapping, Sequence
 
 from judges.judge import GradeItem, Judge
-from judges.types import ScoreMode, Verdict, verdict_value
+from judges.types import ScoreMode, Usage, Verdict, verdict_value
 
 from .records import RubricSet
 from .scoring import PairVerdict
@@ -35,11 +35,12 @@ USAGE_KEYS = ("calls", "prompt_tokens", "completion_tokens", "cost_usd")
 
 def usage(spent: Sequence[Any], calls: int | float = 0) -> dict[str, float]:
     """A record's usage: the calls sent and the tokens and dollars that verdicts, pairwise games or completions
-    spent (cache hits carry zero usage)."""
-    return {"calls": float(calls),
-            "prompt_tokens": float(sum(v.usage.prompt_tokens for v in spent)),
-            "completion_tokens": float(sum(v.usage.completion_tokens for v in spent)),
-            "cost_usd": float(sum(v.usage.cost_usd for v in spent))}
+    spent (cache hits carry zero usage), summed as judges.types.Usage sums them."""
+    total = Usage()
+    for v in spent:
+        total.add(v.usage)
+    return {"calls": float(calls), "prompt_tokens": float(total.prompt_tokens),
+            "completion_tokens": float(total.completion_tokens), "cost_usd": float(total.cost_usd)}
 
 
 def add_usage(*parts: Mapping[str, float]) -> dict[str, float]:
