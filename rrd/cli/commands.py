@@ -10,6 +10,7 @@ import argparse
 import sys
 from dataclasses import fields
 from pathlib import Path
+from typing import Any, Awaitable, Callable
 
 from judges.settings import add_config_args, config_values
 
@@ -17,9 +18,11 @@ from .. import interrupt
 from .flags import (add_cluster_args, add_refine_args, add_score_args, cluster_from_args, models_from_args,
                        refine_config_from_args, score_mode, worker_model_configs)
 from ..inputs import PromptSource, read_pairs, read_prompt_tasks
+from ..config import RefineConfig
 from ..io import JsonlAppender, latest_by, read_jsonl
 from ..jobs import (BatchConfig, JudgeJob, JudgeRunConfig, RefineJob, judge_on_cluster, judge_pairs, refine_all,
                    refine_on_cluster)
+from ..pool import Models
 from ..progress import progress_bar
 from ..records import RubricSet, load_rubric_sets
 from ..resume import BUDGET_EXIT, FAILED_CALLS_EXIT, Resume, Stop, failed_calls_message
@@ -57,6 +60,20 @@ def _io_groups(p: argparse.ArgumentParser, out_help: str, *,
     return inp, out
 
 
+def _run_here(args: argparse.Namespace, refine: RefineConfig, job: Callable[[Models], Awaitable[object]]) -> Any:
+    """`job` with the run's models, in this process (Ctrl-C stops it cleanly); the models' accounting."""
+    models = models_from_args(args, refine)
+
+    async def go() -> None:
+        try:
+            await job(models)
+        finally:
+            await models.aclose()
+
+    interrupt.run(go())
+    return models.accounting
+
+
 # ---------------------------------------------------------------------------------------------------- refine
 def _run_refine(args: argparse.Namespace) -> int:
     tasks = read_prompt_tasks(_source(args, args.input))
@@ -71,17 +88,9 @@ def _run_refine(args: argparse.Namespace) -> int:
                 accounting = refine_on_cluster(tasks, RefineJob(*worker_model_configs(args), config), out, cluster,
                                                retry=batch.retry, bar=bar, stop=stop, resume=resume)
             else:
-                models = models_from_args(args, config)
-                accounting = models.accounting
-
-                async def go() -> None:
-                    try:
-                        await refine_all(tasks, models, config, out, batch.prompt_concurrency, bar,
-                                         retry=batch.retry, stop=stop, resume=resume)
-                    finally:
-                        await models.aclose()
-
-                interrupt.run(go())
+                accounting = _run_here(args, config, lambda models: refine_all(
+                    tasks, models, config, out, batch.prompt_concurrency, bar, retry=batch.retry, stop=stop,
+                    resume=resume))
         finally:
             bar.close()
         if resume.message("prompt"):
@@ -135,17 +144,9 @@ def _run_judge(args: argparse.Namespace) -> int:
                     pairs, sets, JudgeJob(*worker_model_configs(args), refine, config), out, cluster,
                     rubrics_path=args.rubrics, bar=bar, stop=stop, resume=resume)
             else:
-                models = models_from_args(args, refine)
-                accounting = models.accounting
-
-                async def go() -> None:
-                    try:
-                        await judge_pairs(pairs, sets, models, config, refine, out, rubrics_path=args.rubrics,
-                                          bar=bar, stop=stop, resume=resume)
-                    finally:
-                        await models.aclose()
-
-                interrupt.run(go())
+                accounting = _run_here(args, refine, lambda models: judge_pairs(
+                    pairs, sets, models, config, refine, out, rubrics_path=args.rubrics, bar=bar, stop=stop,
+                    resume=resume))
         finally:
             bar.close()
     if resume.message("pair"):
