@@ -30,6 +30,7 @@ from typing import Any, Literal, Mapping, Sequence
 from judges.judge import JudgeConfig, judge_config_from_mapping
 from judges.settings import ConfigError, check_keys, config_from_mapping, validate, yaml_load
 from rrd.config import RefineConfig
+from rrd.jobs import BatchConfig
 
 #: Dr.GRPO (Liu et al., 2025, "Understanding R1-Zero-Like Training") as TRL 1.x spells it, plus the paper's RFT
 #: setting (8 rollouts per prompt, 1,000 steps). See `grpo_defaults_doc` for why each value.
@@ -121,7 +122,7 @@ class RubricsConfig:
 
     path: str | None = None
     refine_missing: bool = True
-    prompt_concurrency: int = 4
+    prompt_concurrency: int = BatchConfig.prompt_concurrency
     refine: RefineConfig = field(default_factory=RefineConfig)
 
     def __post_init__(self) -> None:

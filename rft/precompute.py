@@ -18,7 +18,7 @@ from judges.accounting import BudgetExceeded
 from judges.judge import JudgeConfig
 from rrd import interrupt
 from rrd.inputs import PromptTask
-from rrd.jobs import refine_all
+from rrd.jobs import BatchConfig, refine_all
 from rrd.pool import Models
 from rrd.config import RefineConfig
 from rrd.io import JsonlAppender
@@ -88,7 +88,7 @@ def ensure_rubric_sets(
     judge: JudgeConfig,
     proposer: JudgeConfig,
     refine: RefineConfig,
-    prompt_concurrency: int = 4,
+    prompt_concurrency: int = BatchConfig.prompt_concurrency,
 ) -> RubricIndex:
     """The rubric set of every prompt, refining (and appending to `path`) those the file does not have yet."""
     path = Path(path)

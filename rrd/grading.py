@@ -63,9 +63,6 @@ class Graded:
         soft = (mode or self.score) == "soft"
         return [[verdict_value(v, soft) for v in vs] for vs in self.verdicts]
 
-    def scores(self, mode: ScoreMode | None = None) -> list[float | None]:
-        return [self.rs.score(v) for v in self.values(mode)]
-
     def pair_verdict(self, mode: ScoreMode | None = None) -> PairVerdict | None:
         """A pair's verdict in `mode`: the higher score wins, within tie_margin a tie, None when no rubric was
         scored for both responses (or the set has none)."""

@@ -76,7 +76,8 @@ async def refine_task(task: PromptTask, models: Models, config: RefineConfig, pr
 
 
 async def refine_all(tasks: Iterable[PromptTask], models: Models, config: RefineConfig, out: JsonlAppender,
-                     prompt_concurrency: int = 4, bar: Any = None, *, retry: str = "failed",
+                     prompt_concurrency: int = BatchConfig.prompt_concurrency, bar: Any = None, *,
+                     retry: RetryRule = BatchConfig.retry,
                      stop: Stop | None = None, resume: Resume | None = None) -> list[RubricSet]:
     """Refine every task not already done in `out` (see rrd.resume for what is redone); each RubricSet is
     appended the moment it is done. A prompt whose calls hit the budget is not written, and no new one starts
@@ -268,7 +269,7 @@ def _appender(out: JsonlAppender, bar: Any) -> Any:
 
 
 def refine_on_cluster(tasks: Iterable[PromptTask], job: RefineJob, out: JsonlAppender, cluster: Any, *,
-                      retry: str = "failed", bar: Any = None, stop: Stop | None = None,
+                      retry: RetryRule = BatchConfig.retry, bar: Any = None, stop: Stop | None = None,
                       resume: Resume | None = None) -> Accounting:
     """refine_all over Ray workers (rrd.cluster): the same pending tasks, each RubricSet appended by this process
     as it arrives. Returns the workers' accounting, summed."""
