@@ -44,6 +44,17 @@ def _finish(stop: Stop, unit: str, failures: int) -> int:
     return 0
 
 
+def _summarize(resume: Resume, unit: str, path: str, ids: list[str],
+               summary: Callable[[list[dict[str, Any]], Any], str], accounting: Any) -> dict[str, dict[str, Any]]:
+    """Print what a re-run skipped and the summary of this input's items (the last record of each, from the
+    output file: a resumed run counts what earlier runs wrote too); returns those records by id."""
+    if resume.message(unit):
+        print(resume.message(unit), file=sys.stderr)
+    latest = latest_by(read_jsonl(path), f"{unit}_id")
+    print(summary([latest[i] for i in ids if i in latest], accounting))
+    return latest
+
+
 def _source(args: argparse.Namespace, path: str) -> PromptSource:
     return PromptSource(path, **config_values(PromptSource, args))
 
@@ -93,10 +104,7 @@ def _run_refine(args: argparse.Namespace) -> int:
                     resume=resume))
         finally:
             bar.close()
-        if resume.message("prompt"):
-            print(resume.message("prompt"), file=sys.stderr)
-        latest = latest_by(read_jsonl(out.path), "prompt_id")
-        print(refine_summary([latest[t.prompt_id] for t in tasks if t.prompt_id in latest], accounting))
+    latest = _summarize(resume, "prompt", args.out, [t.prompt_id for t in tasks], refine_summary, accounting)
     if not args.no_view and latest:
         from ..view import rubrics_page, write_page
 
@@ -149,10 +157,7 @@ def _run_judge(args: argparse.Namespace) -> int:
                     resume=resume))
         finally:
             bar.close()
-    if resume.message("pair"):
-        print(resume.message("pair"), file=sys.stderr)
-    latest = latest_by(read_jsonl(args.out), "pair_id")
-    print(judge_summary([latest[p.pair_id] for p in pairs if p.pair_id in latest], accounting))
+    _summarize(resume, "pair", args.out, [p.pair_id for p in pairs], judge_summary, accounting)
     return _finish(stop, "pair", accounting.failures)
 
 
