@@ -63,16 +63,6 @@ class Graded:
         soft = (mode or self.score) == "soft"
         return [[verdict_value(v, soft) for v in vs] for vs in self.verdicts]
 
-    def pair_verdict(self, mode: ScoreMode | None = None) -> PairVerdict | None:
-        """A pair's verdict in `mode`: the higher score wins, within tie_margin a tie, None when no rubric was
-        scored for both responses (or the set has none)."""
-        if len(self.verdicts) != 2:
-            raise ValueError(f"a pair verdict needs 2 responses, not {len(self.verdicts)}")
-        if not self.rs.rubrics:
-            return None
-        a, b = self.values(mode)
-        return self.rs.compare(a, b, tie_margin=self.tie_margin)
-
     @property
     def flat(self) -> list[Verdict]:
         return [v for vs in self.verdicts for v in vs]
@@ -85,7 +75,8 @@ class Graded:
         """The one record shape of a rubric-scored item: the set (hash, size, weights), the scores and per-rubric
         values in the run's mode, each verdict's (met, P(YES)) and unscored reason (so both modes can be
         recomputed and a re-run knows what to retry), the unscored counts by kind, the calls and their usage, and
-        for a pair its verdict in both modes (`games`: [verdict], as a pairwise method's games read)."""
+        for a pair its verdict in both modes (`games`: [verdict], as a pairwise method's games read: the higher
+        score wins, within tie_margin a tie, None when no rubric was scored for both responses or the set has none)."""
         rs = self.rs
         record: dict[str, Any] = {"rubric_set": rs.content_hash, "n_rubrics": len(rs.rubrics), "weights": rs.weights,
                                   "weight_scheme": rs.weight_scheme, "score_mode": self.score}
@@ -94,7 +85,8 @@ class Graded:
                           games_by_mode={m: [None] for m in MODES}, reasons=[no_rubrics_reason(rs)], unscored=0,
                           usage=usage([], 0))
             return record
-        values = self.values()
+        by_mode = {m: self.values(m) for m in MODES}
+        values = by_mode[self.score]
         record.update(
             scores=[rs.score(v) for v in values], verdicts=values,
             unscored=sum(v.met is None for v in self.flat), unscored_kinds=dict(self.kinds()),
@@ -103,7 +95,7 @@ class Graded:
             usage=usage(self.flat, self.calls),
         )
         if len(self.verdicts) == 2:
-            games = {m: [self.pair_verdict(m)] for m in MODES}
+            games = {m: [rs.compare(a, b, tie_margin=self.tie_margin)] for m, (a, b) in by_mode.items()}
             record.update(games=games[self.score], games_by_mode=games,
                           reasons=[None if games[self.score][0] is not None else NO_COMMON_RUBRIC])
         return record

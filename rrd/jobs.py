@@ -13,7 +13,7 @@ from judges.settings import POSITIVE, number, setting, validate
 from judges.types import ScoreMode
 
 from .config import RefineConfig
-from .grading import NO_COMMON_RUBRIC, add_usage, grade, no_rubrics_reason, usage
+from .grading import NO_COMMON_RUBRIC, add_usage, grade, no_rubrics_reason, pair_verdict_of, usage
 from .inputs import Pair, PromptTask
 from .io import JsonlAppender, UsageError, latest_by, read_jsonl
 from .on_demand import RefineOnce
@@ -124,7 +124,7 @@ async def judge_pair(pair: Pair, rs: RubricSet, judge: Any, config: JudgeRunConf
     tie_rule = TieRule(config.tie_rule)
     graded = await grade(judge, rs, pair.prompt, [pair.a, pair.b], score=config.score, tie_margin=config.tie_margin)
     record = graded.record()
-    verdict = graded.pair_verdict()
+    verdict = pair_verdict_of(record)
     kinds = graded.kinds()
     tie_break = tie_break_reason = None
     if verdict in ("tie", None) and tie_rule is TieRule.PAIRWISE:
