@@ -22,13 +22,14 @@ from judges.types import PairVerdict, ScoreMode, flip
 from rrd.config import RefineConfig
 from rrd.grading import USAGE_KEYS, add_usage, grade
 from rrd.grading import usage as spent
-from rrd.io import JsonlAppender, latest_by, read_jsonl
+from rrd.io import JsonlAppender
 from rrd.pool import Models
 from rrd.on_demand import RefineOnce
 from rrd.records import RubricSet, prompt_key
 from rrd.refine import refine_prompt
 
 from .methods import Method
+from .report_figures import sets_path
 
 RubricSamples = Literal["sampled", "item"]
 GameVerdict = Literal["A", "B", "tie"] | None
@@ -66,17 +67,6 @@ def set_key(item: ItemResponses, rubric_samples: RubricSamples) -> str:
     """The key of the rubric set an item is scored with: its prompt, or the item itself when the set is
     conditioned on the item's own responses."""
     return f"item:{item.item_id}" if rubric_samples == "item" else prompt_key(item.prompt)
-
-
-def sets_path(out_dir: Path, method: str) -> Path:
-    """Where a run keeps the rubric sets of one method."""
-    return out_dir / "rubrics" / f"{method}.jsonl"
-
-
-def stored_sets(out_dir: Path, method: str) -> dict[str, RubricSet]:
-    """The rubric sets a run has stored for `method`, by key (the latest of each)."""
-    return {key: RubricSet.from_dict(d) for key, d in latest_by(read_jsonl(sets_path(out_dir, method)),
-                                                                 "prompt_id").items()}
 
 
 class MethodJudge:

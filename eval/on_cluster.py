@@ -21,7 +21,8 @@ from rrd.pool import Models
 from rrd.records import RubricSet
 from rrd.resume import Stop
 
-from .judging import MethodJudge, set_key, sets_path, stored_sets
+from .judging import MethodJudge, set_key
+from .report_figures import sets_path, stored_sets
 from .runner import EvalConfig, EvalRun, as_responses
 
 Unit = list[tuple[Any, list[str]]]  # (item, names of the methods still to run on it)
@@ -69,7 +70,7 @@ def eval_on_cluster(run: EvalRun, items: list[Any], results: JsonlAppender, clus
     config = run.config
     work = run.judge_work(items, results)
     rubric_methods = [m.name for m in config.method_list() if m.kind != "pairwise"]
-    sets = {name: stored_sets(config.out_dir, name) for name in rubric_methods}
+    sets = {name: {rs.prompt_id: rs for rs in stored_sets(config.out_dir, name)} for name in rubric_methods}
     stores: dict[str, JsonlAppender] = {}
 
     def record(unit: Unit, out: dict[str, Any]) -> None:

@@ -73,9 +73,14 @@ def plot_by_slice(summaries: dict[str, dict[str, Any]], key: str, path: Path, ti
     return True
 
 
+def sets_path(out_dir: Path, method: str) -> Path:
+    """Where a run keeps the rubric sets of one method (appended by eval.judging as they are refined)."""
+    return out_dir / "rubrics" / f"{method}.jsonl"
+
+
 def stored_sets(out_dir: Path, method: str) -> list[RubricSet]:
     """The latest stored rubric set per key for a method (a re-refined set supersedes an earlier one)."""
-    latest = {d["prompt_id"]: d for d in read_jsonl(out_dir / "rubrics" / f"{method}.jsonl")}
+    latest = {d["prompt_id"]: d for d in read_jsonl(sets_path(out_dir, method))}
     return [RubricSet.from_dict(d) for d in latest.values()]
 
 
