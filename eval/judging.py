@@ -98,15 +98,17 @@ class MethodJudge:
     def _sets_of(self, method: Method) -> RefineOnce:
         """The method's sets: those stored in its file (opened for appending) or known, plus the ones refined."""
         if method.name not in self._sets:
+            store = None
             if self.out_dir is None:
-                def keep(key: str, rs: RubricSet) -> None:
-                    self.new_sets[(method.name, key)] = rs
                 sets = self._known.get(method.name, {})
             else:
                 store = self._stores[method.name] = JsonlAppender(sets_path(self.out_dir, method.name))
                 sets = {d["prompt_id"]: RubricSet.from_dict(d) for d in store.existing}
 
-                def keep(key: str, rs: RubricSet) -> None:
+            def keep(key: str, rs: RubricSet) -> None:
+                if store is None:
+                    self.new_sets[(method.name, key)] = rs
+                else:
                     store.append(rs.to_dict())
             self._sets[method.name] = RefineOnce(sets, on_new=keep)
         return self._sets[method.name]
