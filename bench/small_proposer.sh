@@ -4,7 +4,7 @@
 # (the splitter, contrastive decomposition, per-sample initial lists and order-confirmed overlap checks on), on the same
 # pairs with the same judge, scored both hard and soft from the same records.
 #
-#   bash bench/small_proposer.sh [STEP ...]      # steps: hh jb ablate rft summary (default: all, in order)
+#   bash bench/small_proposer.sh [STEP ...]      # steps: hh jb bias ablate rft summary (default: all, in order)
 #
 # Every step resumes where it stopped (rrd eval and the RFT script append and skip finished work), and the
 # before/after runs of a data set share one judge cache: the direct and conditioned baselines, and every RRD
@@ -30,22 +30,41 @@ METHODS=direct,conditioned,rrd-uniform,rrd-wu
 # The engine the before run and the first round were judged on (it was auto's pick then): the judge cache is keyed
 # by engine, so the baselines' cached verdicts are reused only on the same one.
 ENGINE=(--local-engine hybrid)
+# The data sets measured since have no earlier cache to reuse: they run on the default engine (llama.cpp on a CPU),
+# which grades faster at a third of the memory (docs/results/local_engines); before and after share one cache.
+FRESH=(--local-engine "${FRESH_ENGINE:-auto}")
 # The pairs' own two responses are the samples (no policy generations); with N = 2 the paper's n = 2 could
 # never trigger a decomposition, hence --threshold 1 (as in the committed docs/results/hh_rlhf and judgebench).
-COMMON=("${ENGINE[@]}" --method "$METHODS" --shuffle-seed 0 --rubric-samples item --threshold 1 --sample-max-tokens 512)
+COMMON=(--method "$METHODS" --shuffle-seed 0 --rubric-samples item --threshold 1 --sample-max-tokens 512)
 
 hh() {  # the 60 HH-RLHF harmless-base pairs of docs/results/hh_rlhf
-  local args=(pairs --data "$DATA/hh_rlhf/harmless-base_test.jsonl.gz" --limit 60 "${COMMON[@]}"
+  local args=(pairs --data "$DATA/hh_rlhf/harmless-base_test.jsonl.gz" --limit 60 "${ENGINE[@]}" "${COMMON[@]}"
               --cache-path "$RUNS/hh.sqlite")
   eval_run "${args[@]}" "${BEFORE[@]}" --out "$RUNS/hh-before"
   eval_run "${args[@]}" "${AFTER[@]}" --out "$RUNS/hh-after"
 }
 
 jb() {  # the 16 JudgeBench pairs of docs/results/judgebench (the first 16 of the seed-0 shuffle)
-  local args=(judgebench --data "$DATA/judgebench/judgebench_gpt-4o-2024-05-13.jsonl" --limit 16 "${COMMON[@]}"
+  local args=(judgebench --data "$DATA/judgebench/judgebench_gpt-4o-2024-05-13.jsonl" --limit 16 "${FRESH[@]}" "${COMMON[@]}"
               --cache-path "$RUNS/jb.sqlite")
   eval_run "${args[@]}" "${BEFORE[@]}" --out "$RUNS/jb-before"
   eval_run "${args[@]}" "${AFTER[@]}" --out "$RUNS/jb-after"
+}
+
+bias() {  # EvalBiasBench (judge-bias tests: length, concreteness, ...; verified labels): all 80 pairs, or the
+  # first BIAS_PAIRS of the seed-0 shuffle. Flattened from its bias-keyed JSON to chosen/rejected rows, so rrd eval
+  # shuffles the order per pair (every label of the file says response1: one order would reward a position bias)
+  local data="$RUNS/biasbench.jsonl"
+  python - "$DATA/evalbiasbench/biasbench.json" "$data" <<'PY'
+import json, sys
+rows = [{"id": f"{bias}-{i}", "subset": bias, "prompt": r["instruction"],
+         **dict(zip(("chosen", "rejected"), (r["response1"], r["response2"])[:: 1 if str(r["label"]) == "1" else -1]))}
+        for bias, records in json.load(open(sys.argv[1])).items() for i, r in enumerate(records)]
+open(sys.argv[2], "w").write("".join(json.dumps(r) + "\n" for r in rows))
+PY
+  local args=(pairs --data "$data" --limit "${BIAS_PAIRS:-80}" "${FRESH[@]}" "${COMMON[@]}" --cache-path "$RUNS/bias.sqlite")
+  eval_run "${args[@]}" "${BEFORE[@]}" --out "$RUNS/bias-before"
+  eval_run "${args[@]}" "${AFTER[@]}" --out "$RUNS/bias-after"
 }
 
 ablate() {  # the after run with one piece changed at a time, RRD only, on the first ABLATE_PAIRS HH pairs
@@ -65,18 +84,32 @@ rft() {  # the RFT learning comparison again, with the local profile's (after) R
   python examples/rft_learning.py --out "$RUNS/rft_learning"
 }
 
+# A run of this machine's $RUNS, else its committed copy in $DOCS (a fresh checkout has no runs/)
+run() { if [ -d "$RUNS/$1" ]; then echo "$RUNS/$1"; else echo "$DOCS/$1"; fi; }
+
+# The before/after comparison of one pair data set (step STEP, runs STEP-before and STEP-after) into summary.json,
+# on the runs that exist: the steps not run yet are left out (and said so), not failed
+pairs_summary() {
+  local step=$1 name=$2 runs=() label
+  for label in before after; do
+    if [ -f "$(run "$step-$label")/results.jsonl" ]; then runs+=("$label=$(run "$step-$label")"); fi
+  done
+  if [ ! -f "$(run "$step-after")/results.jsonl" ]; then
+    echo "summary: no $RUNS/$step-after yet (step $step): $name left out" >&2; return
+  fi
+  python bench/compare_runs.py "${runs[@]}" --methods "$METHODS" --summary "$DOCS/summary.json" --dataset "$name" \
+    > "$DOCS/compare_$name.md"
+}
+
 summary() {
   rm -f "$DOCS/summary.json"
   # round1: the local profile of the first round (prompt templates v4, overlap/conflict claims taken in one order),
   # kept as committed in $DOCS/hh-round1 (its run directory is $RUNS/hh-round1)
-  python bench/compare_runs.py before="$RUNS/hh-before" round1="$RUNS/hh-round1" after="$RUNS/hh-after" \
+  python bench/compare_runs.py before="$(run hh-before)" round1="$(run hh-round1)" after="$(run hh-after)" \
     --methods "$METHODS" \
     --summary "$DOCS/summary.json" --dataset hh_rlhf > "$DOCS/compare_hh_rlhf.md"
-  # the steps not run yet are left out of the summary (and said so), not failed
-  if [ -f "$RUNS/jb-after/results.jsonl" ]; then
-    python bench/compare_runs.py before="$RUNS/jb-before" after="$RUNS/jb-after" --methods "$METHODS" \
-      --summary "$DOCS/summary.json" --dataset judgebench > "$DOCS/compare_judgebench.md"
-  else echo "summary: no $RUNS/jb-after yet (step jb): JudgeBench left out" >&2; fi
+  pairs_summary jb judgebench
+  pairs_summary bias evalbiasbench
   # refine-only sets (no pairs): the committed RFT run's WildBench train/held-out sets are the before; only a
   # finished RFT run (its summary.json written) counts: a stopped one's rubric file holds a few prompts
   if [ -f "$RUNS/rft_learning/summary.json" ]; then
@@ -84,16 +117,18 @@ summary() {
       after="$RUNS/rft_learning/rubrics_rrd.jsonl" \
       --summary "$DOCS/summary.json" --dataset wildbench_rft > "$DOCS/compare_wildbench_rft.md"
   else echo "summary: no finished $RUNS/rft_learning yet (step rft): WildBench left out" >&2; fi
-  local abl=() run
+  local abl=() r
   # one-order is today's after with one piece changed; round1 and the rows after it, the first round's local
-  # profile with one piece changed (run by this script at the first round's commit)
-  for run in after one-order round1 no-split plain-decompose joint-initial reject-failed no-budget soft-count; do
-    [ "$run" = after ] && abl+=("after=$RUNS/hh-after") || abl+=("$run=$RUNS/hh-$run")
+  # profile with one piece changed (run by this script at the first round's commit). Only hh-before, -round1 and
+  # -after are committed: without this machine's ablation runs the committed table stays as it is.
+  for r in one-order round1 no-split plain-decompose joint-initial reject-failed no-budget soft-count; do
+    [ -d "$RUNS/hh-$r" ] || { echo "summary: no $RUNS/hh-$r (step ablate): ablations_hh_rlhf.md kept" >&2; return; }
+    abl+=("$r=$RUNS/hh-$r")
   done
-  python bench/compare_runs.py "${abl[@]}" --methods rrd-wu > "$DOCS/ablations_hh_rlhf.md"
+  python bench/compare_runs.py after="$(run hh-after)" "${abl[@]}" --methods rrd-wu > "$DOCS/ablations_hh_rlhf.md"
 }
 
-for step in "${@:-hh jb ablate rft summary}"; do
+for step in "${@:-hh jb bias ablate rft summary}"; do
   for s in $step; do echo "== $s $(date -u +%FT%TZ)"; "$s"; done
 done
 echo "== done $(date -u +%FT%TZ)"

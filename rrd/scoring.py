@@ -155,4 +155,5 @@ def wilson_interval(k: float, n: int, z: float = 1.96) -> tuple[float, float]:
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (centre - half, centre + half)
+    # at p = 0 or 1 a bound is 0 or 1 exactly; rounding left -1e-17, which reports printed as "-0.000"
+    return (max(0.0, centre - half), min(1.0, centre + half))

@@ -89,6 +89,7 @@ def test_judgebench_rejects_mixed_protocols() -> None:
 def test_wilson_values_used_for_accuracy() -> None:
     # p = 2/3, z = 1.96: centre = (2/3 + z^2/6) / (1 + z^2/3) = 0.57309, half-width = 0.36543
     assert wilson_interval(2, 3) == pytest.approx((0.20766, 0.93851), abs=1e-5)
+    assert wilson_interval(0, 5)[0] == 0.0 and wilson_interval(5, 5)[1] == 1.0  # not -1e-17 ("-0.000")
     s = judgebench_summary([{"family": "mmlu-pro", "label": "A", "games": ["A"]}] * 2
                            + [{"family": "mmlu-pro", "label": "B", "games": ["A"]}])
     assert s["ci"] == pytest.approx((0.20766, 0.93851), abs=1e-5)
