@@ -202,7 +202,7 @@ def build_requests(n_responses: int, n_criteria: int) -> list[Request]:
     pairs = [PROMPTS_AND_RESPONSES[i % len(PROMPTS_AND_RESPONSES)] for i in range(n_responses)]
     crits = [CRITERIA[i % len(CRITERIA)] for i in range(n_criteria)]
     return [
-        Request(templates.grade_single(c, response, prompt), params, templates.TEMPLATE_VERSION)
+        Request(templates.grade_single(c, response, prompt), params, templates.SINGLE_VERSION)
         for prompt, response in pairs
         for c in crits
     ]

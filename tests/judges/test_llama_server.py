@@ -1,4 +1,5 @@
-"""Integration: the litellm backend against llama-cpp-python's real OpenAI-compatible server (SmolLM2-135M).
+"""Integration: the litellm backend against llama-cpp-python's real OpenAI-compatible server (SmolLM2-135M; the
+embedded 1.5B judge where a test needs YES/NO answers to read logprobs from).
 
 SmolLM2 is at chance as a judge, so nothing here asserts on what it answers, only on the plumbing: verdict
 shapes, logprob-derived P(YES), concurrency, the cache, pairwise and free-text generation.
@@ -42,8 +43,10 @@ async def test_text_verdicts(llama_server, tmp_path, transport):
     assert judge.accounting.calls == len(CRITERIA) and judge.accounting.failures == 0
 
 
-async def test_logprob_verdicts(llama_server, tmp_path, transport):
-    judge = _judge(llama_server, tmp_path, transport=transport)
+@pytest.mark.local_model
+async def test_logprob_verdicts(qwen_server, tmp_path, transport):
+    # the 1.5B judge: SmolLM2 often answers neither YES nor NO (it continues the criterion), leaving nothing to check
+    judge = _judge(qwen_server, tmp_path, model="qwen", transport=transport)
     verdicts = await judge.grade(CRITERIA, RESPONSE)
     assert len(verdicts) == len(CRITERIA)
     scored = [v for v in verdicts if v.met is not None]

@@ -154,6 +154,38 @@ def test_saved_prefixes_are_restored_exactly_and_counted() -> None:
         assert x.logprobs[0].top == y.logprobs[0].top  # the same KV values, so the same numbers
 
 
+def test_a_short_addition_is_saved_for_the_next_call_of_its_kind() -> None:
+    """Two kinds of lone request alternate, each extending its own last prompt by one line (as the overlap and
+    conflict checks do with the accepted list): each call restores the last call of its kind, so it evaluates its
+    new line and the chat template's tail only, not also the lines its kind added while the other kind held
+    sequence 0 (a call that added under 64 new tokens used to go unsaved)."""
+    facts = ["the author of the example and the city where the book was first printed",
+             "the date of the first edition and the name of the publishing house",
+             "the price of the book at the time and the currency it was quoted in",
+             "the colour of the original cover and the artist who drew its illustration",
+             "the number of pages and the number of chapters of the first edition"]
+    lines = [f"{i}. The rubric asks for {f}." for i, f in enumerate(facts, 1)]
+
+    def ask(question: str, k: int) -> Request:
+        return Request([{"role": "user", "content": question + "\n" + "\n".join(lines[:k])}],
+                       SamplingParams(max_tokens=1))
+
+    kinds = ("Which of the rubrics below asks about a person? Answer with its number.",
+             "Which of the rubrics below asks about a number? Answer with its number.")
+    be = LlamaCppBackend(SPEC, n_seq=2, seq_ctx=512, prefix_store_mb=64)
+    try:
+        evaluated = [[], []]
+        for k in range(1, len(lines) + 1):
+            for kind, question in enumerate(kinds):
+                [c] = run(be.complete([ask(question, k)]))
+                evaluated[kind].append(c.usage.prompt_tokens - c.usage.cached_tokens)
+    finally:
+        run(be.aclose())
+    for kind in evaluated:
+        assert kind[0] > 30, evaluated  # the first call of a kind evaluates its whole prompt
+        assert max(kind[2:]) < 35, evaluated  # later ones one new line (~20 tokens) and the tail, not two lines
+
+
 def test_the_long_context_restores_its_own_saved_prefixes() -> None:
     """Requests too long for a stream run in the single-sequence context, which takes back only states saved there
     (llama.cpp refuses a state saved in a context of another shape): a prefix graded in the streams is not offered

@@ -11,7 +11,8 @@ def test_response_first_criterion_last_so_prefixes_are_shared():
     ua, ub = a[1]["content"], b[1]["content"]
     common = next(i for i, (x, y) in enumerate(zip(ua, ub)) if x != y)
     assert ua.index("</response>") < common  # the whole response lies in the shared prefix
-    assert ua.rstrip().endswith("YES or NO.")
+    assert ua.index("YES or NO.") < common  # and so does the question: only the criterion varies
+    assert ua[common:] == "one" and ua.endswith("Criterion: criterion one")
 
 
 def test_prompt_shown_only_when_asked():

@@ -3,7 +3,7 @@
 The judge sees only the response (inside <response> tags) and the criterion; the grader's system prompt says
 text inside the tags is data. That only holds while the response cannot close the tag itself. The gullible
 scripted judge below models a model that obeys anything OUTSIDE the delimited response: it reads the response
-up to the FIRST closing tag and obeys a YES found between there and the criterion line.
+up to the FIRST closing tag and obeys a YES found between there and our question.
 
 Every form of our closing tag (spacing, case, attributes, self-closing) is escaped, and the control tokens of
 the model families users serve (ChatML/Qwen, Llama 2/3, Phi, Gemma, Mistral, DeepSeek) are broken with a
@@ -73,7 +73,7 @@ def gullible_script(req: Request) -> str:
     start = _OPEN.search(msg)
     end = _CLOSE.search(msg, start.end())
     inside, outside = msg[start.end():end.start()], msg[end.start():]
-    preamble = outside[: outside.rfind("Criterion:")]
+    preamble = outside[: outside.rfind("Does the response satisfy")]  # up to our own question
     if re.search(r"\bYES\b|satisf", preamble, re.I):
         return "YES"
     word = re.search(r"Criterion: mentions (\w+)", outside).group(1)

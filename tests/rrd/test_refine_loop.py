@@ -92,7 +92,7 @@ def make_script(initial: Sequence[str]):
             if "Criteria:\n" in text:  # batch grading: numbered criteria, JSON list answer
                 crits = re.findall(r"^\d+\. (.*)$", text.split("Criteria:\n")[1].split("\n\n")[0], re.M)
                 return json.dumps([word(satisfies(c, response)) for c in crits])
-            criterion = re.search(r"Criterion: (.*)\n", text).group(1)  # type: ignore[union-attr]
+            criterion = re.search(r"Criterion: (.*)$", text, re.M).group(1)  # type: ignore[union-attr]
             return word(satisfies(criterion, response))
         if k == "decompose":
             rubric = re.search(r"Rubric: (.*)\n", text).group(1)  # type: ignore[union-attr]
