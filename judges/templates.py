@@ -65,7 +65,7 @@ def grade_single(criterion: str, response: str, prompt: str | None = None) -> li
     """One criterion per call (paper-faithful). The answer is one word so P(YES) is the first token. The question
     comes before the criterion, so that everything but the criterion and the chat template's tail is shared by
     every criterion of one response: a local engine evaluates ~19 new tokens per criterion instead of ~38
-    (SINGLE_VERSION grade-single-v4; docs/results/local_engines/ measures speed and accuracy against v3)."""
+    (docs/method-deviations.md measures speed and accuracy against the criterion-first layout)."""
     task = (
         "Does the response satisfy the criterion below? Answer with exactly one word: YES or NO.\n\n"
         f"Criterion: {criterion}"
