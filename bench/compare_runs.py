@@ -17,7 +17,8 @@ same resamples). `--summary FILE --dataset NAME` merges the figures into FILE as
 default, with the hard ones beside them), so several data sets collect into one file run by run.
 
 A run may also be an `rrd refine` rubrics file (LABEL=FILE.jsonl): prompts without pairs, so its row has the set
-columns only, and in --summary its data set's entry is "sets" instead of a scoring mode.
+columns only, over the prompts every file holds, and in --summary its data set's entry is "sets" instead of a
+scoring mode.
 """
 
 from __future__ import annotations
@@ -133,11 +134,15 @@ def set_health(sets: list[RubricSet]) -> dict[str, Any]:
     )
 
 
-def sets_row(label: str, path: Path) -> dict[str, Any]:
+def latest_sets(path: Path) -> dict[str, dict[str, Any]]:
+    """An `rrd refine` output file's current set per prompt id (a re-run appends; the last record counts)."""
+    return {d["prompt_id"]: d for d in (json.loads(x) for x in path.read_text().splitlines() if x.strip())}
+
+
+def sets_row(label: str, sets: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """A row for an `rrd refine` output file: set health only (no pairs, so no accuracy or ties)."""
-    latest = {d["prompt_id"]: d for d in (json.loads(x) for x in path.read_text().splitlines() if x.strip())}
-    return {"run": label, "method": "rrd (refine)", "mode": "-", "n": len(latest),
-            **set_health([RubricSet.from_dict(d) for d in latest.values()])}
+    return {"run": label, "method": "rrd (refine)", "mode": "-", "n": len(sets),
+            **set_health([RubricSet.from_dict(d) for d in sets.values()])}
 
 
 def compare(runs: dict[str, Path], methods: list[str], modes: list[str | None] | None = None
@@ -148,7 +153,12 @@ def compare(runs: dict[str, Path], methods: list[str], modes: list[str | None] |
     if files:
         if len(files) != len(runs):
             raise SystemExit("compare either `rrd eval` folders or `rrd refine` rubric files, not both")
-        return [sets_row(label, path) for label, path in files.items()]
+        # as with pair runs, only the prompts every file holds: a stopped refine is compared on what it finished
+        sets = {label: latest_sets(path) for label, path in files.items()}
+        common = set.intersection(*(set(s) for s in sets.values()))
+        if not common:
+            raise SystemExit("no prompt has a set in every rubrics file")
+        return [sets_row(label, {k: v for k, v in s.items() if k in common}) for label, s in sets.items()]
     records = {label: _records(path) for label, path in runs.items()}
     common: set[str] | None = None
     order: list[str] = []

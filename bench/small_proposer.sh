@@ -80,8 +80,14 @@ ablate() {  # the after run with one piece changed at a time, RRD only, on the f
   eval_run "${args[@]}" --check-orders one --out "$RUNS/hh-one-order"
 }
 
-rft() {  # the RFT learning comparison again, with the local profile's (after) RRD sets
-  python examples/rft_learning.py --out "$RUNS/rft_learning"
+rft() {  # the RFT learning comparison again, with the local profile's (after) RRD sets; the prompt-only baseline
+  # is the committed run as it was measured (its sets skip the refinement this issue changed; its rewards were
+  # graded with the grade-v3 template), so only the RRD run is redone. The RRD sets refined so far are committed
+  # in $DOCS/rft_learning: a fresh checkout starts from them (the refine skips the prompts that have a set)
+  if [ ! -f "$RUNS/rft_learning/rubrics_rrd.jsonl" ] && [ -f "$DOCS/rft_learning/rubrics_rrd.jsonl" ]; then
+    mkdir -p "$RUNS/rft_learning" && cp "$DOCS/rft_learning/rubrics_rrd.jsonl" "$RUNS/rft_learning/"
+  fi
+  python examples/rft_learning.py --out "$RUNS/rft_learning" --baseline-from docs/results/rft_learning
 }
 
 # A run of this machine's $RUNS, else its committed copy in $DOCS (a fresh checkout has no runs/)
@@ -110,13 +116,14 @@ summary() {
     --summary "$DOCS/summary.json" --dataset hh_rlhf > "$DOCS/compare_hh_rlhf.md"
   pairs_summary jb judgebench
   pairs_summary bias evalbiasbench
-  # refine-only sets (no pairs): the committed RFT run's WildBench train/held-out sets are the before; only a
-  # finished RFT run (its summary.json written) counts: a stopped one's rubric file holds a few prompts
-  if [ -f "$RUNS/rft_learning/summary.json" ]; then
-    python bench/compare_runs.py before=docs/results/rft_learning/rubrics_rrd.jsonl \
-      after="$RUNS/rft_learning/rubrics_rrd.jsonl" \
+  # refine-only sets (no pairs): the committed RFT run's WildBench train/held-out sets are the before, compared on
+  # the prompts the new run has refined (a stopped run counts the sets it finished)
+  local rft
+  rft="$(run rft_learning)/rubrics_rrd.jsonl"
+  if [ -s "$rft" ]; then
+    python bench/compare_runs.py before=docs/results/rft_learning/rubrics_rrd.jsonl after="$rft" \
       --summary "$DOCS/summary.json" --dataset wildbench_rft > "$DOCS/compare_wildbench_rft.md"
-  else echo "summary: no finished $RUNS/rft_learning yet (step rft): WildBench left out" >&2; fi
+  else echo "summary: no $rft yet (step rft): WildBench left out" >&2; fi
   local abl=() r
   # one-order is today's after with one piece changed; round1 and the rows after it, the first round's local
   # profile with one piece changed (run by this script at the first round's commit). Only hh-before, -round1 and

@@ -17,6 +17,11 @@ Stages, in order (each resumes where it stopped; re-running a finished stage cos
   summary     summary.json, reward_curves.png (both runs on one plot) and heldout.json in --out.
 
 Everything is written under --out; docs/results/rft_learning/ holds a copy of the measured run.
+
+A re-run that changes only how RRD sets are made (new refinement code) need not redo the baseline:
+`--baseline-from DIR` takes the prompt-only run from a finished run of this script (its sets, training log and
+held-out records; DIR must hold the same prompt splits), so only the RRD run is refined, trained and evaluated
+again, about half the time. Its summary compares the new RRD run with that baseline as it was measured.
 """
 
 from __future__ import annotations
@@ -42,6 +47,11 @@ RUNS = {
                      "--no-overlap", "--no-conflict"]),
 }
 STAGES = ["prepare", "refine_train", "train_rrd_wu", "train_prompt_only", "refine_heldout", "heldout", "summary"]
+#: the run --baseline-from takes from an earlier run instead of redoing it
+BASELINE = "prompt_only"
+#: held-out records and the field that names the run they belong to (a reward belongs to its rubric sets)
+HELDOUT_RECORDS = {"heldout_completions.jsonl": "policy", "heldout_rewards.jsonl": "rubrics",
+                   "heldout_games.jsonl": "policy"}
 
 
 def run(cmd: list[str]) -> None:
@@ -67,8 +77,45 @@ def prepare(args: argparse.Namespace) -> None:
         raise SystemExit(f"{args.source}: only {len(ps.texts)} prompts pass the filters")
     splits = {"train": ps.texts[: args.n_train], "heldout": ps.texts[args.n_train:]}
     for name, texts in splits.items():
-        write_atomic(args.out / f"prompts_{name}.jsonl", "".join(json.dumps({"prompt": t}) + "\n" for t in texts))
+        path, text = args.out / f"prompts_{name}.jsonl", "".join(json.dumps({"prompt": t}) + "\n" for t in texts)
+        if args.baseline_from and path.read_text(encoding="utf-8") != text:  # seed_baseline wrote it
+            raise SystemExit(f"prepare: {args.source} gives other {name} prompts than the baseline's "
+                             f"({args.baseline_from}): the runs would be compared on different prompts")
+        write_atomic(path, text)
     print(f"prepare: {ps.summary()}; train {args.n_train}, held-out {args.n_heldout}", flush=True)
+
+
+def seed_baseline(args: argparse.Namespace) -> None:
+    """Copy the BASELINE run's files from args.baseline_from into args.out; files already there are kept, so a
+    resumed run is never overwritten. Held-out records are copied without the other runs' (they describe the old
+    sets and policies); the base policy's completions come along (sampled with fixed seeds, the same on a rerun)."""
+    import shutil
+
+    from rrd.io import write_atomic
+
+    src, out = args.baseline_from, args.out
+    for split in ("train", "heldout"):
+        name = f"prompts_{split}.jsonl"
+        if not (src / name).exists():
+            raise SystemExit(f"--baseline-from {src}: no {name}: not a run of this script")
+        if not (out / name).exists():
+            shutil.copyfile(src / name, out / name)
+        elif (out / name).read_bytes() != (src / name).read_bytes():
+            raise SystemExit(f"--baseline-from {src}: its {name} differs from {out / name}: the runs would be "
+                             "compared on different prompts")
+    rubrics = RUNS[BASELINE][0]
+    for name in (rubrics, f"{BASELINE}/train_log.jsonl", f"{BASELINE}/train_config.yaml"):
+        if not (src / name).exists():
+            raise SystemExit(f"--baseline-from {src}: no {name}: its {BASELINE} run is not finished")
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        if not (out / name).exists():
+            shutil.copyfile(src / name, out / name)
+    for name, owner in HELDOUT_RECORDS.items():
+        if (src / name).exists() and not (out / name).exists():
+            rows = [json.loads(x) for x in (src / name).read_text(encoding="utf-8").splitlines() if x.strip()]
+            keep = [r for r in rows if r[owner] in ("base", BASELINE)]
+            write_atomic(out / name, "".join(json.dumps(r) + "\n" for r in keep))
+    print(f"baseline: {BASELINE} taken from {src}", flush=True)
 
 
 def refine(args: argparse.Namespace, split: str) -> None:
@@ -77,11 +124,16 @@ def refine(args: argparse.Namespace, split: str) -> None:
               "--on-failed-decomposition", "keep",
               "--cache-path", str(args.out / "cache.sqlite"), "--prompt-concurrency", "2", "--seed", str(args.seed)]
     for name, (rubrics, flags) in RUNS.items():  # RRD first: prompt-only then re-uses its cached samples
+        if args.baseline_from and name == BASELINE:
+            continue  # its sets came with the baseline
         run([sys.executable, "-m", "rrd.cli", "refine", str(args.out / f"prompts_{split}.jsonl"),
              "--out", str(args.out / rubrics), *common, *flags])
 
 
 def train(args: argparse.Namespace, name: str) -> None:
+    if args.baseline_from and name == BASELINE:
+        print(f"train_{name}: taken from {args.baseline_from} (--baseline-from)", flush=True)
+        return
     rubrics = RUNS[name][0]
     run([sys.executable, "-m", "rrd.cli", "train", str(CONFIG), "--output-dir", str(args.out / name),
          "--rubrics", str(args.out / rubrics), "--set", f"data.source={args.out / 'prompts_train.jsonl'}",
@@ -121,9 +173,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="completions per held-out prompt played against the base (default: all)")
     p.add_argument("--sample-max-tokens", type=int, default=256, help="refinement samples and references")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--baseline-from", type=Path, default=None,
+                   help=f"a finished run of this script: take its {BASELINE} run instead of redoing it")
     args = p.parse_args(argv)
     args.out = args.out.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.baseline_from:
+        args.baseline_from = args.baseline_from.resolve()
+        seed_baseline(args)
     for stage in args.stage or STAGES:
         print(f"== {stage}", flush=True)
         if stage.startswith("train_"):

@@ -52,3 +52,20 @@ def test_rescoring_without_the_coarse_rubrics_uses_only_the_others():
     record = {"weights": [0.5, 0.5], "verdicts": [[0.6, 0.2], [0.5, 0.9]], "games": ["B"]}
     assert coarse_rubrics.rescored(record, [True, False])["games"] == ["A"]
     assert coarse_rubrics.rescored(record, [True, True])["games"] == ["B"]
+
+
+def test_rubric_files_are_compared_on_the_prompts_every_file_holds(tmp_path):
+    """A stopped refine (2 prompts) against a finished one (3): the finished file's third prompt, with a much larger
+    set, must not enter its row, or the two rows describe different prompts."""
+    def write(name, sizes):
+        lines = [RubricSet.provided(f"q{i}", [f"r{i}.{k}" for k in range(n)], prompt_id=f"p{i}").to_json()
+                 for i, n in enumerate(sizes)]
+        (tmp_path / name).write_text("\n".join(lines) + "\n")
+        return tmp_path / name
+
+    rows = compare_runs.compare({"before": write("before.jsonl", [1, 3, 20]), "after": write("after.jsonl", [2, 4])},
+                                methods=[])
+    assert [(r["run"], r["n"], r["median_rubrics"]) for r in rows] == [("before", 2, 2.0), ("after", 2, 3.0)]
+    (tmp_path / "other.jsonl").write_text(RubricSet.provided("x", ["r"], prompt_id="px").to_json() + "\n")
+    with pytest.raises(SystemExit, match="no prompt"):
+        compare_runs.compare({"a": tmp_path / "before.jsonl", "b": tmp_path / "other.jsonl"}, methods=[])

@@ -4,6 +4,7 @@ a tiny random policy and the SmolLM2 judge (plumbing only: SmolLM2's verdicts ar
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,9 @@ from rft.summary import markdown_table, slope_ci, train_stats, write_summary
 from rrd.io import JsonlAppender
 from rrd.records import prompt_key
 from tests.rft.conftest import write_data
+
+ROOT = Path(__file__).resolve().parents[2]
+WILDBENCH = ROOT.parent / "shared" / "data" / "wildchat" / "wildbench_v2_subset_392.jsonl"
 
 
 # ------------------------------------------------------------------------------------------------- statistics
@@ -156,22 +160,85 @@ def test_evaluate_runs_and_summary_end_to_end(tmp_path, tiny_policy):
     assert "| pairs won/split or tied/lost |" in table
 
 
+def _script():
+    """examples/rft_learning.py as a module (it is a script, not part of the package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("rft_learning", ROOT / "examples" / "rft_learning.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
 def test_experiment_script_prepares_disjoint_deduplicated_splits(tmp_path):
     """examples/rft_learning.py's first stage on the offline WildBench prompts: the two splits never share a
     prompt, have the asked sizes, respect the length filter, and come out the same on a rerun."""
-    import importlib.util
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[2]
-    source = root.parent / "shared" / "data" / "wildchat" / "wildbench_v2_subset_392.jsonl"
-    if not source.exists():
-        pytest.skip(f"{source} is not here")
-    spec = importlib.util.spec_from_file_location("rft_learning", root / "examples" / "rft_learning.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    if not WILDBENCH.exists():
+        pytest.skip(f"{WILDBENCH} is not here")
+    script = _script()
     for run in ("a", "b"):
         script.main(["--out", str(tmp_path / run), "--stage", "prepare", "--n-train", "6", "--n-heldout", "5"])
     train, held = (read_prompts(tmp_path / "a" / f"prompts_{s}.jsonl") for s in ("train", "heldout"))
     assert len(train) == 6 and len(held) == 5 and not set(train) & set(held)
     assert all(40 <= len(t) <= 400 for t in train + held)
     assert (tmp_path / "a" / "prompts_train.jsonl").read_text() == (tmp_path / "b" / "prompts_train.jsonl").read_text()
+
+
+def test_a_rerun_takes_the_prompt_only_baseline_and_redoes_only_rrd(tmp_path, monkeypatch):
+    """examples/rft_learning.py --baseline-from: the finished run's prompt-only files come over, its RRD held-out
+    records stay behind (they describe the old sets and policy), nothing of the baseline is retrained, and a run
+    on other prompts is refused instead of compared."""
+    script = _script()
+    base, out = tmp_path / "base", tmp_path / "out"
+    (base / "prompt_only").mkdir(parents=True)
+    for split in ("train", "heldout"):
+        (base / f"prompts_{split}.jsonl").write_text(json.dumps({"prompt": f"{split} prompt"}) + "\n")
+    (base / "rubrics_prompt_only.jsonl").write_text("{}\n")
+    (base / "rubrics_rrd.jsonl").write_text("old rrd sets\n")
+    (base / "prompt_only" / "train_log.jsonl").write_text('{"step": 1}\n')
+    (base / "prompt_only" / "train_config.yaml").write_text("seed: 0\n")
+    rows = {"heldout_completions.jsonl": [{"policy": p} for p in ("base", "prompt_only", "rrd_wu")],
+            "heldout_rewards.jsonl": [{"policy": p, "rubrics": r} for p, r in
+                                      (("base", "prompt_only"), ("prompt_only", "prompt_only"), ("base", "rrd_wu"),
+                                       ("rrd_wu", "rrd_wu"))],
+            "heldout_games.jsonl": [{"policy": p} for p in ("prompt_only", "rrd_wu")]}
+    for name, rs in rows.items():
+        (base / name).write_text("".join(json.dumps(r) + "\n" for r in rs))
+    commands = []
+    monkeypatch.setattr(script, "run", commands.append)
+    script.main(["--out", str(out), "--baseline-from", str(base), "--stage", "train_prompt_only"])
+    assert commands == []  # the baseline is not trained again
+    assert (out / "prompt_only" / "train_log.jsonl").read_text() == '{"step": 1}\n'
+    assert (out / "rubrics_prompt_only.jsonl").exists() and not (out / "rubrics_rrd.jsonl").exists()
+    kept = {n: [json.loads(x) for x in (out / n).read_text().splitlines()] for n in rows}
+    assert kept["heldout_completions.jsonl"] == [{"policy": "base"}, {"policy": "prompt_only"}]
+    assert kept["heldout_rewards.jsonl"] == rows["heldout_rewards.jsonl"][:2]
+    assert kept["heldout_games.jsonl"] == [{"policy": "prompt_only"}]
+    # the RRD run is refined and trained as before; the baseline's sets are not refined again
+    script.main(["--out", str(out), "--baseline-from", str(base), "--stage", "refine_train", "--stage", "train_rrd_wu"])
+    assert [c[3:5] for c in commands] == [["refine", str(out / "prompts_train.jsonl")], ["train", str(script.CONFIG)]]
+    assert all("rubrics_prompt_only.jsonl" not in " ".join(c) for c in commands)
+    # a resumed run keeps what it has: its own records are not replaced by the baseline's
+    (out / "heldout_games.jsonl").write_text('{"policy": "rrd_wu"}\n')
+    script.main(["--out", str(out), "--baseline-from", str(base), "--stage", "train_prompt_only"])
+    assert (out / "heldout_games.jsonl").read_text() == '{"policy": "rrd_wu"}\n'
+    (out / "prompts_train.jsonl").write_text(json.dumps({"prompt": "another prompt"}) + "\n")
+    with pytest.raises(SystemExit, match="different prompts"):
+        script.main(["--out", str(out), "--baseline-from", str(base), "--stage", "summary"])
+
+
+def test_prepare_refuses_a_baseline_made_on_other_prompts(tmp_path):
+    if not WILDBENCH.exists():
+        pytest.skip(f"{WILDBENCH} is not here")
+    script = _script()
+    base = tmp_path / "base"
+    script.main(["--out", str(base), "--stage", "prepare", "--n-train", "3", "--n-heldout", "2"])
+    for name in ("rubrics_prompt_only.jsonl", "prompt_only/train_log.jsonl", "prompt_only/train_config.yaml"):
+        (base / name).parent.mkdir(exist_ok=True)
+        (base / name).write_text("{}\n")
+    # same source and sizes: the same prompts, accepted
+    script.main(["--out", str(tmp_path / "same"), "--baseline-from", str(base), "--stage", "prepare", "--n-train", "3",
+                 "--n-heldout", "2"])
+    with pytest.raises(SystemExit, match="different prompts"):  # another split size: other training prompts
+        script.main(["--out", str(tmp_path / "other"), "--baseline-from", str(base), "--stage", "prepare",
+                     "--n-train", "4", "--n-heldout", "1"])
