@@ -32,6 +32,7 @@ import numpy as np
 
 from eval.report import by_mode, summarise
 from eval.report_figures import stored_sets, tree_reasons
+from rrd.io import latest_by, read_jsonl
 from rrd.records import RubricSet
 from rrd.summaries import decompositions
 
@@ -134,11 +135,6 @@ def set_health(sets: list[RubricSet]) -> dict[str, Any]:
     )
 
 
-def latest_sets(path: Path) -> dict[str, dict[str, Any]]:
-    """An `rrd refine` output file's current set per prompt id (a re-run appends; the last record counts)."""
-    return {d["prompt_id"]: d for d in (json.loads(x) for x in path.read_text().splitlines() if x.strip())}
-
-
 def sets_row(label: str, sets: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """A row for an `rrd refine` output file: set health only (no pairs, so no accuracy or ties)."""
     return {"run": label, "method": "rrd (refine)", "mode": "-", "n": len(sets),
@@ -154,7 +150,7 @@ def compare(runs: dict[str, Path], methods: list[str], modes: list[str | None] |
         if len(files) != len(runs):
             raise SystemExit("compare either `rrd eval` folders or `rrd refine` rubric files, not both")
         # as with pair runs, only the prompts every file holds: a stopped refine is compared on what it finished
-        sets = {label: latest_sets(path) for label, path in files.items()}
+        sets = {label: latest_by(read_jsonl(path), "prompt_id") for label, path in files.items()}
         common = set.intersection(*(set(s) for s in sets.values()))
         if not common:
             raise SystemExit("no prompt has a set in every rubrics file")

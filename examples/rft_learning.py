@@ -91,7 +91,7 @@ def seed_baseline(args: argparse.Namespace) -> None:
     sets and policies); the base policy's completions come along (sampled with fixed seeds, the same on a rerun)."""
     import shutil
 
-    from rrd.io import write_atomic
+    from rrd.io import read_jsonl, write_atomic
 
     src, out = args.baseline_from, args.out
     for split in ("train", "heldout"):
@@ -112,8 +112,7 @@ def seed_baseline(args: argparse.Namespace) -> None:
             shutil.copyfile(src / name, out / name)
     for name, owner in HELDOUT_RECORDS.items():
         if (src / name).exists() and not (out / name).exists():
-            rows = [json.loads(x) for x in (src / name).read_text(encoding="utf-8").splitlines() if x.strip()]
-            keep = [r for r in rows if r[owner] in ("base", BASELINE)]
+            keep = [r for r in read_jsonl(src / name) if r[owner] in ("base", BASELINE)]
             write_atomic(out / name, "".join(json.dumps(r) + "\n" for r in keep))
     print(f"baseline: {BASELINE} taken from {src}", flush=True)
 
