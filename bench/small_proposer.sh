@@ -4,7 +4,8 @@
 # (the splitter, contrastive decomposition, per-sample initial lists and order-confirmed overlap checks on), on the same
 # pairs with the same judge, scored both hard and soft from the same records.
 #
-#   bash bench/small_proposer.sh [STEP ...]      # steps: hh jb bias ablate rft summary (default: all, in order)
+#   bash bench/small_proposer.sh [STEP ...]      # steps: hh jb bias ablate rft others summary (default: all, in order;
+#                                                ablate_hidden: the last ablation alone)
 #
 # Every step resumes where it stopped (rrd eval and the RFT script append and skip finished work), and the
 # before/after runs of a data set share one judge cache: the direct and conditioned baselines, and every RRD
@@ -21,11 +22,13 @@ DATA=${DATA:-../shared/data}
 mkdir -p "$RUNS" "$DOCS"
 
 # Before is the local profile as it was (the paper's decomposition and initial list, repair turns, failed
-# decompositions rejected, no call budget); after is the local profile as it is now. Everything else is the
+# decompositions rejected, no call budget); after is the local profile of the fifth round. Everything else is the
 # same flag for flag (rrd eval keeps the paper's profile unless given --profile local).
 BEFORE=(--profile local --split-compound off --decompose-prompt plain --decompose-candidates 1 --initial-mode joint
-        --repair-attempts 1 --max-decompose-calls none --on-failed-decomposition reject)
-AFTER=(--profile local)
+        --repair-attempts 1 --max-decompose-calls none --on-failed-decomposition reject --decompose-others listed)
+# Both are pinned to the request the runs were measured with: the local profile has since stopped listing the
+# rubrics in use in decomposition requests (step others measures that change)
+AFTER=(--profile local --decompose-others listed)
 METHODS=direct,conditioned,rrd-uniform,rrd-wu
 # The engine the before run and the first round were judged on (it was auto's pick then): the judge cache is keyed
 # by engine, so the baselines' cached verdicts are reused only on the same one.
@@ -67,18 +70,26 @@ PY
   eval_run "${args[@]}" "${AFTER[@]}" --out "$RUNS/bias-after"
 }
 
-ablate() {  # the after run with one piece changed at a time, RRD only, on the first ABLATE_PAIRS HH pairs
-  local args=(pairs --data "$DATA/hh_rlhf/harmless-base_test.jsonl.gz" --limit "${ABLATE_PAIRS:-20}"
-              "${ENGINE[@]}" --method rrd-wu --shuffle-seed 0 --rubric-samples item --threshold 1 --sample-max-tokens 512
-              --cache-path "$RUNS/hh.sqlite" "${AFTER[@]}")
-  eval_run "${args[@]}" --split-compound off --out "$RUNS/hh-no-split"
-  eval_run "${args[@]}" --decompose-prompt plain --out "$RUNS/hh-plain-decompose"
-  eval_run "${args[@]}" --initial-mode joint --out "$RUNS/hh-joint-initial"
-  eval_run "${args[@]}" --on-failed-decomposition reject --out "$RUNS/hh-reject-failed"
-  eval_run "${args[@]}" --max-decompose-calls none --out "$RUNS/hh-no-budget"
-  eval_run "${args[@]}" --count-mode soft --out "$RUNS/hh-soft-count"
-  eval_run "${args[@]}" --check-orders one --out "$RUNS/hh-one-order"
+# One ablation: the after run with FLAGS changed, RRD only, on the first ABLATE_PAIRS HH pairs, into $RUNS/hh-NAME
+hh_ablation() {
+  local name=$1; shift
+  eval_run pairs --data "$DATA/hh_rlhf/harmless-base_test.jsonl.gz" --limit "${ABLATE_PAIRS:-20}" "${ENGINE[@]}" \
+    --method rrd-wu --shuffle-seed 0 --rubric-samples item --threshold 1 --sample-max-tokens 512 \
+    --cache-path "$RUNS/hh.sqlite" "${AFTER[@]}" "$@" --out "$RUNS/hh-$name"
 }
+
+ablate() {  # one piece of the after run changed at a time
+  hh_ablation no-split --split-compound off
+  hh_ablation plain-decompose --decompose-prompt plain
+  hh_ablation joint-initial --initial-mode joint
+  hh_ablation reject-failed --on-failed-decomposition reject
+  hh_ablation no-budget --max-decompose-calls none
+  hh_ablation soft-count --count-mode soft
+  hh_ablation one-order --check-orders one
+  ablate_hidden
+}
+
+ablate_hidden() { hh_ablation hidden-others --decompose-others hidden; }  # the sixth round's change (step others)
 
 rft() {  # the RFT learning comparison again, with the local profile's (after) RRD sets; the prompt-only baseline
   # is the committed run as it was measured (its sets skip the refinement this issue changed; its rewards were
@@ -88,6 +99,20 @@ rft() {  # the RFT learning comparison again, with the local profile's (after) R
     mkdir -p "$RUNS/rft_learning" && cp "$DOCS/rft_learning/rubrics_rrd.jsonl" "$RUNS/rft_learning/"
   fi
   python examples/rft_learning.py --out "$RUNS/rft_learning" --baseline-from docs/results/rft_learning
+}
+
+others() {  # the RFT run's WildBench train prompts refined again with --decompose-others hidden (a decomposition
+  # request without the list of rubrics in use), flag for flag the refine of examples/rft_learning.py otherwise,
+  # on its judge cache: the samples, initial lists and their gradings are the after run's, so only the
+  # decompositions and what follows them differ (and cost calls)
+  local out="$RUNS/rft-hidden-others" flow=$RUNS/rft_learning
+  [ -f "$flow/prompts_train.jsonl" ] ||  # a fresh checkout: the prompt splits only (step rft fills the cache)
+    python examples/rft_learning.py --out "$flow" --baseline-from docs/results/rft_learning --stage prepare
+  mkdir -p "$out"
+  rrd refine "$flow/prompts_train.jsonl" --out "$out/rubrics_rrd.jsonl" --judge local:qwen2.5-coder-1.5b \
+    --samplers local:qwen2.5-coder-1.5b local:smollm2-135m --n-samples 4 --sample-max-tokens 256 --max-rejections 6 \
+    --max-depth 1 --on-failed-decomposition keep --cache-path "$flow/cache.sqlite" --prompt-concurrency 2 --seed 0 \
+    --weights whitened --decompose-others hidden
 }
 
 # A run of this machine's $RUNS, else its committed copy in $DOCS (a fresh checkout has no runs/)
@@ -118,12 +143,21 @@ summary() {
   pairs_summary bias evalbiasbench
   # refine-only sets (no pairs): the committed RFT run's WildBench train/held-out sets are the before, compared on
   # the prompts the new run has refined (a stopped run counts the sets it finished)
-  local rft
+  local rft hidden
   rft="$(run rft_learning)/rubrics_rrd.jsonl"
   if [ -s "$rft" ]; then
     python bench/compare_runs.py before=docs/results/rft_learning/rubrics_rrd.jsonl after="$rft" \
       --summary "$DOCS/summary.json" --dataset wildbench_rft > "$DOCS/compare_wildbench_rft.md"
   else echo "summary: no $rft yet (step rft): WildBench left out" >&2; fi
+  # the ablation of step others, on the train prompts it refined (an ablation, not a run of summary.json's)
+  hidden="$(run rft-hidden-others)/rubrics_rrd.jsonl"
+  if [ -s "$hidden" ] && [ -s "$rft" ]; then
+    python bench/compare_runs.py after="$rft" hidden-others="$hidden" > "$DOCS/ablation_hidden_others.md"
+  else echo "summary: no $hidden yet (step others): ablation_hidden_others.md kept" >&2; fi
+  if [ -f "$(run hh-hidden-others)/results.jsonl" ]; then  # on the pairs both runs hold
+    python bench/compare_runs.py after="$(run hh-after)" hidden-others="$(run hh-hidden-others)" --methods rrd-wu \
+      > "$DOCS/ablation_hidden_others_hh.md"
+  else echo "summary: no $RUNS/hh-hidden-others (step ablate_hidden): ablation_hidden_others_hh.md kept" >&2; fi
   local abl=() r
   # one-order is today's after with one piece changed; round1 and the rows after it, the first round's local
   # profile with one piece changed (run by this script at the first round's commit). Only hh-before, -round1 and
@@ -135,7 +169,7 @@ summary() {
   python bench/compare_runs.py after="$(run hh-after)" "${abl[@]}" --methods rrd-wu > "$DOCS/ablations_hh_rlhf.md"
 }
 
-for step in "${@:-hh jb bias ablate rft summary}"; do
+for step in "${@:-hh jb bias ablate rft others summary}"; do
   for s in $step; do echo "== $s $(date -u +%FT%TZ)"; "$s"; done
 done
 echo "== done $(date -u +%FT%TZ)"

@@ -42,6 +42,7 @@ OnFailedDecomposition = Literal["keep", "reject"]
 Fallback = Literal["initial", "none"]
 SplitMode = Literal["off", "first", "fallback"]
 DecomposePrompt = Literal["plain", "contrastive"]
+DecomposeOthers = Literal["listed", "hidden"]
 InitialMode = Literal["joint", "per_sample", "union"]
 CountMode = Literal["hard", "soft"]
 CheckOrders = Literal["one", "both"]
@@ -91,7 +92,9 @@ class RefineConfig:
       paper's, docs/method-deviations.md has the measurements): `split_compound` splits a coarse compound rubric
       ("X and Y", lists, "including ...") by its syntax (rrd.split) before ("first") or after ("fallback") the
       proposer is asked; `decompose_prompt="contrastive"` asks what concrete thing the best satisfying
-      response includes that the others lack; `decompose_candidates` > 1 draws further sampled answers (at
+      response includes that the others lack; `decompose_others="hidden"` leaves the other rubrics in use out
+      of that request (a small proposer copies from the list: every failed decomposition on 20 WildBench prompts
+      held such a copy); `decompose_candidates` > 1 draws further sampled answers (at
       `candidate_temperature`) when the greedy answer and its repairs give no new child, keeping the first that
       survives de-duplication; `initial_mode` "per_sample" writes the initial list from each sample on its own
       and "union" adds those lists to the joint one. `count_mode="soft"` counts c as the sum of P(YES) instead
@@ -161,6 +164,10 @@ class RefineConfig:
     decompose_prompt: DecomposePrompt = setting(
         "plain", help="plain: ask for two finer rubrics (the paper); contrastive: ask what the best satisfying "
                       "response does that the others do not")
+    decompose_others: DecomposeOthers = setting(
+        "listed", help="listed: a decomposition request lists the other current rubrics, not to be restated (the "
+                       "paper); hidden: it shows only the rubric being refined (a small proposer copies from the "
+                       "list; repeats are still dropped by the de-duplication index and the overlap check)")
     decompose_candidates: int = setting(1, type=POSITIVE,
                                         help="proposer answers tried per decomposition: the greedy one, then "
                                              "sampled ones until one gives a new child (1 = greedy only)")
@@ -215,9 +222,10 @@ Profile = Literal["paper", "local"]
 #: token costs tens of milliseconds: half the samples (4, and the decompose threshold scaled with them: a rubric
 #: is split when at least 2 of 4 samples satisfy it, against 3 of 8), and answers, references and proposer
 #: lists capped at 512 tokens; the mechanisms that keep a small proposer's sets rich (the splitter, contrastive
-#: decomposition, per-sample initial lists); and a bound on what a prompt costs: at most 4 proposer calls on
-#: decompositions, no repair turns and no sampled candidates (each costs what a decomposition of another rubric
-#: costs and pays less often, docs/method-deviations.md), and a rubric that cannot be decomposed kept for the
+#: decomposition without the list of rubrics in use, which a small proposer copies, per-sample initial lists);
+#: and a bound on what a prompt costs: at most 4 proposer calls on decompositions, no repair turns and no sampled
+#: candidates (each costs what a decomposition of another rubric costs and pays less often,
+#: docs/method-deviations.md), and a rubric that cannot be decomposed kept for the
 #: filters instead of rejected; overlap and conflict claims confirmed with the accepted list reversed (a small
 #: checker prefers a position). It trades a coarser satisfaction count (and WU weights estimated from 4 samples, with
 #: more shrinkage) and truncated long answers for a refine several times faster; see docs/results/README.md.
@@ -231,6 +239,7 @@ PROFILES: Mapping[str, Mapping[str, Any]] = MappingProxyType({
         "proposer_max_tokens": 512,
         "split_compound": "first",
         "decompose_prompt": "contrastive",
+        "decompose_others": "hidden",
         "initial_mode": "union",
         "repair_attempts": 0,
         "max_decompose_calls": 4,

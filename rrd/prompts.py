@@ -129,36 +129,41 @@ _DECOMPOSE_ASK = {
 }
 
 
-def decompose(prompt: str, rubric: str, satisfying: Sequence[str], others: Sequence[str],
+def decompose(prompt: str, rubric: str, satisfying: Sequence[str], others: Sequence[str] | None,
               style: str = "plain") -> list[Message]:
     """Split a rubric that too many responses satisfy into two finer ones (`style`: _DECOMPOSE_ASK).
 
     Only the satisfying responses are shown: the children must separate *those* responses from each other.
-    The other current rubrics are shown so the children do not restate them. The samples come first, as in the
-    initial request, so that prefix is evaluated once for every decomposition that shows the same samples.
+    The other current rubrics are shown so the children do not restate them; None leaves that list out
+    (RefineConfig.decompose_others). The samples come first, as in the initial request, so that prefix is
+    evaluated once for every decomposition that shows the same samples.
     """
+    listed = ("" if others is None
+              else "Other rubrics already in use (do not repeat them):\n" + _numbered(others) + "\n\n")
     user = (
         _prompt_block(prompt)
         + _samples_block(satisfying)
         + "The rubric below is too coarse: all of the responses above satisfy it, so it does not tell them apart.\n"
         f"Rubric: {neutralise(rubric)}\n\n"
-        + "Other rubrics already in use (do not repeat them):\n"
-        + _numbered(others)
-        + "\n\n" + _DECOMPOSE_ASK[style] + "\n\n"
+        + listed
+        + _DECOMPOSE_ASK[style] + "\n\n"
         + RUBRIC_RULES
         + '\nAnswer with only a JSON list of exactly 2 strings, e.g. ["The response ...", "The response ..."].'
     )
     return _messages(user)
 
 
-def repair(messages: Sequence[Message], answer: str, problems: Sequence[str], exactly: int | None) -> list[Message]:
+def repair(messages: Sequence[Message], answer: str, problems: Sequence[str], exactly: int | None,
+           others_listed: bool = True) -> list[Message]:
     """The same request again, with the answer that failed and what was wrong with it, so the proposer can fix
     exactly that (a small model that echoed the parent is told which rubric it echoed). `exactly` is the
-    decomposition's child count; None means the initial list."""
+    decomposition's child count; None means the initial list. `others_listed`: whether the request listed the
+    rubrics already in use (decompose's `others`)."""
     if exactly:
-        rule = (f"Every rubric must be new: not a copy or rewording of the rubric being refined or of any rubric "
-                f"listed as already in use, and the {exactly} must differ from each other. Answer with only a JSON "
-                f"list of exactly {exactly} strings.")
+        others = "of any rubric listed as already in use" if others_listed else "of another rubric in use"
+        rule = (f"Every rubric must be new: not a copy or rewording of the rubric being refined or {others}, "
+                f"and the {exactly} must differ from each other. Answer with only a JSON list of exactly {exactly} "
+                f"strings.")
     else:
         rule = ("Each rubric must check something different; no rubric may appear twice. Answer with only a JSON "
                 "list of strings.")

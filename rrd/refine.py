@@ -166,7 +166,8 @@ class _Refinement:
             if attempt < self.config.repair_attempts:
                 if parent is not None and not self._budget_left():
                     break
-                messages = prompts.repair(messages, completion.text, problems, exactly)
+                messages = prompts.repair(messages, completion.text, problems, exactly,
+                                          others_listed=self.config.decompose_others == "listed")
         best = max(answers, key=len, default=[])
         if parent is not None and not best:
             sampled = await self._candidates(original, parent)
@@ -402,7 +403,8 @@ class _Refinement:
         if asked:
             satisfying = ([s.text for s, v in zip(self.samples, r.verdicts) if v is True]
                           or [s.text for s in self.samples])  # a soft count can exceed n with no hard YES
-            others = [x.text for x in self.accepted] + [x.text for x in self.queue]
+            others = ([x.text for x in self.accepted] + [x.text for x in self.queue]
+                      if self.config.decompose_others == "listed" else None)
             messages = prompts.decompose(self.prompt, r.text, satisfying, others, self.config.decompose_prompt)
             texts, problem = await self._propose("decompose", messages, r)
         if not texts and mode == "fallback":
