@@ -453,6 +453,12 @@ async def test_unreadable_initial_rubrics_give_an_empty_set_with_the_reason():
 # -- robustness: a proposer that repeats itself (the failure seen with the embedded 1.5B model) -------------------
 
 
+def listed_others(request_text: str) -> list[str]:
+    """The rubrics a decomposition request lists as already in use ([] when it lists none)."""
+    _, found, rest = request_text.partition("Other rubrics already in use")
+    return re.findall(r"^\d+\. (.*)$", rest, re.M) if found else []
+
+
 def echo_script(initial: Sequence[str], repaired: Sequence[str] | None = None, initial_repair=None):
     """Like make_script, but every decomposition echoes the parent and the first rubric "already in use" (or the
     parent twice), also when re-asked, unless `repaired` gives the answer to a re-ask."""
@@ -467,7 +473,7 @@ def echo_script(initial: Sequence[str], repaired: Sequence[str] | None = None, i
                 return json.dumps(list(repaired))
             if k == "decompose" and marker(rubric, "baddecomp") is not None:
                 return "I would split it into a few parts."
-            others = re.findall(r"^\d+\. (.*)$", first.split("Other rubrics already in use")[1], re.M)
+            others = listed_others(first)
             return json.dumps([rubric, others[0] if others else f"**{rubric}**"])
         if k == "repair-initial":
             return initial_repair if initial_repair is not None else base(req)

@@ -10,7 +10,7 @@ import re
 from judges.types import TokenLogprobs
 from rrd.records import Rubric
 from tests.fakes import last_user
-from tests.rrd.test_refine_loop import calls, kind, make_script, marker, run
+from tests.rrd.test_refine_loop import calls, kind, listed_others, make_script, marker, run
 
 COMPOUND = "covers alpha [c=2] and covers beta [c=0]"
 
@@ -90,10 +90,8 @@ async def test_hidden_others_leave_the_rubrics_in_use_out_of_the_decomposition_r
 
     def copier(req):
         if kind(req) in ("decompose", "repair-decompose"):
-            text = req.messages[1]["content"]
-            if "Other rubrics already in use" in text:
-                return json.dumps(re.findall(r"^\d+\. (.*)$", text.split("Other rubrics already in use")[1], re.M)[:2])
-            return json.dumps(["p.1 [c=1]", "p.2 [c=0]"])
+            others = listed_others(req.messages[1]["content"])
+            return json.dumps(others[:2] if others else ["p.1 [c=1]", "p.2 [c=0]"])
         return base(req)
 
     cfg = dict(n_samples=2, satisfy_threshold=1, misalignment=False, script=copier, on_failed_decomposition="keep")
