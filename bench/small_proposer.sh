@@ -5,7 +5,7 @@
 # pairs with the same judge, scored both hard and soft from the same records.
 #
 #   bash bench/small_proposer.sh [STEP ...]      # steps: hh jb bias ablate rft others summary (default: all, in order;
-#                                                ablate_hidden: the last ablation alone)
+#                                                ablate_hidden, ablate_moved: one ablation alone)
 #
 # Every step resumes where it stopped (rrd eval and the RFT script append and skip finished work), and the
 # before/after runs of a data set share one judge cache: the direct and conditioned baselines, and every RRD
@@ -22,13 +22,13 @@ DATA=${DATA:-../shared/data}
 mkdir -p "$RUNS" "$DOCS"
 
 # Before is the local profile as it was (the paper's decomposition and initial list, repair turns, failed
-# decompositions rejected, no call budget); after is the local profile of the fifth round. Everything else is the
-# same flag for flag (rrd eval keeps the paper's profile unless given --profile local).
+# decompositions rejected, no call budget); round5 is the local profile of the fifth round (decomposition requests
+# still list the rubrics in use); after is the local profile as it is now. Everything else is the same flag for
+# flag (rrd eval keeps the paper's profile unless given --profile local).
 BEFORE=(--profile local --split-compound off --decompose-prompt plain --decompose-candidates 1 --initial-mode joint
         --repair-attempts 1 --max-decompose-calls none --on-failed-decomposition reject --decompose-others listed)
-# Both are pinned to the request the runs were measured with: the local profile has since stopped listing the
-# rubrics in use in decomposition requests (step others measures that change)
-AFTER=(--profile local --decompose-others listed)
+ROUND5=(--profile local --decompose-others listed)
+AFTER=(--profile local)
 METHODS=direct,conditioned,rrd-uniform,rrd-wu
 # The engine the before run and the first round were judged on (it was auto's pick then): the judge cache is keyed
 # by engine, so the baselines' cached verdicts are reused only on the same one.
@@ -44,6 +44,7 @@ hh() {  # the 60 HH-RLHF harmless-base pairs of docs/results/hh_rlhf
   local args=(pairs --data "$DATA/hh_rlhf/harmless-base_test.jsonl.gz" --limit 60 "${ENGINE[@]}" "${COMMON[@]}"
               --cache-path "$RUNS/hh.sqlite")
   eval_run "${args[@]}" "${BEFORE[@]}" --out "$RUNS/hh-before"
+  eval_run "${args[@]}" "${ROUND5[@]}" --out "$RUNS/hh-round5"
   eval_run "${args[@]}" "${AFTER[@]}" --out "$RUNS/hh-after"
 }
 
@@ -67,29 +68,35 @@ open(sys.argv[2], "w").write("".join(json.dumps(r) + "\n" for r in rows))
 PY
   local args=(pairs --data "$data" --limit "${BIAS_PAIRS:-80}" "${FRESH[@]}" "${COMMON[@]}" --cache-path "$RUNS/bias.sqlite")
   eval_run "${args[@]}" "${BEFORE[@]}" --out "$RUNS/bias-before"
+  eval_run "${args[@]}" "${ROUND5[@]}" --out "$RUNS/bias-round5"
   eval_run "${args[@]}" "${AFTER[@]}" --out "$RUNS/bias-after"
 }
 
-# One ablation: the after run with FLAGS changed, RRD only, on the first ABLATE_PAIRS HH pairs, into $RUNS/hh-NAME
+# One ablation: the HH run with FLAGS (a profile's flags, then the piece changed), RRD only, on the first
+# ABLATE_PAIRS HH pairs, into $RUNS/hh-NAME
 hh_ablation() {
   local name=$1; shift
   eval_run pairs --data "$DATA/hh_rlhf/harmless-base_test.jsonl.gz" --limit "${ABLATE_PAIRS:-20}" "${ENGINE[@]}" \
     --method rrd-wu --shuffle-seed 0 --rubric-samples item --threshold 1 --sample-max-tokens 512 \
-    --cache-path "$RUNS/hh.sqlite" "${AFTER[@]}" "$@" --out "$RUNS/hh-$name"
+    --cache-path "$RUNS/hh.sqlite" "$@" --out "$RUNS/hh-$name"
 }
 
-ablate() {  # one piece of the after run changed at a time
-  hh_ablation no-split --split-compound off
-  hh_ablation plain-decompose --decompose-prompt plain
-  hh_ablation joint-initial --initial-mode joint
-  hh_ablation reject-failed --on-failed-decomposition reject
-  hh_ablation no-budget --max-decompose-calls none
-  hh_ablation soft-count --count-mode soft
-  hh_ablation one-order --check-orders one
+ablate() {  # one piece of a profile changed at a time: the fifth round's, then today's
+  hh_ablation no-split "${ROUND5[@]}" --split-compound off
+  hh_ablation plain-decompose "${ROUND5[@]}" --decompose-prompt plain
+  hh_ablation joint-initial "${ROUND5[@]}" --initial-mode joint
+  hh_ablation reject-failed "${ROUND5[@]}" --on-failed-decomposition reject
+  hh_ablation no-budget "${ROUND5[@]}" --max-decompose-calls none
+  hh_ablation soft-count "${ROUND5[@]}" --count-mode soft
+  hh_ablation one-order "${ROUND5[@]}" --check-orders one
   ablate_hidden
+  ablate_moved
 }
 
-ablate_hidden() { hh_ablation hidden-others --decompose-others hidden; }  # the sixth round's change (step others)
+# the sixth round's change (step others): decomposition requests without the list of rubrics in use
+ablate_hidden() { hh_ablation hidden-others "${ROUND5[@]}" --decompose-others hidden; }
+# the seventh round's: a claim confirmed with the named rubric moved to the other end, not the list reversed
+ablate_moved() { hh_ablation check-moved "${AFTER[@]}" --check-orders moved; }
 
 rft() {  # the RFT learning comparison again, with the local profile's (after) RRD sets; the prompt-only baseline
   # is the committed run as it was measured (its sets skip the refinement this issue changed; its rewards were
@@ -102,27 +109,21 @@ rft() {  # the RFT learning comparison again, with the local profile's (after) R
 }
 
 others() {  # the RFT run's WildBench train prompts refined again with --decompose-others hidden (a decomposition
-  # request without the list of rubrics in use), flag for flag the refine of examples/rft_learning.py otherwise,
-  # on its judge cache: the samples, initial lists and their gradings are the after run's, so only the
-  # decompositions and what follows them differ (and cost calls)
-  local out="$RUNS/rft-hidden-others" flow=$RUNS/rft_learning
-  [ -f "$flow/prompts_train.jsonl" ] ||  # a fresh checkout: the prompt splits only (step rft fills the cache)
-    python examples/rft_learning.py --out "$flow" --baseline-from docs/results/rft_learning --stage prepare
-  mkdir -p "$out"
-  rrd refine "$flow/prompts_train.jsonl" --out "$out/rubrics_rrd.jsonl" --judge local:qwen2.5-coder-1.5b \
-    --samplers local:qwen2.5-coder-1.5b local:smollm2-135m --n-samples 4 --sample-max-tokens 256 --max-rejections 6 \
-    --max-depth 1 --on-failed-decomposition keep --cache-path "$flow/cache.sqlite" --prompt-concurrency 2 --seed 0 \
-    --weights whitened --decompose-others hidden
+  # request without the list of rubrics in use) by the example's own refine stage, on its judge cache: the samples,
+  # initial lists and their gradings are the after run's, so only the decompositions and what follows them differ
+  # (and cost calls). From a fresh checkout, step rft first (the prompt splits and the cache)
+  python examples/rft_learning.py --out "$RUNS/rft_learning" --baseline-from docs/results/rft_learning \
+    --stage refine_train --rrd-rubrics "$RUNS/rft-hidden-others/rubrics_rrd.jsonl" --rrd-flags "--decompose-others hidden"
 }
 
 # A run of this machine's $RUNS, else its committed copy in $DOCS (a fresh checkout has no runs/)
 run() { if [ -d "$RUNS/$1" ]; then echo "$RUNS/$1"; else echo "$DOCS/$1"; fi; }
 
-# The before/after comparison of one pair data set (step STEP, runs STEP-before and STEP-after) into summary.json,
-# on the runs that exist: the steps not run yet are left out (and said so), not failed
+# The before/round5/after comparison of one pair data set (step STEP, runs STEP-LABEL) into summary.json, on the
+# runs that exist: the steps not run yet are left out (and said so), not failed
 pairs_summary() {
   local step=$1 name=$2 runs=() label
-  for label in before after; do
+  for label in before round5 after; do
     if [ -f "$(run "$step-$label")/results.jsonl" ]; then runs+=("$label=$(run "$step-$label")"); fi
   done
   if [ ! -f "$(run "$step-after")/results.jsonl" ]; then
@@ -136,37 +137,39 @@ summary() {
   rm -f "$DOCS/summary.json"
   # round1: the local profile of the first round (prompt templates v4, overlap/conflict claims taken in one order),
   # kept as committed in $DOCS/hh-round1 (its run directory is $RUNS/hh-round1)
-  python bench/compare_runs.py before="$(run hh-before)" round1="$(run hh-round1)" after="$(run hh-after)" \
+  python bench/compare_runs.py before="$(run hh-before)" round1="$(run hh-round1)" round5="$(run hh-round5)" \
+    after="$(run hh-after)" \
     --methods "$METHODS" \
     --summary "$DOCS/summary.json" --dataset hh_rlhf > "$DOCS/compare_hh_rlhf.md"
   pairs_summary jb judgebench
   pairs_summary bias evalbiasbench
-  # refine-only sets (no pairs): the committed RFT run's WildBench train/held-out sets are the before, compared on
-  # the prompts the new run has refined (a stopped run counts the sets it finished)
+  # refine-only sets (no pairs): the committed RFT run's WildBench train/held-out sets are the before, the RFT
+  # run's sets (the fifth-round profile) round5, compared on the prompts the new run has refined (a stopped run
+  # counts the sets it finished); after is step others' sets, the train prompts only, as a run of its own
   local rft hidden
   rft="$(run rft_learning)/rubrics_rrd.jsonl"
   if [ -s "$rft" ]; then
-    python bench/compare_runs.py before=docs/results/rft_learning/rubrics_rrd.jsonl after="$rft" \
+    python bench/compare_runs.py before=docs/results/rft_learning/rubrics_rrd.jsonl round5="$rft" \
       --summary "$DOCS/summary.json" --dataset wildbench_rft > "$DOCS/compare_wildbench_rft.md"
   else echo "summary: no $rft yet (step rft): WildBench left out" >&2; fi
-  # the ablation of step others, on the train prompts it refined (an ablation, not a run of summary.json's)
   hidden="$(run rft-hidden-others)/rubrics_rrd.jsonl"
-  if [ -s "$hidden" ] && [ -s "$rft" ]; then
-    python bench/compare_runs.py after="$rft" hidden-others="$hidden" > "$DOCS/ablation_hidden_others.md"
-  else echo "summary: no $hidden yet (step others): ablation_hidden_others.md kept" >&2; fi
+  if [ -s "$hidden" ] && [ -s "$rft" ]; then  # the ablation, on the train prompts both hold
+    python bench/compare_runs.py round5="$rft" hidden-others="$hidden" > "$DOCS/ablation_hidden_others.md"
+    python bench/compare_runs.py after="$hidden" --summary "$DOCS/summary.json" --dataset wildbench_rft >/dev/null
+  else echo "summary: no $hidden yet (step others): ablation_hidden_others.md kept, WildBench left out of after" >&2; fi
   if [ -f "$(run hh-hidden-others)/results.jsonl" ]; then  # on the pairs both runs hold
-    python bench/compare_runs.py after="$(run hh-after)" hidden-others="$(run hh-hidden-others)" --methods rrd-wu \
+    python bench/compare_runs.py round5="$(run hh-round5)" hidden-others="$(run hh-hidden-others)" --methods rrd-wu \
       > "$DOCS/ablation_hidden_others_hh.md"
   else echo "summary: no $RUNS/hh-hidden-others (step ablate_hidden): ablation_hidden_others_hh.md kept" >&2; fi
   local abl=() r
-  # one-order is today's after with one piece changed; round1 and the rows after it, the first round's local
-  # profile with one piece changed (run by this script at the first round's commit). Only hh-before, -round1 and
+  # one-order is round5 with one piece changed; round1 and the rows after it, the first round's local profile
+  # with one piece changed (run by this script at the first round's commit). Only hh-before, -round1, -round5 and
   # -after are committed: without this machine's ablation runs the committed table stays as it is.
   for r in one-order round1 no-split plain-decompose joint-initial reject-failed no-budget soft-count; do
     [ -d "$RUNS/hh-$r" ] || { echo "summary: no $RUNS/hh-$r (step ablate): ablations_hh_rlhf.md kept" >&2; return; }
     abl+=("$r=$RUNS/hh-$r")
   done
-  python bench/compare_runs.py after="$(run hh-after)" "${abl[@]}" --methods rrd-wu > "$DOCS/ablations_hh_rlhf.md"
+  python bench/compare_runs.py round5="$(run hh-round5)" "${abl[@]}" --methods rrd-wu > "$DOCS/ablations_hh_rlhf.md"
 }
 
 for step in "${@:-hh jb bias ablate rft others summary}"; do

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -117,25 +118,30 @@ def seed_baseline(args: argparse.Namespace) -> None:
     print(f"baseline: {BASELINE} taken from {src}", flush=True)
 
 
+def rubrics_file(args: argparse.Namespace, name: str) -> Path:
+    """Where run `name`'s sets are written and read: OUT/<its file>, or --rrd-rubrics for the RRD run."""
+    return args.rrd_rubrics if name == "rrd_wu" and args.rrd_rubrics else args.out / RUNS[name][0]
+
+
 def refine(args: argparse.Namespace, split: str) -> None:
     common = ["--judge", JUDGE, "--samplers", JUDGE, POLICY_SAMPLER, "--n-samples", "4",
               "--sample-max-tokens", str(args.sample_max_tokens), "--max-rejections", "6", "--max-depth", "1",
               "--on-failed-decomposition", "keep",
               "--cache-path", str(args.out / "cache.sqlite"), "--prompt-concurrency", "2", "--seed", str(args.seed)]
-    for name, (rubrics, flags) in RUNS.items():  # RRD first: prompt-only then re-uses its cached samples
+    for name, (_, flags) in RUNS.items():  # RRD first: prompt-only then re-uses its cached samples
         if args.baseline_from and name == BASELINE:
             continue  # its sets came with the baseline
+        extra = shlex.split(args.rrd_flags) if name == "rrd_wu" else []
         run([sys.executable, "-m", "rrd.cli", "refine", str(args.out / f"prompts_{split}.jsonl"),
-             "--out", str(args.out / rubrics), *common, *flags])
+             "--out", str(rubrics_file(args, name)), *common, *flags, *extra])
 
 
 def train(args: argparse.Namespace, name: str) -> None:
     if args.baseline_from and name == BASELINE:
         print(f"train_{name}: taken from {args.baseline_from} (--baseline-from)", flush=True)
         return
-    rubrics = RUNS[name][0]
     run([sys.executable, "-m", "rrd.cli", "train", str(CONFIG), "--output-dir", str(args.out / name),
-         "--rubrics", str(args.out / rubrics), "--set", f"data.source={args.out / 'prompts_train.jsonl'}",
+         "--rubrics", str(rubrics_file(args, name)), "--set", f"data.source={args.out / 'prompts_train.jsonl'}",
          "--set", f"judge.cache_path={args.out / 'cache.sqlite'}"])
 
 
@@ -145,7 +151,7 @@ def heldout(args: argparse.Namespace) -> None:
     evaluate_runs(
         args.out,
         prompts=args.out / "prompts_heldout.jsonl",
-        runs={name: (args.out / name / "checkpoint-final", args.out / rubrics) for name, (rubrics, _) in RUNS.items()},
+        runs={name: (args.out / name / "checkpoint-final", rubrics_file(args, name)) for name in RUNS},
         base="bundled:smollm2-135m",
         config=HeldoutConfig(samples_per_prompt=args.heldout_samples, winrate_pairs=args.winrate_pairs,
                              seed=args.seed, judge=JUDGE,
@@ -174,9 +180,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--baseline-from", type=Path, default=None,
                    help=f"a finished run of this script: take its {BASELINE} run instead of redoing it")
+    p.add_argument("--rrd-flags", default="",
+                   help='more `rrd refine` flags for the RRD run, one string (e.g. "--decompose-others hidden")')
+    p.add_argument("--rrd-rubrics", type=Path, default=None,
+                   help="write and read the RRD run's sets here instead of OUT/rubrics_rrd.jsonl (an ablation of "
+                        "its refinement on the same judge cache)")
     args = p.parse_args(argv)
     args.out = args.out.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.rrd_rubrics:
+        args.rrd_rubrics = args.rrd_rubrics.resolve()  # the rrd commands run from the repository root
+        args.rrd_rubrics.parent.mkdir(parents=True, exist_ok=True)
     if args.baseline_from:
         args.baseline_from = args.baseline_from.resolve()
         seed_baseline(args)

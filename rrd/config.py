@@ -45,7 +45,7 @@ DecomposePrompt = Literal["plain", "contrastive"]
 DecomposeOthers = Literal["listed", "hidden"]
 InitialMode = Literal["joint", "per_sample", "union"]
 CountMode = Literal["hard", "soft"]
-CheckOrders = Literal["one", "both"]
+CheckOrders = Literal["one", "both", "moved"]
 
 
 @dataclass
@@ -103,6 +103,10 @@ class RefineConfig:
       accepted list in reverse order, and the rubric is rejected only if the same accepted rubric is named both
       times. The 1.5B checker named the first accepted rubric in 380 of 392 overlap rejections on HH-RLHF
       (docs/method-deviations.md): a position preference, not a judgment, and it rejected most initial rubrics.
+      `check_orders="moved"` asks again with only the named rubric moved, to the end of the list if it sat in
+      the first half, else to the front: the others keep their order, so the re-asked list shares its prefix
+      with the re-asks before it, which a local engine then does not evaluate again (a reversed list changes
+      from its first rubric on whenever A grows).
     - `max_decompose_calls` bounds what a prompt costs: once that many proposer calls went to decompositions
       (answers, repairs, candidates), only the splitter is tried, and a coarse rubric it cannot split goes on to
       the filters as at the depth cap. A proposer call carries the prompt and the satisfying samples, so on a
@@ -184,7 +188,8 @@ class RefineConfig:
                                                  "YES verdicts (the paper), soft = the sum of P(YES)")
     check_orders: CheckOrders = setting(
         "one", help="one: an overlap/conflict check's answer stands (the paper); both: a rubric it names is asked "
-                    "again with the accepted list reversed, and the claim stands only if the same rubric is named")
+                    "again with the accepted list reversed, and the claim stands only if the same rubric is named; "
+                    "moved: the same, with only the named rubric moved to the other end of the list")
     # -- proposer calls ---------------------------------------------------------------------------------------
     proposer_temperature: float = setting(0.0, type=number(float), help="temperature of proposer calls")
     proposer_max_tokens: int = setting(1024, type=POSITIVE,

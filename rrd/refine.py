@@ -120,7 +120,8 @@ class _Refinement:
     async def ask(self, stage: str, messages: list[Message], max_tokens: int, owner: Rubric | None,
                   candidate: int = 0) -> Completion:
         self.report(stage)
-        completion = await self.proposer.generate(messages, self._params(max_tokens, candidate))
+        with self.meter.timed(stage):
+            completion = await self.proposer.generate(messages, self._params(max_tokens, candidate))
         calls = self.meter.completion(stage, completion)
         if owner is not None:
             owner.judge_calls += calls
@@ -247,7 +248,8 @@ class _Refinement:
         # The joint list and the per-sample lists in one batch: a local model decodes them together
         self.report("initial" if joint else "initial per sample")
         params = self._params(self.config.proposer_max_tokens)
-        answers = await self.proposer.generate_many([(m, params) for m in ([joint] if joint else []) + per_sample])
+        with self.meter.timed("initial"):
+            answers = await self.proposer.generate_many([(m, params) for m in ([joint] if joint else []) + per_sample])
         for completion in answers:
             self.meter.completion("initial", completion)
         if joint:
@@ -321,7 +323,8 @@ class _Refinement:
         if with_refs:
             responses += [self.refs["strong"].text, self.refs["weak"].text]
         criteria = [r.text for r in targets]
-        rows = await self.judge.grade_many([GradeItem(criteria, resp, self.prompt) for resp in responses])
+        with self.meter.timed("grading"):
+            rows = await self.judge.grade_many([GradeItem(criteria, resp, self.prompt) for resp in responses])
         self.waves += 1
         shares = self.judge.call_shares(len(criteria))
         n = len(self.samples)
@@ -439,14 +442,18 @@ class _Refinement:
 
     async def _check(self, r: Rubric, stage: str, template: _CheckTemplate, key: str) -> Rubric | None:
         """The accepted rubric an overlap/conflict check names, or None (also when unreadable). With
-        RefineConfig.check_orders "both", a named rubric must be named again when A is listed in reverse order."""
+        RefineConfig.check_orders "both" or "moved", a named rubric must be named again when A is listed in
+        another order (reversed, or with the named rubric moved to the other end)."""
         hit = await self._ask_check(r, stage, template, key, self.accepted)
-        if hit is None or self.config.check_orders == "one" or len(self.accepted) < 2:
+        mode = self.config.check_orders
+        if hit is None or mode == "one" or len(self.accepted) < 2:
             return hit
-        again = await self._ask_check(r, stage, template, key, self.accepted[::-1])
+        order, how = ((self.accepted[::-1], "the accepted list reversed") if mode == "both" else
+                      moved_to_other_end(self.accepted, self.accepted.index(hit)))
+        again = await self._ask_check(r, stage, template, key, order)
         if again is not hit:
             self.unconfirmed_checks += 1
-            r.note(f"{stage} with {hit.id} not confirmed with the accepted list reversed "
+            r.note(f"{stage} with {hit.id} not confirmed with {how} "
                    f"({'named ' + again.id if again else 'none named'}): treated as no {stage}")
             return None
         return hit
@@ -515,6 +522,15 @@ def _snapshot(config: RefineConfig, judge: Judge, proposer: Judge) -> dict[str, 
 Ask = Callable[[list[Message], int], Awaitable[Completion]]
 
 
+def moved_to_other_end(items: Sequence[Rubric], k: int) -> tuple[list[Rubric], str]:
+    """`items` with items[k] moved to the end if it sits in the first half, else to the front (so a checker that
+    prefers either end is tested), and the others in their order; and how, in words."""
+    rest = [x for i, x in enumerate(items) if i != k]
+    if k < len(items) / 2:
+        return [*rest, items[k]], "it listed last"
+    return [items[k], *rest], "it listed first"
+
+
 async def accepted_weights(prompt: str, accepted: Sequence[Rubric], config: RefineConfig,
                            ask: Ask) -> tuple[list[float], str, str | None]:
     """(weights, scheme actually used, note) over the accepted rubrics; `ask(messages, max_tokens)` is the
@@ -571,8 +587,9 @@ async def refine_prompt(
     stopped, failure, fallback = "failed", None, None
     try:
         run.report("sampling")
-        drawn = await draw(prompt, config, pool, samples=responses is None,
-                           references=config.misalignment and references is None, record=meter.completion)
+        with meter.timed("sampling"):  # the samples and the references, drawn together: one stage's time
+            drawn = await draw(prompt, config, pool, samples=responses is None,
+                               references=config.misalignment and references is None, record=meter.completion)
         run.samples = provided_samples(responses) if responses is not None else drawn.samples
         if config.misalignment:
             run.refs = drawn.references if references is None else {

@@ -41,6 +41,20 @@ def decompositions(trees: Iterable[Sequence[Rubric]]) -> Decompositions:
     return Decompositions(tried, new, separating)
 
 
+def stage_times(sets: Iterable[dict[str, Any]]) -> dict[str, tuple[float, int]]:
+    """Seconds waited and prompt tokens evaluated (sent minus reused) per refinement stage over the sets, most
+    seconds first; {} for sets written before stages were timed."""
+    seconds: Counter[str] = Counter()
+    evaluated: Counter[str] = Counter()
+    for s in sets:
+        for stage, t in s.get("stats", {}).get("stages", {}).items():
+            seconds[stage] += t.get("seconds", 0.0)
+            evaluated[stage] += int(t.get("prompt_tokens", 0) - t.get("cached_tokens", 0))
+    if not any(seconds.values()):
+        return {}
+    return {stage: (seconds[stage], evaluated[stage]) for stage in sorted(seconds, key=lambda k: -seconds[k])}
+
+
 def refine_summary(sets: list[dict[str, Any]], accounting: Any) -> str:
     if not sets:
         return "no rubric sets"
@@ -71,8 +85,12 @@ def refine_summary(sets: list[dict[str, Any]], accounting: Any) -> str:
                  "the samples (some but not all satisfy it)")
     lines.append(f"proposer calls on decompositions: {total['decompose_calls']}   coarse rubrics left undecomposed "
                  f"once the budget was spent: {total['over_budget']}   overlaps across initial lists (not counted "
-                 f"in T): {total['initial_overlaps']}   overlap/conflict claims not confirmed in reverse order: "
+                 f"in T): {total['initial_overlaps']}   overlap/conflict claims not confirmed in another order: "
                  f"{total['unconfirmed_checks']}")
+    by_stage = stage_times(sets)
+    if by_stage:
+        lines.append("time waiting on calls by stage, summed over prompts (prompt tokens evaluated): " + ", ".join(
+            f"{stage} {seconds:.0f} s ({evaluated:,})" for stage, (seconds, evaluated) in by_stage.items()))
     fallback = [s.get("prompt_id") for s in sets if s.get("fallback")]
     if fallback:
         lines.append(f"fell back to initial rubrics (nothing accepted) ({len(fallback)}): "

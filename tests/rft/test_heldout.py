@@ -227,6 +227,24 @@ def test_a_rerun_takes_the_prompt_only_baseline_and_redoes_only_rrd(tmp_path, mo
         script.main(["--out", str(out), "--baseline-from", str(base), "--stage", "summary"])
 
 
+def test_an_ablation_of_the_rrd_refine_writes_its_own_sets_with_its_own_flags(tmp_path, monkeypatch):
+    """--rrd-flags reach the RRD run's `rrd refine` only, and --rrd-rubrics is where its sets are written and, for
+    the later stages, read: an ablation on the same cache leaves the run's own sets alone."""
+    script = _script()
+    out, sets = tmp_path / "out", tmp_path / "ablation" / "rubrics_rrd.jsonl"
+    out.mkdir()
+    commands = []
+    monkeypatch.setattr(script, "run", commands.append)
+    script.main(["--out", str(out), "--stage", "refine_train", "--stage", "train_rrd_wu",
+                 "--rrd-rubrics", str(sets), "--rrd-flags", "--decompose-others hidden --seed 3"])
+    rrd, prompt_only, train = commands
+    assert rrd[rrd.index("--out") + 1] == str(sets) and rrd[-4:] == ["--decompose-others", "hidden", "--seed", "3"]
+    assert prompt_only[prompt_only.index("--out") + 1] == str(out / "rubrics_prompt_only.jsonl")
+    assert "--decompose-others" not in prompt_only
+    assert train[train.index("--rubrics") + 1] == str(sets)
+    assert sets.parent.is_dir() and not (out / "rubrics_rrd.jsonl").exists()
+
+
 def test_prepare_refuses_a_baseline_made_on_other_prompts(tmp_path):
     if not WILDBENCH.exists():
         pytest.skip(f"{WILDBENCH} is not here")

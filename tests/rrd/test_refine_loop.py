@@ -25,6 +25,7 @@ from judges.judge import Judge, JudgeConfig
 from judges.types import Completion, Request
 from rrd import RefineConfig, RubricSet, refine_prompt
 from rrd.records import normalise
+from rrd.summaries import refine_summary, stage_times
 from tests.fakes import ScriptedBackend, last_user
 
 PROMPT = "Explain why the sky is blue."
@@ -360,6 +361,36 @@ async def test_same_seed_same_result_regardless_of_timing():
         trees.append([r.to_dict() for r in rs.tree])
     assert hashes[0] == hashes[1] and trees[0] == trees[1]
     assert len(hashes[0]) == 64
+
+
+class SlowDecompositions(ScriptedBackend):
+    """Answers as ScriptedBackend; a decomposition request takes DELAY seconds, anything else no time."""
+
+    DELAY = 0.05
+
+    async def complete(self, requests, on_done=None):
+        if any(kind(r) == "decompose" for r in requests):
+            await asyncio.sleep(self.DELAY)
+        return await super().complete(requests, on_done)
+
+
+async def test_each_stage_is_timed_and_the_summary_says_where_the_time_went():
+    acc = Accounting()
+    backend = SlowDecompositions(make_script(INITIAL), accounting=acc)
+    judge = Judge(JudgeConfig(model="x", cache=False), backend=backend, accounting=acc)
+    rs = await refine_prompt(PROMPT, judge, judge, RefineConfig(seed=7))
+    stages = rs.stats["stages"]
+    decompositions = stages["decompose"]["calls"]
+    assert decompositions >= 2
+    assert stages["decompose"]["seconds"] >= SlowDecompositions.DELAY * decompositions
+    assert stages["grading"]["seconds"] < SlowDecompositions.DELAY and stages["grading"]["seconds"] > 0
+    assert rs.stats["seconds"] == pytest.approx(sum(t["seconds"] for t in stages.values()))
+    assert rs.stats["seconds"] <= rs.stats["elapsed_s"]
+    times = stage_times([rs.to_dict()])
+    assert next(iter(times)) == "decompose"  # most seconds first
+    line = next(x for x in refine_summary([rs.to_dict()], acc).splitlines() if x.startswith("time waiting"))
+    assert f"decompose {stages['decompose']['seconds']:.0f} s" in line
+    assert stage_times([{"stats": {"stages": {"grading": {"calls": 3}}}}]) == {}  # a set from before timing
 
 
 async def test_batch_grading_mode_gives_the_same_decisions():

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from judges.types import TokenLogprobs
 from rrd.records import Rubric
 from tests.fakes import last_user
@@ -294,3 +296,50 @@ async def test_an_overlap_claim_must_survive_the_accepted_list_reversed():
     shown = [re.findall(r"^\d+\. (\w+)", last_user(r), re.M) for r in calls(backend, "overlap")]
     assert ["gamma", "beta", "alpha"] in shown and ["alpha", "beta", "gamma"] in shown
     assert len(shown) == 2 + 2 + 1  # again, gamma: both orders; beta: one (nothing named)
+
+
+def named_at(initial, position):
+    """first_named's checker with its preference at `position` (0: first listed, -1: last listed)."""
+    base = make_script(initial)
+
+    def script(req):
+        text = last_user(req)
+        if kind(req) == "overlap" and marker(re.search(r"Candidate rubric: (.*)", text).group(1), "overlap") is None:
+            listed = len(re.findall(r"^\d+\. ", text, re.M))
+            return json.dumps({"overlaps": (position % listed) + 1 if listed > 1 else None})
+        return base(req)
+
+    return script
+
+
+@pytest.mark.parametrize("position", [0, -1])
+async def test_moved_confirms_a_claim_only_if_it_survives_the_named_rubric_moving_to_the_other_end(position):
+    """--check-orders moved: a checker that prefers either end of the list is caught (the named rubric moves from
+    the first half to the end, from the second half to the front), a genuine overlap still is rejected, and the
+    re-asked list keeps the others in their order, so it shares its prefix with the re-asks before it."""
+    initial = ["alpha [c=0]", "beta [c=0]", "gamma [c=0]", "delta [c=0]", "again [c=0] [overlap=alpha]"]
+    cfg = dict(n_samples=2, misalignment=False, conflict=False, script=named_at(initial, position))
+    moved, backend = await run(initial, check_orders="moved", **cfg)
+    names = {r.text.split()[0]: r for r in moved.tree}
+    assert [r.text.split()[0] for r in moved.rubrics] == ["alpha", "beta", "gamma", "delta"]
+    assert names["again"].reason == "overlap" and f"overlaps {names['alpha'].id}" in names["again"].detail
+    where = "last" if position == 0 else "first"
+    assert f"not confirmed with it listed {where}" in names["delta"].detail
+    shown = [re.findall(r"^\d+\. (\w+)", last_user(r), re.M) for r in calls(backend, "overlap")]
+    if position == 0:  # alpha named, asked again last: the others keep their order
+        assert ["beta", "gamma", "alpha"] in shown and ["beta", "gamma", "delta", "alpha"] in shown
+    else:  # the last named, asked again first
+        assert ["gamma", "alpha", "beta"] in shown
+    assert moved.stats["unconfirmed_checks"] == 2  # gamma's and delta's claims
+
+
+def test_moved_to_other_end():
+    from rrd.refine import moved_to_other_end
+
+    items = list("abcde")
+    assert moved_to_other_end(items, 0) == (list("bcdea"), "it listed last")
+    assert moved_to_other_end(items, 1) == (list("acdeb"), "it listed last")
+    assert moved_to_other_end(items, 2) == (list("abdec"), "it listed last")  # the middle of five: the end
+    assert moved_to_other_end(items, 3) == (list("dabce"), "it listed first")
+    assert moved_to_other_end(items, 4) == (list("eabcd"), "it listed first")
+    assert moved_to_other_end(list("ab"), 1) == (list("ba"), "it listed first")
