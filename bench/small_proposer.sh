@@ -23,12 +23,15 @@ mkdir -p "$RUNS" "$DOCS"
 
 # Before is the local profile as it was (the paper's decomposition and initial list, repair turns, failed
 # decompositions rejected, no call budget); round5 is the local profile of the fifth round (decomposition requests
-# still list the rubrics in use); after is the local profile as it is now. Everything else is the same flag for
+# still list the rubrics in use); after is the local profile of the seventh round. Everything else is the same flag for
 # flag (rrd eval keeps the paper's profile unless given --profile local).
 BEFORE=(--profile local --split-compound off --decompose-prompt plain --decompose-candidates 1 --initial-mode joint
-        --repair-attempts 1 --max-decompose-calls none --on-failed-decomposition reject --decompose-others listed)
-ROUND5=(--profile local --decompose-others listed)
-AFTER=(--profile local)
+        --repair-attempts 1 --max-decompose-calls none --on-failed-decomposition reject --decompose-others listed
+        --check-orders one)
+ROUND5=(--profile local --decompose-others listed --check-orders both)
+# after was run before the local profile's claims were confirmed with the named rubric moved (--check-orders moved,
+# step ablate_moved: the same verdict on each of the 20 pairs it ran), so it pins the reversed list it was run with
+AFTER=(--profile local --check-orders both)
 METHODS=direct,conditioned,rrd-uniform,rrd-wu
 # The engine the before run and the first round were judged on (it was auto's pick then): the judge cache is keyed
 # by engine, so the baselines' cached verdicts are reused only on the same one.
@@ -113,7 +116,8 @@ others() {  # the RFT run's WildBench train prompts refined again with --decompo
   # initial lists and their gradings are the after run's, so only the decompositions and what follows them differ
   # (and cost calls). From a fresh checkout, step rft first (the prompt splits and the cache)
   python examples/rft_learning.py --out "$RUNS/rft_learning" --baseline-from docs/results/rft_learning \
-    --stage refine_train --rrd-rubrics "$RUNS/rft-hidden-others/rubrics_rrd.jsonl" --rrd-flags "--decompose-others hidden"
+    --stage refine_train --rrd-rubrics "$RUNS/rft-hidden-others/rubrics_rrd.jsonl" \
+    --rrd-flags "--decompose-others hidden --check-orders both"
 }
 
 # A run of this machine's $RUNS, else its committed copy in $DOCS (a fresh checkout has no runs/)
@@ -126,9 +130,8 @@ pairs_summary() {
   for label in before round5 after; do
     if [ -f "$(run "$step-$label")/results.jsonl" ]; then runs+=("$label=$(run "$step-$label")"); fi
   done
-  if [ ! -f "$(run "$step-after")/results.jsonl" ]; then
-    echo "summary: no $RUNS/$step-after yet (step $step): $name left out" >&2; return
-  fi
+  if [ ${#runs[@]} -eq 0 ]; then echo "summary: no $RUNS/$step-* yet (step $step): $name left out" >&2; return; fi
+  [ -f "$(run "$step-after")/results.jsonl" ] || echo "summary: no $RUNS/$step-after yet (step $step)" >&2
   python bench/compare_runs.py "${runs[@]}" --methods "$METHODS" --summary "$DOCS/summary.json" --dataset "$name" \
     > "$DOCS/compare_$name.md"
 }
@@ -138,9 +141,10 @@ summary() {
   # round1: the local profile of the first round (prompt templates v4, overlap/conflict claims taken in one order),
   # kept as committed in $DOCS/hh-round1 (its run directory is $RUNS/hh-round1)
   python bench/compare_runs.py before="$(run hh-before)" round1="$(run hh-round1)" round5="$(run hh-round5)" \
-    after="$(run hh-after)" \
-    --methods "$METHODS" \
-    --summary "$DOCS/summary.json" --dataset hh_rlhf > "$DOCS/compare_hh_rlhf.md"
+    after="$(run hh-after)" --methods "$METHODS" --summary "$DOCS/summary.json" --dataset hh_rlhf > "$DOCS/compare_hh_rlhf.md"
+  # today's profile against the fifth round's, paired by pair (compare_hh_rlhf.md pairs every run with before)
+  python bench/compare_runs.py round5="$(run hh-round5)" after="$(run hh-after)" --methods "$METHODS" \
+    > "$DOCS/compare_hh_rlhf_round5_after.md"
   pairs_summary jb judgebench
   pairs_summary bias evalbiasbench
   # refine-only sets (no pairs): the committed RFT run's WildBench train/held-out sets are the before, the RFT
@@ -161,6 +165,10 @@ summary() {
     python bench/compare_runs.py round5="$(run hh-round5)" hidden-others="$(run hh-hidden-others)" --methods rrd-wu \
       > "$DOCS/ablation_hidden_others_hh.md"
   else echo "summary: no $RUNS/hh-hidden-others (step ablate_hidden): ablation_hidden_others_hh.md kept" >&2; fi
+  if [ -f "$(run hh-check-moved)/results.jsonl" ]; then
+    python bench/compare_runs.py after="$(run hh-after)" check-moved="$(run hh-check-moved)" --methods rrd-wu \
+      > "$DOCS/ablation_check_moved_hh.md"
+  else echo "summary: no $RUNS/hh-check-moved (step ablate_moved): ablation_check_moved_hh.md kept" >&2; fi
   local abl=() r
   # one-order is round5 with one piece changed; round1 and the rows after it, the first round's local profile
   # with one piece changed (run by this script at the first round's commit). Only hh-before, -round1, -round5 and

@@ -99,7 +99,7 @@ class RefineConfig:
       survives de-duplication; `initial_mode` "per_sample" writes the initial list from each sample on its own
       and "union" adds those lists to the joint one. `count_mode="soft"` counts c as the sum of P(YES) instead
       of the YES verdicts when deciding to decompose.
-    - `check_orders="both"`: an overlap or conflict check that names an accepted rubric is asked again with the
+    - `check_orders="both"` (and "moved", the local profile's): an overlap or conflict check that names an accepted rubric is asked again with the
       accepted list in reverse order, and the rubric is rejected only if the same accepted rubric is named both
       times. The 1.5B checker named the first accepted rubric in 380 of 392 overlap rejections on HH-RLHF
       (docs/method-deviations.md): a position preference, not a judgment, and it rejected most initial rubrics.
@@ -231,8 +231,8 @@ Profile = Literal["paper", "local"]
 #: and a bound on what a prompt costs: at most 4 proposer calls on decompositions, no repair turns and no sampled
 #: candidates (each costs what a decomposition of another rubric costs and pays less often,
 #: docs/method-deviations.md), and a rubric that cannot be decomposed kept for the
-#: filters instead of rejected; overlap and conflict claims confirmed with the accepted list reversed (a small
-#: checker prefers a position). It trades a coarser satisfaction count (and WU weights estimated from 4 samples, with
+#: filters instead of rejected; overlap and conflict claims confirmed with the named rubric moved to the other end
+#: of the list (a small checker prefers a position; moving one rubric keeps the list's prefix for the engine). It trades a coarser satisfaction count (and WU weights estimated from 4 samples, with
 #: more shrinkage) and truncated long answers for a refine several times faster; see docs/results/README.md.
 PROFILES: Mapping[str, Mapping[str, Any]] = MappingProxyType({
     "paper": MappingProxyType({}),
@@ -249,7 +249,7 @@ PROFILES: Mapping[str, Mapping[str, Any]] = MappingProxyType({
         "repair_attempts": 0,
         "max_decompose_calls": 4,
         "on_failed_decomposition": "keep",
-        "check_orders": "both",
+        "check_orders": "moved",
     }),
 })
 
