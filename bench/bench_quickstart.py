@@ -39,13 +39,15 @@ def run_once(flags: list[str]) -> dict[str, Any]:
         cmd = [sys.executable, "-m", "rrd.cli", *COMMAND, "--out", str(out), "--cache-path", str(Path(tmp) / "c.db"),
                *flags]
         env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+        log = Path(tmp) / "stderr.log"  # a file, not a pipe: nothing is read until the child has exited
         t = time.monotonic()
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak RSS, not the largest child's so far
+        with log.open("w") as err:
+            proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
+            _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak RSS, not the largest child's so far
+            proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it again
         wall = time.monotonic() - t
-        err = proc.stderr.read() if proc.stderr else ""
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise SystemExit(f"{shlex.join(cmd)} failed:\n{err[-2000:]}")
+        if proc.returncode != 0:
+            raise SystemExit(f"{shlex.join(cmd)} failed:\n{log.read_text()[-2000:]}")
         (rs,) = latest_by(read_jsonl(out), "prompt_id").values()
     stats = rs["stats"]
     return {

@@ -266,18 +266,24 @@ def test_the_refine_summary_reports_the_budget_and_the_initial_overlaps():
 
 
 
-def first_named(initial):
+def named_at(initial, position):
     """A checker with a position preference: whenever several accepted rubrics are listed, an overlap check names
-    the first, except for candidates marked [overlap=NAME], a genuine overlap named wherever NAME is listed."""
+    the one at `position` (0: first listed, -1: last listed), except for candidates marked [overlap=NAME], a
+    genuine overlap named wherever NAME is listed."""
     base = make_script(initial)
 
     def script(req):
         text = last_user(req)
         if kind(req) == "overlap" and marker(re.search(r"Candidate rubric: (.*)", text).group(1), "overlap") is None:
-            return json.dumps({"overlaps": 1 if len(re.findall(r"^\d+\. ", text, re.M)) > 1 else None})
+            listed = len(re.findall(r"^\d+\. ", text, re.M))
+            return json.dumps({"overlaps": (position % listed) + 1 if listed > 1 else None})
         return base(req)
 
     return script
+
+
+def first_named(initial):
+    return named_at(initial, 0)
 
 
 async def test_an_overlap_claim_must_survive_the_accepted_list_reversed():
@@ -296,20 +302,6 @@ async def test_an_overlap_claim_must_survive_the_accepted_list_reversed():
     shown = [re.findall(r"^\d+\. (\w+)", last_user(r), re.M) for r in calls(backend, "overlap")]
     assert ["gamma", "beta", "alpha"] in shown and ["alpha", "beta", "gamma"] in shown
     assert len(shown) == 2 + 2 + 1  # again, gamma: both orders; beta: one (nothing named)
-
-
-def named_at(initial, position):
-    """first_named's checker with its preference at `position` (0: first listed, -1: last listed)."""
-    base = make_script(initial)
-
-    def script(req):
-        text = last_user(req)
-        if kind(req) == "overlap" and marker(re.search(r"Candidate rubric: (.*)", text).group(1), "overlap") is None:
-            listed = len(re.findall(r"^\d+\. ", text, re.M))
-            return json.dumps({"overlaps": (position % listed) + 1 if listed > 1 else None})
-        return base(req)
-
-    return script
 
 
 @pytest.mark.parametrize("position", [0, -1])
