@@ -32,6 +32,8 @@ ROUND5=(--profile local --decompose-others listed --check-orders both)
 # after was run before the local profile's claims were confirmed with the named rubric moved (--check-orders moved,
 # step ablate_moved: the same verdict on each of the 20 pairs it ran), so it pins the reversed list it was run with
 AFTER=(--profile local --check-orders both)
+# the data sets first run after that switch run the local profile as shipped
+SHIPPED=(--profile local)
 METHODS=direct,conditioned,rrd-uniform,rrd-wu
 # The engine the before run and the first round were judged on (it was auto's pick then): the judge cache is keyed
 # by engine, so the baselines' cached verdicts are reused only on the same one.
@@ -51,11 +53,12 @@ hh() {  # the 60 HH-RLHF harmless-base pairs of docs/results/hh_rlhf
   eval_run "${args[@]}" "${AFTER[@]}" --out "$RUNS/hh-after"
 }
 
-jb() {  # the 16 JudgeBench pairs of docs/results/judgebench (the first 16 of the seed-0 shuffle)
-  local args=(judgebench --data "$DATA/judgebench/judgebench_gpt-4o-2024-05-13.jsonl" --limit 16 "${FRESH[@]}" "${COMMON[@]}"
-              --cache-path "$RUNS/jb.sqlite")
+jb() {  # the first JB_PAIRS (default 16) JudgeBench pairs of docs/results/judgebench (its seed-0 shuffle); a
+  # pair takes 10-20 min of this machine per run (long responses): the committed runs stopped at 4 pairs
+  local args=(judgebench --data "$DATA/judgebench/judgebench_gpt-4o-2024-05-13.jsonl" --limit "${JB_PAIRS:-16}"
+              "${FRESH[@]}" "${COMMON[@]}" --cache-path "$RUNS/jb.sqlite")
   eval_run "${args[@]}" "${BEFORE[@]}" --out "$RUNS/jb-before"
-  eval_run "${args[@]}" "${AFTER[@]}" --out "$RUNS/jb-after"
+  eval_run "${args[@]}" "${SHIPPED[@]}" --out "$RUNS/jb-after"
 }
 
 bias() {  # EvalBiasBench (judge-bias tests: length, concreteness, ...; verified labels): all 80 pairs, or the

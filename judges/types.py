@@ -48,9 +48,18 @@ class SamplingParams:
     # HF/vLLM/llama.cpp semantics (1.0 = off): logits of tokens already generated are divided (if positive) or
     # multiplied by it. Breaks the decoding loops of small models; OpenAI's own API has no such setting.
     repetition_penalty: float = 1.0
+    # Text the answer is known to start with (an overlap check's `{"overlaps":`). An in-process engine evaluates
+    # it with the prompt, in one batch, instead of decoding it a token at a time, and returns it as the start of
+    # the completion; an API model writes it itself. Decoding is the dear part of a short answer on a CPU.
+    answer_prefix: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The settings as the cache key holds them: an empty answer_prefix is left out, so the requests that
+        have none keep the keys they had before the field existed."""
+        d = asdict(self)
+        if not self.answer_prefix:
+            del d["answer_prefix"]
+        return d
 
 
 @dataclass

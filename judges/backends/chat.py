@@ -35,3 +35,12 @@ def encode_chat(messages: Sequence[Message], render: Render, tokenize: Tokenize)
         if piece:
             ids += tokenize(piece, not is_content)
     return ids
+
+
+def encode_request(messages: Sequence[Message], answer_prefix: str, render: Render,
+                   tokenize: Tokenize) -> tuple[list[int], int]:
+    """encode_chat's ids followed by the answer's known start (SamplingParams.answer_prefix, plain text), and
+    how many of the ids are that start: the engine evaluates them as prompt, but they are part of the answer."""
+    ids = encode_chat(messages, render, tokenize)
+    start = tokenize(answer_prefix, False) if answer_prefix else []
+    return ids + start, len(start)

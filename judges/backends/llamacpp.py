@@ -42,7 +42,7 @@ import numpy as np
 from ..accounting import Accounting
 from ..models import REGISTRY, bundled_gguf, canonical_spec
 from ..types import Completion, Message, Request, TokenLogprobs, Usage
-from .chat import encode_chat
+from .chat import encode_request
 from .inprocess import InProcessBackend
 from .kvstore import PrefixStore
 from .prefix import common_prefix_len, plan_prefix_groups
@@ -98,6 +98,9 @@ class _Seq:
     seq_id: int = -1
     #: prompt tokens this request did not evaluate (reused, restored or copied from its group's prefix)
     cached: int = 0
+    #: the last ids are the answer's known start (SamplingParams.answer_prefix): prompt to the model, answer to
+    #: the repetition penalty and the completion's text
+    answered: int = 0
     generated: list[int] = field(default_factory=list)
     logprobs: list[TokenLogprobs] = field(default_factory=list)
 
@@ -279,7 +282,7 @@ class LlamaCppBackend(InProcessBackend):
         long: list[_Seq] = []
         for i, req in enumerate(requests):
             try:
-                ids = self._encode(lm, req.messages)
+                ids, answered = self._encode(lm, req)
             except Exception as e:  # noqa: BLE001 -- a backend reports failures, it never raises them
                 out[i] = Completion(error=f"could not render prompt: {type(e).__name__}: {e}",
                                     retryable=False)
@@ -289,7 +292,8 @@ class LlamaCppBackend(InProcessBackend):
                     retryable=False,
                     error=f"prompt is {len(ids)} tokens; {self.model} runs with a context of {self.max_context}")
                 continue
-            s = _Seq(i, ids, max(0, min(req.params.max_tokens, self.max_context - len(ids))), Sampler(req.params))
+            s = _Seq(i, ids, max(0, min(req.params.max_tokens, self.max_context - len(ids))), Sampler(req.params),
+                     answered=answered)
             (short if len(ids) + s.max_new <= lm.batched.seq_ctx else long).append(s)
         work = [(lm.batched, group, p) for group, p in self._plan(short, lm.batched.n_seq)]
         if long:
@@ -309,14 +313,15 @@ class LlamaCppBackend(InProcessBackend):
         return [c if c is not None else Completion(error="internal: no result") for c in out]
 
     @staticmethod
-    def _encode(lm: _Loaded, messages: Sequence[Message]) -> list[int]:
+    def _encode(lm: _Loaded, req: Request) -> tuple[list[int], int]:
+        """The prompt's ids then the answer's known start, and how many ids that start is (chat.encode_request)."""
         def render(msgs: Sequence[Message]) -> str:
             return lm.template(messages=list(msgs)).prompt
 
         def tokenize(text: str, special: bool) -> list[int]:
             return list(lm.model.tokenize(text.encode("utf-8"), False, special))
 
-        return encode_chat(messages, render, tokenize)
+        return encode_request(req.messages, req.params.answer_prefix, render, tokenize)
 
     def _plan(self, seqs: list[_Seq], n_seq: int) -> list[tuple[list[_Seq], int]]:
         """Batches of at most n_seq requests sharing a prefix. A request in no prefix group runs alone with all
@@ -380,7 +385,8 @@ class LlamaCppBackend(InProcessBackend):
                 self._decode(lm, ctx, step)
                 still: list[_Seq] = []
                 for j, s in enumerate(active):
-                    tok = s.sampler.pick(self._logits(lm, ctx, j), s.generated, s.logprobs, lm.text_of)
+                    answer = s.ids[len(s.ids) - s.answered:] + s.generated if s.answered else s.generated
+                    tok = s.sampler.pick(self._logits(lm, ctx, j), answer, s.logprobs, lm.text_of)
                     s.generated.append(tok)
                     if tok not in lm.stop_ids and len(s.generated) < s.max_new:
                         still.append(s)
@@ -427,7 +433,7 @@ class LlamaCppBackend(InProcessBackend):
             ids = ids[:-1]
         text = b"".join(lm.piece(t) for t in ids).decode("utf-8", errors="replace")
         return Completion(
-            text=text,
+            text=s.sampler.params.answer_prefix + text,
             logprobs=s.logprobs[: len(ids)] if s.sampler.params.logprobs else [],
             usage=Usage(prompt_tokens=len(s.ids), completion_tokens=len(s.generated), cost_usd=0.0,
                         cached_tokens=s.cached),

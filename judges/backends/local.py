@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..accounting import Accounting
 from ..models import canonical_spec, resolve_local_model
 from ..types import Completion, Message, Request, SamplingParams, TokenLogprobs, Usage
-from .chat import encode_chat
+from .chat import encode_request
 from .inprocess import GenerationCancelled, InProcessBackend
 from .prefix import plan_prefix_groups
 from .sampler import MIN_TOP_LOGPROBS, seed_for
@@ -44,6 +44,9 @@ class _Row:
     max_new: int
     #: prompt tokens this row did not evaluate: the group's prefix, run once by its first member
     cached: int = 0
+    #: the last ids are the answer's known start (SamplingParams.answer_prefix): prompt to the model, answer to
+    #: the repetition penalty and the completion's text
+    answered: int = 0
     generated: list[int] = field(default_factory=list)
     logprobs: list[TokenLogprobs] = field(default_factory=list)
 
@@ -165,7 +168,7 @@ class LocalBackend(InProcessBackend):
         rows: list[_Row] = []
         for i, req in enumerate(requests):
             try:
-                ids = self._encode(lm, req)
+                ids, answered = self._encode(lm, req)
             except Exception as e:  # noqa: BLE001 -- a backend reports failures, it never raises them
                 out[i] = Completion(error=f"could not render prompt: {type(e).__name__}: {e}",
                                     retryable=False)
@@ -176,15 +179,16 @@ class LocalBackend(InProcessBackend):
                     error=f"prompt is {len(ids)} tokens; {self.model} has a context of {lm.max_context}")
                 continue
             max_new = max(0, min(req.params.max_tokens, lm.max_context - len(ids)))
-            rows.append(_Row(i, ids, req.params, max_new))
+            rows.append(_Row(i, ids, req.params, max_new, answered=answered))
 
         for row, comp in self._run_rows(lm, rows):
             out[row.index] = comp
         return [c if c is not None else Completion(error="internal: no result") for c in out]
 
     @staticmethod
-    def _encode(lm: _Loaded, req: Request) -> list[int]:
-        """Token ids of the chat prompt, with message contents encoded as plain text (see chat.encode_chat)."""
+    def _encode(lm: _Loaded, req: Request) -> tuple[list[int], int]:
+        """Token ids of the chat prompt, with message contents encoded as plain text, then the answer's known
+        start, and how many ids that start is (see chat.encode_request)."""
         tok = lm.tokenizer
 
         def render(messages: Sequence[Message]) -> str:
@@ -193,7 +197,7 @@ class LocalBackend(InProcessBackend):
         def tokenize(text: str, special: bool) -> list[int]:
             return list(tok(text, add_special_tokens=False, split_special_tokens=not special)["input_ids"])
 
-        return encode_chat(req.messages, render, tokenize)
+        return encode_request(req.messages, req.params.answer_prefix, render, tokenize)
 
     def _run_rows(self, lm: _Loaded, rows: list[_Row]) -> list[tuple[_Row, Completion]]:
         """Plan prefix groups, then run each group's batches; a failing batch is retried row by row."""
@@ -269,7 +273,7 @@ class LocalBackend(InProcessBackend):
             ids = ids[:-1]
         text = lm.tokenizer.decode(ids, skip_special_tokens=False) if ids else ""
         return Completion(
-            text=text,
+            text=row.params.answer_prefix + text,
             logprobs=row.logprobs[: len(ids)] if row.params.logprobs else [],
             usage=Usage(prompt_tokens=len(row.ids), completion_tokens=len(row.generated), cost_usd=0.0,
                         cached_tokens=row.cached),
@@ -381,10 +385,11 @@ class LocalBackend(InProcessBackend):
             t = r.params.temperature
             row_logits = logits[j]
             penalty = r.params.repetition_penalty
-            penalised = penalty != 1.0 and bool(r.generated)
+            answer = r.ids[len(r.ids) - r.answered:] + r.generated if r.answered else r.generated
+            penalised = penalty != 1.0 and bool(answer)
             if penalised:
-                # HF's rule over the tokens this row generated (not the prompt: rubrics may quote it)
-                seen = torch.tensor(sorted(set(r.generated)), dtype=torch.long, device=logits.device)
+                # HF's rule over the tokens of this row's answer (not the prompt: rubrics may quote it)
+                seen = torch.tensor(sorted(set(answer)), dtype=torch.long, device=logits.device)
                 vals = row_logits[seen]
                 row_logits = row_logits.clone()
                 row_logits[seen] = torch.where(vals > 0, vals / penalty, vals * penalty)

@@ -21,9 +21,15 @@ def test_key_covers_model_params_template_and_messages():
     assert cache_key("m", _req("hi", temperature=0.7)) != base
     assert cache_key("m", _req("hi", sample_index=1)) != base
     assert cache_key("m", _req("hi!")) != base
+    assert cache_key("m", _req("hi", answer_prefix='{"overlaps":')) != base
     other_template = _req("hi")
     other_template.template_version = "t2"
     assert cache_key("m", other_template) != base
+
+
+def test_keys_of_requests_without_an_answer_prefix_are_those_before_the_field_existed():
+    # computed before SamplingParams had answer_prefix: every cache written then still answers
+    assert cache_key("m", _req("hi")) == "2588065aa19f49ee92ab5678a57ec0c971a76d6b42ec8350f89b1e9ce14764d0"
 
 
 def test_round_trip_and_failures_not_stored(tmp_path):

@@ -239,6 +239,18 @@ async def test_overlap_and_conflict_checks_are_not_called_while_A_is_empty():
     assert len(calls(backend, "overlap")) == 1 and len(calls(backend, "conflict")) == 1
 
 
+async def test_checks_hand_the_engine_their_json_opening_and_nothing_else_does():
+    """Overlap and conflict checks send the opening of the JSON they ask for as the answer's known start (a local
+    engine evaluates it instead of decoding it); the answer, which then starts with it, is read as before."""
+    rs, backend = await run(["keep [c=1]", "over [c=1] [overlap=keep]", "con [c=1] [conflict=keep]"])
+    for k, key in (("overlap", "overlaps"), ("conflict", "conflicts")):
+        asked = calls(backend, k)
+        assert asked and {r.params.answer_prefix for r in asked} == {f'{{"{key}":'}
+    assert {r.params.answer_prefix for r in backend.requests if kind(r) not in ("overlap", "conflict")} == {""}
+    assert [(r.status, r.reason) for r in rs.tree] == [("accepted", None), ("rejected", "overlap"),
+                                                        ("rejected", "conflict")]
+
+
 async def test_stage_switches_skip_their_checks():
     rs, backend = await run(
         ["a [c=1]", "b [c=1] [weak] [overlap=a] [conflict=a]"], misalignment=False, overlap=False, conflict=False

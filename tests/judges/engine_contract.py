@@ -1,0 +1,25 @@
+"""Behaviour every in-process engine owes its callers, checked the same way on each (llama.cpp, transformers)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+from judges.backends.base import Backend
+from judges.types import Request, SamplingParams
+
+
+def assert_an_answer_prefix_continues_the_greedy_answer(backend: Backend) -> None:
+    """The answer's known start, evaluated with the prompt, gives the answer decoding it would have given: the
+    same text, the start counted as prompt, and its tokens penalised as the answer's own (the prompt repeats
+    "good", so an unpenalised start would change what follows)."""
+    msgs = [{"role": "user", "content": "Repeat after me: " + ", ".join(["good"] * 12)}]
+    params = SamplingParams(max_tokens=16, repetition_penalty=1.3, logprobs=True)
+    (whole,) = asyncio.run(backend.complete([Request(msgs, params)]))
+    start = "".join(t.token for t in whole.logprobs[:4])
+    (rest,) = asyncio.run(backend.complete([Request(msgs, replace(params, max_tokens=12, answer_prefix=start))]))
+    assert whole.ok and rest.ok and rest.text.startswith(start)
+    assert rest.usage.prompt_tokens == whole.usage.prompt_tokens + 4  # the start is 4 tokens of prompt now
+    assert rest.usage.completion_tokens == whole.usage.completion_tokens - 4
+    assert rest.text == whole.text
+    assert [t.token for t in rest.logprobs] == [t.token for t in whole.logprobs[4:]]
