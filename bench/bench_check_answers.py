@@ -32,12 +32,12 @@ SETS = ROOT / "docs/results/small_proposer/hh-after/rubrics/rrd-uniform.jsonl"
 CHECKS = {"overlaps": prompts.overlap_check, "conflicts": prompts.conflict_check}
 
 
-def checks(path: Path, n: int) -> list[tuple[str, list[Any]]]:
-    """Up to n (key, messages) checks from the sets in `path`, in the order a refine asks them: each rubric of a
+def checks(path: Path, n: int) -> list[tuple[str, list[Any], int]]:
+    """Up to n (key, messages, rubrics listed) checks from the sets in `path`, in the order a refine asks them: each rubric of a
     tree that got as far as the filters, once A (the rubrics accepted before it) is not empty, is checked for
     overlap, then for conflict, against A in acceptance order (so consecutive checks share their prefix as they
     do in a refine; the confirmations of a named rubric are left out)."""
-    out: list[tuple[str, list[Any]]] = []
+    out: list[tuple[str, list[Any], int]] = []
     for rs in read_jsonl(path):
         accepted: list[str] = []
         for r in rs["tree"]:
@@ -47,13 +47,13 @@ def checks(path: Path, n: int) -> list[tuple[str, list[Any]]]:
                 for key, template in CHECKS.items():
                     if len(out) >= n:
                         return out
-                    out.append((key, template(r["text"], accepted)))
+                    out.append((key, template(r["text"], accepted), len(accepted)))
             if r["status"] == "accepted":
                 accepted.append(r["text"])
     return out
 
 
-async def measure(model: str, items: list[tuple[str, list[Any]]]) -> dict[str, Any]:
+async def measure(model: str, items: list[tuple[str, list[Any], int]]) -> dict[str, Any]:
     from judges import Judge, JudgeConfig
     from judges.types import SamplingParams
     from rrd.config import profile_config
@@ -66,14 +66,14 @@ async def measure(model: str, items: list[tuple[str, list[Any]]]) -> dict[str, A
     for j in judges.values():
         j.backend.load()
     rows = []
-    for key, messages in items:
-        row: dict[str, Any] = {"key": key}
+    for key, messages, listed in items:
+        row: dict[str, Any] = {"opening": f'{{"{key}":'}
         for way, judge in judges.items():
-            params = replace(base, answer_prefix=f'{{"{key}":' if way == "given" else "")
+            params = replace(base, answer_prefix=row["opening"] if way == "given" else "")
             t = time.monotonic()
             c = await judge.generate(messages, params)
             row[way] = {"s": time.monotonic() - t, "text": c.text, "completion_tokens": c.usage.completion_tokens,
-                        "answer": prompts.parse_index(c.text, key, 99), "ok": c.ok}
+                        "answer": prompts.parse_index(c.text, key, listed)}
         rows.append(row)
     for j in judges.values():
         await j.aclose()
@@ -87,6 +87,8 @@ async def measure(model: str, items: list[tuple[str, list[Any]]]) -> dict[str, A
         "same_answer": sum(r["decoded"]["answer"] == r["given"]["answer"] for r in rows) / n,
         "same_text": sum(r["decoded"]["text"] == r["given"]["text"] for r in rows) / n,
         "readable": {w: sum(r[w]["answer"][0] for r in rows) / n for w in judges},
+        # what the engine owes the caller: an answer that starts with the opening it was given
+        "given_start_with_opening": sum(r["given"]["text"].startswith(r["opening"]) for r in rows) / n,
         "completion_tokens_per_check": {w: round(mean(w, "completion_tokens"), 2) for w in judges},
         "seconds_per_check": {w: round(mean(w, "s"), 3) for w in judges},
         "differing": [{"decoded": r["decoded"]["text"], "given": r["given"]["text"]} for r in rows
