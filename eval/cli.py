@@ -47,7 +47,7 @@ def eval_command(sub: argparse._SubParsersAction) -> None:
     out.add_argument("--report-only", action="store_true", help="rebuild report.md and plots from results.jsonl")
     out.add_argument("--no-view", action="store_true", help="do not write OUT/view.html (the HTML view of the run)")
     add_cluster_args(p)
-    add_refine_args(p, default_profile="paper")  # benchmarks keep the paper's protocol unless asked
+    add_refine_args(p)
     p.set_defaults(func=run_eval_command)
 
 
@@ -88,6 +88,10 @@ def run_eval_command(args: argparse.Namespace) -> int:
         return 0
     if config.spec.kind in ("healthbench", "biggen") and not (args.policy or args.dry_run):
         raise UsageError(f"{config.bench} evaluates a policy: give --policy MODEL (and --judge GRADER)")
+    if config.spec.kind not in ("healthbench", "biggen"):  # policy benchmarks grade the benchmark's own rubrics
+        from rrd.cli.flags import profile_note
+
+        print(profile_note(args), file=sys.stderr)
     if args.rubric_samples == "item" and config.spec.kind == "pairs" and config.refine.decompose \
             and config.refine.satisfy_threshold >= 2:
         print(f"warning: with --rubric-samples item each pair gives 2 responses, so --threshold "

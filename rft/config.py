@@ -12,7 +12,8 @@ YAML layout (every section optional except `policy` and `data`):
     policy:   {model, dtype, trust_remote_code, attn_implementation}
     data:     {source, split, prompt_field, language, drop_toxic, drop_redacted, single_turn_only, dedup,
                min_chars, max_chars, max_prompts, scan_limit, seed}
-    rubrics:  {path, refine_missing, prompt_concurrency, refine: {RefineConfig fields}}
+    rubrics:  {path, refine_missing, prompt_concurrency, refine: {profile, RefineConfig fields}}
+              # profile: auto (default: local's settings when judge and proposer are local:), paper or local
     judge:    {JudgeConfig fields, api_key_env}
     proposer: {JudgeConfig fields, api_key_env}   # omitted: the judge's settings
     reward:   {per_criterion, per_criterion_k, RubricRewardConfig fields (whitening as a nested dict)}
@@ -29,7 +30,7 @@ from typing import Any, Literal, Mapping, Sequence
 
 from judges.judge import JudgeConfig, judge_config_from_mapping
 from judges.settings import ConfigError, check_keys, config_from_mapping, validate, yaml_load
-from rrd.config import RefineConfig
+from rrd.config import RefineConfig, profile_settings, resolve_profile
 from rrd.jobs import BatchConfig
 
 #: Dr.GRPO (Liu et al., 2025, "Understanding R1-Zero-Like Training") as TRL 1.x spells it, plus the paper's RFT
@@ -118,6 +119,8 @@ class RubricsConfig:
     path: a rubrics.jsonl (full RubricSets or the short form {"prompt", "rubrics": [...]}); None means
     <output_dir>/rubrics.jsonl. refine_missing: run `rrd refine` (appending to `path`, resumable) for prompts with
     no set; when false those prompts are dropped from training with a warning, since they could only give None.
+    refine: the settings of that refinement; a YAML file's are laid over a profile (`refine.profile`: auto, the
+    default, paper or local), resolved from the judge and proposer as `rrd refine` resolves --profile.
     """
 
     path: str | None = None
@@ -207,6 +210,23 @@ def _grpo(d: Mapping[str, Any] | None, source: str | None) -> dict[str, Any]:
     return merged
 
 
+def _refine_profile(rubrics: Any, judge: JudgeConfig, proposer: JudgeConfig | None,
+                    source: str | None) -> Any:
+    """The rubrics section with its refine settings laid over their profile (rubrics.refine.profile, auto by
+    default), resolved by the rule the commands use (rrd.config.resolve_profile): a run whose judge and proposer
+    are local: refines missing sets with the local profile's settings, as `rrd refine` would."""
+    rubrics = {} if rubrics is None else rubrics
+    if not isinstance(rubrics, Mapping) or not isinstance(rubrics.get("refine") or {}, Mapping):
+        return rubrics  # not a mapping: config_from_mapping names the section and the file
+    refine = dict(rubrics.get("refine") or {})
+    profile = refine.pop("profile", "auto")
+    try:
+        resolved = resolve_profile(str(profile), judge.model, proposer.model if proposer else None, refine)
+        return {**rubrics, "refine": profile_settings(resolved, refine)}
+    except ValueError as e:
+        raise ConfigError(f"{source or 'config'}: section 'rubrics.refine', key 'profile': {e}") from None
+
+
 def config_from_dict(raw: Mapping[str, Any], source: str | None = None) -> TrainConfig:
     """Validate a parsed YAML mapping into a TrainConfig (ConfigError names the bad key and the file)."""
     if not isinstance(raw, Mapping):
@@ -217,7 +237,10 @@ def config_from_dict(raw: Mapping[str, Any], source: str | None = None) -> Train
         if required not in raw:
             raise ConfigError(f"{source or 'config'}: missing section {required!r}")
 
-    rubrics = config_from_mapping(RubricsConfig, raw.get("rubrics"), "rubrics", source)
+    judge = judge_config_from_mapping(raw.get("judge"), "judge", source)
+    proposer = judge_config_from_mapping(raw["proposer"], "proposer", source) if raw.get("proposer") else None
+    rubrics = config_from_mapping(RubricsConfig, _refine_profile(raw.get("rubrics"), judge, proposer, source),
+                                  "rubrics", source)
 
     from rewards import RubricRewardConfig
 
@@ -236,8 +259,8 @@ def config_from_dict(raw: Mapping[str, Any], source: str | None = None) -> Train
         policy=config_from_mapping(PolicyConfig, raw.get("policy"), "policy", source),
         data=config_from_mapping(DataConfig, raw.get("data"), "data", source),
         rubrics=rubrics,
-        judge=judge_config_from_mapping(raw.get("judge"), "judge", source),
-        proposer=judge_config_from_mapping(raw["proposer"], "proposer", source) if raw.get("proposer") else None,
+        judge=judge,
+        proposer=proposer,
         reward=reward,
         grpo=_grpo(raw.get("grpo"), source),
         source=source,

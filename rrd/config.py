@@ -262,6 +262,22 @@ def auto_profile(models: Iterable[str]) -> Profile:
 
 def profile_config(profile: str, **overrides: Any) -> RefineConfig:
     """RefineConfig of a profile with `overrides` (explicit settings) on top."""
+    return RefineConfig(**profile_settings(profile, overrides))
+
+
+def resolve_profile(profile: str, judge: str, proposer: str | None, settings: Mapping[str, Any]) -> str:
+    """`profile` with "auto" resolved from the models that write and grade: the judge, the proposer, and the
+    samplers and references that `settings` (the explicit refine settings) name. One rule for every command and
+    for `rrd train`'s refine section."""
+    if profile != "auto":
+        return profile
+    models = [judge, proposer or judge, *settings.get("samplers", []), settings.get("strong_model"),
+              settings.get("weak_model")]
+    return auto_profile([m for m in models if m])
+
+
+def profile_settings(profile: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """A profile's settings with `overrides` on top, as a mapping (for callers that validate it themselves)."""
     if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}: expected one of {sorted(PROFILES)}")
-    return RefineConfig(**{**PROFILES[profile], **overrides})
+        raise ValueError(f"unknown profile {profile!r}: expected one of {sorted(PROFILES)} or auto")
+    return {**PROFILES[profile], **overrides}

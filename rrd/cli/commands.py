@@ -16,7 +16,7 @@ from judges.settings import add_config_args, config_values
 
 from .. import interrupt
 from .flags import (add_cluster_args, add_refine_args, add_score_args, cluster_from_args, models_from_args,
-                       refine_config_from_args, score_mode, worker_model_configs)
+                       profile_note, refine_config_from_args, score_mode, worker_model_configs)
 from ..inputs import PromptSource, read_pairs, read_prompt_tasks
 from ..config import RefineConfig
 from ..io import JsonlAppender, latest_by, read_jsonl
@@ -89,6 +89,7 @@ def _run_here(args: argparse.Namespace, refine: RefineConfig, job: Callable[[Mod
 def _run_refine(args: argparse.Namespace) -> int:
     tasks = read_prompt_tasks(_source(args, args.input))
     config = refine_config_from_args(args)
+    print(profile_note(args), file=sys.stderr)
     batch = BatchConfig(**config_values(BatchConfig, args))
     cluster = cluster_from_args(args, batch.prompt_concurrency)
     resume, stop = Resume(), Stop()
@@ -135,6 +136,8 @@ def _run_judge(args: argparse.Namespace) -> int:
     pairs = read_pairs(_source(args, args.pairs))
     sets = load_rubric_sets(args.rubrics)
     config, refine = judge_run_config_from_args(args), refine_config_from_args(args)
+    if config.refine_missing:
+        print(profile_note(args), file=sys.stderr)
     if config.refine_missing and not Path(args.rubrics).exists():  # a typo here would buy a refine per prompt
         n = len({p.prompt_id for p in pairs})
         print(f"note: --rubrics {args.rubrics} does not exist: the rubric sets of all {n} prompts will be refined "

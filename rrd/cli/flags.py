@@ -12,7 +12,7 @@ from judges.cli_args import (POSITIVE, add_judge_args, add_proposer_args, judge_
 from judges import JudgeConfig
 from judges.settings import add_config_args, config_values
 
-from ..config import PROFILES, RefineConfig, auto_profile, profile_config
+from ..config import PROFILES, RefineConfig, profile_config, resolve_profile
 from ..pool import Models
 
 
@@ -24,28 +24,19 @@ def _profile_note(f: Field) -> str | None:
     return f"paper {f.default}" + (f", local profile {local}" if local is not None else "")
 
 
-def add_refine_args(p: argparse.ArgumentParser, default_profile: str = "auto") -> None:
+def add_refine_args(p: argparse.ArgumentParser) -> None:
     add_judge_args(p)
     add_proposer_args(p)
     local = PROFILES["local"]
     g = p.add_argument_group("refinement (defaults: the paper's, or the local profile's where they differ)")
-    g.add_argument("--profile", choices=["auto", *PROFILES], default=default_profile, action=_ExplicitProfile,
-                   help="paper: the paper's settings (and, given explicitly, its 0/1 verdicts unless --score says "
-                        "otherwise); local: sized for a small model on a CPU (n-samples "
+    g.add_argument("--profile", choices=["auto", *PROFILES], default="auto",
+                   help="paper: the paper's settings and its 0/1 verdicts (unless --score says otherwise); "
+                        "local: sized for a small model on a CPU (n-samples "
                         f"{local['n_samples']}, threshold {local['satisfy_threshold']}, max tokens "
-                        f"{local['sample_max_tokens']}); auto: local when every model is local:, else paper. "
+                        f"{local['sample_max_tokens']}); auto (every command's default, rrd eval's included): "
+                        "local's settings when every model is local:, else the paper's, scored softly either way. "
                         "Explicit flags override the profile")
     add_config_args(g, RefineConfig, unset=True, describe_default=_profile_note)
-
-
-class _ExplicitProfile(argparse.Action):
-    """--profile that remembers it was given: an explicit `--profile paper` also means the paper's 0/1 verdicts
-    (score_mode), while a command's default profile (rrd eval keeps the paper's refinement) does not."""
-
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
-                 option_string: str | None = None) -> None:
-        setattr(namespace, self.dest, values)
-        namespace.profile_explicit = True
 
 
 def add_score_args(p: argparse.ArgumentParser) -> None:
@@ -58,8 +49,7 @@ def score_mode(args: argparse.Namespace) -> str:
     """--score/--soft/--hard as given; else hard under an explicit --profile paper (the paper's 0/1 verdicts),
     else soft (P(YES) wherever the judge gives it). Stored back in args, so config_values reads it."""
     if getattr(args, "score", None) is None:
-        paper = getattr(args, "profile_explicit", False) and args.profile == "paper"
-        args.score = "hard" if paper else "soft"
+        args.score = "hard" if args.profile == "paper" else "soft"
     return args.score
 
 
@@ -103,12 +93,17 @@ def worker_model_configs(args: argparse.Namespace) -> tuple[JudgeConfig, JudgeCo
 
 def refine_profile(args: argparse.Namespace) -> str:
     """The profile a run uses: --profile, with auto resolved from the models that write and grade."""
-    if args.profile != "auto":
-        return args.profile
-    given = config_values(RefineConfig, args)  # the refine flags are unset=True: only those given are in args
-    models = [args.judge, args.proposer or args.judge, *given.get("samplers", []), given.get("strong_model"),
-              given.get("weak_model")]
-    return auto_profile([m for m in models if m])
+    # the refine flags are unset=True: only those given are in args
+    return resolve_profile(args.profile, args.judge, args.proposer, config_values(RefineConfig, args))
+
+
+def profile_note(args: argparse.Namespace) -> str:
+    """One line for stderr: which settings the refinement runs with, and why (auto is silent otherwise)."""
+    profile = refine_profile(args)
+    why = ("every model is local:" if profile == "local" else "an API model is in the mix") \
+        if args.profile == "auto" else "--profile"
+    other = "paper" if profile == "local" else "local"
+    return f"refinement: the {profile} profile's settings ({why}; --profile {other} for the {other} profile's)"
 
 
 def refine_config_from_args(args: argparse.Namespace) -> RefineConfig:

@@ -166,8 +166,9 @@ def test_an_explicit_paper_profile_means_hard_verdicts_unless_a_score_flag_says_
             else ["eval", "pairs", "--data", "pairs.jsonl"])
     args = build_parser().parse_args([*argv, *extra])
     assert score_mode(args) == expected
-    if command == "eval":  # rrd eval's own default profile is the paper's for refinement, with soft scores
-        assert args.profile == "paper" or extra
+    if not extra:  # the default profile resolves from the models; the paper's settings alone stay soft
+        assert args.profile == "auto"
+        assert score_mode(build_parser().parse_args([*argv, "--judge", "gpt-4o"])) == "soft"
 
 
 # ------------------------------------------------------------------------------ validation in the config types

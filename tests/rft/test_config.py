@@ -46,6 +46,24 @@ def test_shipped_configs_load(name):
         assert cfg.judge.model == "local:smollm2-135m"
 
 
+def test_refine_settings_follow_the_profile_the_commands_resolve(tmp_path):
+    """A missing set is refined as `rrd refine` would refine it: the local profile's settings when judge and
+    proposer are local: (the default judge is), the paper's with an API model, explicit keys on top."""
+    from rrd.config import RefineConfig, profile_config
+
+    assert config_from_dict(MINIMAL).rubrics.refine == profile_config("local")
+    assert config_from_dict({**MINIMAL, "judge": {"model": "gpt-4o"}}).rubrics.refine == RefineConfig()
+    assert config_from_dict({**MINIMAL, "proposer": {"model": "gpt-4o"}}).rubrics.refine == RefineConfig()
+    paper = config_from_dict({**MINIMAL, "rubrics": {"refine": {"profile": "paper"}}})
+    assert paper.rubrics.refine == RefineConfig() and paper.reward.rubric.refine_config == RefineConfig()
+    mixed = config_from_dict({**MINIMAL, "rubrics": {"refine": {"n_samples": 6}}}).rubrics.refine
+    assert mixed == profile_config("local", n_samples=6)
+    path = _write(tmp_path, {**MINIMAL, "rubrics": {"refine": {"profile": "fast"}}})
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    assert str(path) in str(exc.value) and "'profile'" in str(exc.value) and "fast" in str(exc.value)
+
+
 def test_auto_values_on_cpu():
     cfg = config_from_dict(MINIMAL)
     args = resolve_grpo_args(cfg, cuda=False, vllm=True, bf16_ok=False)

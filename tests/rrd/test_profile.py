@@ -6,15 +6,15 @@ import argparse
 
 import pytest
 
-from rrd.cli.flags import add_refine_args, refine_config_from_args, refine_profile
+from rrd.cli.flags import add_refine_args, profile_note, refine_config_from_args, refine_profile
 from rrd.progress import RefineView
 from rrd.config import PROFILES, RefineConfig, auto_profile, profile_config
 from rrd.refine import Progress
 
 
-def parse(*argv: str, default_profile: str = "auto") -> argparse.Namespace:
+def parse(*argv: str) -> argparse.Namespace:
     p = argparse.ArgumentParser()
-    add_refine_args(p, default_profile=default_profile)
+    add_refine_args(p)
     return p.parse_args(list(argv))
 
 
@@ -42,8 +42,26 @@ def test_local_profile_sizes_and_explicit_flags_win() -> None:
     mixed = refine_config_from_args(parse("--n-samples", "6", "--sample-max-tokens", "300"))
     assert (mixed.n_samples, mixed.sample_max_tokens, mixed.reference_max_tokens) == (6, 300, 300)
     assert mixed.satisfy_threshold == PROFILES["local"]["satisfy_threshold"]  # the rest stays the profile's
-    # benchmarks default to the paper's protocol whatever the models
-    assert refine_config_from_args(parse(default_profile="paper")) == RefineConfig()
+
+
+@pytest.mark.parametrize("command", [["refine", "prompts.jsonl", "--out", "r.jsonl"],
+                                     ["judge", "pairs.jsonl", "--rubrics", "r.jsonl", "--out", "v.jsonl"],
+                                     ["eval", "pairs", "--data", "pairs.jsonl"]])
+def test_every_command_resolves_the_profile_from_its_models(command: list[str]) -> None:
+    """rrd eval too: with the embedded judge its RRD sets are the local profile's (the paper's settings give a
+    1.5B proposer sets of one or two rubrics, docs/results/small_proposer), with an API judge the paper's."""
+    from rrd.cli import build_parser
+
+    def config(*extra: str) -> RefineConfig:
+        return refine_config_from_args(build_parser().parse_args([*command, *extra]))
+
+    assert config() == profile_config("local")
+    assert config("--judge", "gpt-4o") == RefineConfig()
+    assert config("--profile", "paper") == RefineConfig()
+    # and says so on stderr, since auto is otherwise invisible
+    assert profile_note(parse()).startswith("refinement: the local profile's settings (every model is local:")
+    assert "the paper profile's settings (an API model" in profile_note(parse("--judge", "gpt-4o"))
+    assert "the paper profile's settings (--profile;" in profile_note(parse("--profile", "paper"))
 
 
 class Bar:
