@@ -24,7 +24,7 @@ mkdir -p "$RUNS" "$DOCS"
 # Before is the local profile as it was (the paper's decomposition and initial list, repair turns, failed
 # decompositions rejected, no call budget); round5 is the local profile of the fifth round (decomposition requests
 # still list the rubrics in use); after is the local profile of the seventh round. Everything else is the same flag for
-# flag (rrd eval keeps the paper's profile unless given --profile local).
+# flag (every run names its profile: rrd eval resolves an unnamed one from the models since the ninth round).
 BEFORE=(--profile local --split-compound off --decompose-prompt plain --decompose-candidates 1 --initial-mode joint
         --repair-attempts 1 --max-decompose-calls none --on-failed-decomposition reject --decompose-others listed
         --check-orders one)
