@@ -11,6 +11,8 @@ from .loaders import load_judgebench, load_ppe_best_of_k, load_ppe_human
 from .policy_loaders import HEALTHBENCH_BLOB, HEALTHBENCH_FILES, HEALTHBENCH_HUB, load_biggen, load_healthbench
 
 Kind = Literal["pairs", "bok", "rm-bench", "rewardbench2", "healthbench", "biggen"]
+#: the kinds that evaluate a policy (generate, then grade with the benchmark's own rubrics); the rest judge pairs
+POLICY_KINDS: frozenset[str] = frozenset({"healthbench", "biggen"})
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,10 @@ class BenchmarkSpec:
     default_split: str
     kind: Kind
     note: str = ""
+
+    @property
+    def evaluates_policy(self) -> bool:
+        return self.kind in POLICY_KINDS
 
 
 _HB_NOTE = ("Official file: " + HEALTHBENCH_BLOB + "{file} (also on the Hub as openai/healthbench/{file}); "

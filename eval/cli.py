@@ -86,9 +86,9 @@ def run_eval_command(args: argparse.Namespace) -> int:
         print(build_report(config.out_dir, config.bench, config.spec.kind, command))
         _write_view(config.out_dir, args)
         return 0
-    if config.spec.kind in ("healthbench", "biggen") and not (args.policy or args.dry_run):
+    if config.spec.evaluates_policy and not (args.policy or args.dry_run):
         raise UsageError(f"{config.bench} evaluates a policy: give --policy MODEL (and --judge GRADER)")
-    if config.spec.kind not in ("healthbench", "biggen"):  # policy benchmarks grade the benchmark's own rubrics
+    if not config.spec.evaluates_policy:  # policy benchmarks grade the benchmark's own rubrics
         from rrd.cli.flags import profile_note
 
         print(profile_note(args), file=sys.stderr)
@@ -111,13 +111,13 @@ def run_eval_command(args: argparse.Namespace) -> int:
     from rrd.resume import BUDGET_EXIT, Stop
 
     cluster = cluster_from_args(args, config.item_concurrency)
-    if cluster is not None and config.spec.kind in ("healthbench", "biggen"):
+    if cluster is not None and config.spec.evaluates_policy:
         raise UsageError(f"--ray runs judge benchmarks; {config.bench} evaluates a policy and runs in one process")
     stop = Stop()
     with JsonlAppender(config.out_dir / RESULTS) as results:
         summary, accounting = _run(config, args, items, results, cluster, stop)
     print(build_report(config.out_dir, config.bench, config.spec.kind, command))
-    if config.spec.kind not in ("healthbench", "biggen"):  # judge benchmarks: the items are what was judged
+    if not config.spec.evaluates_policy:  # judge benchmarks: the items are what was judged
         from .runner import as_responses
         from .view import write_items
 
@@ -209,7 +209,7 @@ def _dry_run(config: Any, args: argparse.Namespace, items: list[Any], done: list
     assumptions = Assumptions()
     finished = {(r.get("method"), r.get("item_id")) for r in done}
     lines = [f"dry run: {config.bench}, {len(items)} items, judge {args.judge}"]
-    if config.spec.kind in ("healthbench", "biggen"):
+    if config.spec.evaluates_policy:
         policy = args.policy or "<--policy>"
         method = "healthbench-grader" if config.spec.kind == "healthbench" else "prometheus-absolute"
         pending = [it for it in items if (method, item_id(it)) not in finished]

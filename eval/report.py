@@ -16,6 +16,7 @@ import numpy as np
 from rrd.io import read_jsonl, write_atomic
 
 from . import metrics, policy_metrics
+from .benchmarks import POLICY_KINDS
 from .methods import METHODS
 from .policy_loaders import HealthRubric
 from .report_figures import (
@@ -138,7 +139,7 @@ def build_report(out_dir: Path, bench: str, kind: str, command: str | None = Non
                      f"{u['cost_usd']:.4f}", f"{secs:.1f}"])
     lines += ["", "## Cost", "", *md_table(["method", "items", "calls sent", "prompt tokens", "completion tokens",
                                              "$", "mean s/item"], cost)]
-    counted = ("policy generation and grading" if kind in ("healthbench", "biggen") else
+    counted = ("policy generation and grading" if kind in POLICY_KINDS else
                "rubric refinement, charged to the first item that needed the set")
     lines += ["", f"Calls and tokens count what was sent (cache hits cost none), including {counted}; mean s/item "
               "is wall time with items running concurrently."]

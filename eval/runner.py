@@ -81,7 +81,7 @@ class EvalConfig:
         return BENCHMARKS[self.bench]
 
     def method_list(self) -> list[Method]:
-        if self.spec.kind in ("healthbench", "biggen"):
+        if self.spec.evaluates_policy:
             return []  # policy benchmarks have one grader, not judge methods
         methods = resolve_methods(self.methods)
         if self.spec.kind == "bok":  # RM-Bench and RewardBench 2 items name the pairs a pairwise judge plays
@@ -217,7 +217,7 @@ class EvalRun:
 
     async def run(self, items: list[Any], results: JsonlAppender) -> RunSummary:
         assert self.models is not None, "a driver without models runs through eval.on_cluster"
-        if self.config.spec.kind not in ("healthbench", "biggen"):
+        if not self.config.spec.evaluates_policy:
             return await self._run_judge(self.judge_work(items, results), results)
         work = self.pending(items, {(r.get("method"), r.get("item_id")) for r in results.existing})
         self.progress(self.summary.skipped)

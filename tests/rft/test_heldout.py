@@ -162,12 +162,9 @@ def test_evaluate_runs_and_summary_end_to_end(tmp_path, tiny_policy):
 
 def _script():
     """examples/rft_learning.py as a module (it is a script, not part of the package)."""
-    import importlib.util
+    from tests.scripts import load_script
 
-    spec = importlib.util.spec_from_file_location("rft_learning", ROOT / "examples" / "rft_learning.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
+    return load_script("examples/rft_learning.py")
 
 
 def test_experiment_script_prepares_disjoint_deduplicated_splits(tmp_path):
