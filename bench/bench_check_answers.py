@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.machine import cpu_model  # noqa: E402
+from judges.backends.layout import cpu_model  # noqa: E402
 from rrd import prompts  # noqa: E402
 from rrd.io import read_jsonl  # noqa: E402
 

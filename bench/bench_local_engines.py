@@ -38,7 +38,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.machine import cpu_model  # noqa: E402
+from judges.backends.layout import cpu_model  # noqa: E402
 
 #: a prompt no engine has seen (prompt evaluation is measured on it, so no prefix of it can be reused)
 LONG_PROMPT = "Summarise the following notes in one line.\n" + "\n".join(
@@ -85,12 +85,16 @@ def _raw_worker(model: str, partial: Path | None) -> dict[str, Any]:
     """llama-cpp-python's `Llama`, as its documentation calls it, on the same GGUF and cores."""
     from llama_cpp import Llama
 
-    from judges.backends.llamacpp import amx_build, gguf_path
+    from judges.backends.layout import choose
+    from judges.backends.llamacpp import gguf_path
 
     out, keep = _keeper("raw", partial)
+    path = gguf_path(model)
+    layout = choose("auto", path, os.cpu_count() or 1, None)  # the weights layout our engine runs (layout.py)
+    keep("layout", layout)
     t0 = time.monotonic()
-    llm = Llama(model_path=str(gguf_path(model)), n_ctx=4096, n_threads=os.cpu_count(), verbose=False,
-                use_extra_bufts=not amx_build())  # the same weights layout as our engine (llamacpp.py says why)
+    llm = Llama(model_path=str(path), n_ctx=4096, n_threads=os.cpu_count(), verbose=False,
+                use_extra_bufts=layout == "repacked")
     keep("load_s", round(time.monotonic() - t0, 2))
     t = time.monotonic()
     first = llm.create_chat_completion([{"role": "user", "content": LONG_PROMPT}], max_tokens=1)
@@ -122,6 +126,8 @@ def _worker(engine: str, model: str, prompt: str, profiles: list[str], partial: 
     t0 = time.monotonic()
     backend.load()
     keep("load_s", round(time.monotonic() - t0, 2))
+    if getattr(backend, "layout", None):  # llama.cpp: the weight layout its calibration chose (layout.py)
+        keep("layout", backend.layout)
     msgs = [{"role": "user", "content": GEN_PROMPT}]
 
     def params(i: int) -> SamplingParams:
@@ -189,7 +195,7 @@ def _prepare(model: str, engines: list[str]) -> dict[str, float]:
 
 
 def _table(rows: list[dict[str, Any]], profiles: list[str]) -> str:
-    head = ["engine", "load s", "prompt eval tok/s", "gen tok/s (1)", "gen tok/s (8-way)", "grade crit/s"]
+    head = ["engine", "weights", "load s", "prompt eval tok/s", "gen tok/s (1)", "gen tok/s (8-way)", "grade crit/s"]
     head += [f"refine {p}: time (calls), prompt tokens evaluated of sent (reuse)" for p in profiles]
     head += ["peak RSS GB"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -198,7 +204,7 @@ def _table(rows: list[dict[str, Any]], profiles: list[str]) -> str:
         return format(r[key][field], fmt) if key in r else "-"
 
     for r in rows:
-        cells = [r["engine"], f"{r['load_s']:.1f}", get(r, "prompt_eval", "tok_per_s", ".1f"),
+        cells = [r["engine"], r.get("layout", "-"), f"{r['load_s']:.1f}", get(r, "prompt_eval", "tok_per_s", ".1f"),
                  get(r, "gen_single", "tok_per_s", ".1f"), get(r, "gen_batch8", "tok_per_s", ".1f"),
                  get(r, "grading", "criteria_per_s", ".2f")]
         for p in profiles:

@@ -24,7 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.machine import cpu_model  # noqa: E402
+from judges.backends.layout import cpu_model  # noqa: E402
 from rrd.io import latest_by, read_jsonl  # noqa: E402
 from rrd.summaries import stage_times  # noqa: E402
 

@@ -25,8 +25,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from bench.machine import cpu_model  # noqa: E402
 from judges import Accounting, Judge, JudgeConfig  # noqa: E402
+from judges.backends.layout import cpu_model  # noqa: E402
 from tests.loopback_server import LoopbackServer, Reply  # noqa: E402
 
 

@@ -88,6 +88,10 @@ class JudgeConfig:
     local_max_context: int = setting(16384, type=POSITIVE, help="llama.cpp: the longest request (run alone)")
     local_prefix_store_mb: int = setting(256, type=COUNT, help="llama.cpp: memory for evaluated prompt prefixes, "
                                                                "restored instead of evaluated again (0: off)")
+    local_weights: Literal["auto", "repacked", "plain"] = setting(
+        "auto", help="llama.cpp: the layout the weights run in; auto times both once per machine and model (a few "
+                     "seconds, remembered in the model cache) and keeps the faster for a refine's mix of prompt "
+                     "evaluation and decoding; repacked = llama.cpp's CPU repacking, plain = the file's own")
 
     def __post_init__(self) -> None:
         validate(self)
@@ -152,7 +156,7 @@ def make_backend(config: JudgeConfig, accounting: Accounting) -> Backend:
 
         llama = LlamaCppBackend(
             spec, accounting, n_seq=config.local_parallel, max_context=config.local_max_context,
-            threads=config.local_threads, prefix_store_mb=config.local_prefix_store_mb,
+            threads=config.local_threads, prefix_store_mb=config.local_prefix_store_mb, weights=config.local_weights,
         )
         if engine == "llama.cpp":
             return llama

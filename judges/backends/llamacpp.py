@@ -2,29 +2,32 @@
 
 On a 2-core CPU, llama.cpp runs the embedded Qwen2.5-Coder-1.5B Q4_K_M several times faster than transformers runs
 its dequantized bf16 copy (bench/bench_local_engines.py), and needs no conversion. Each `complete` call is planned
-like the transformers backend's (prefix.plan_prefix_groups): a group's shared prefix is evaluated once into
-sequence 0, copied to one sequence per member, and the members' suffixes and every decode step run as one
-llama_decode batch. Sequence 0 keeps the last prefix between calls, so the next wave of criteria for the same
-response, or the next sample of the same prompt, starts where the last one ended; and every newly evaluated prefix
-is saved (llama_state_seq_get_data) in a PrefixStore of `prefix_store_mb`, from which a later prompt starting the
-same way is restored by a memory copy instead of being evaluated again (kvstore.py says why that pays). Each
+like the transformers backend's (prefix.plan_prefix_groups): a group's shared prefix is evaluated once into sequence
+0, copied to one sequence per member, and the members' suffixes (in equal shares, see _run_group) and every decode
+step run as one llama_decode batch. Sequence 0 keeps the last prefix between calls, so the next wave of criteria for
+the same response, or the next sample of the same prompt, starts where the last one ended; and every newly evaluated
+prefix is saved (llama_state_seq_get_data) in a PrefixStore of `prefix_store_mb`, from which a later prompt starting
+the same way is restored by a memory copy instead of being evaluated again (kvstore.py says why that pays). Each
 Completion counts the prompt tokens it did not evaluate in `usage.cached_tokens`.
 
-Each sequence has a KV stream of its own (`seq_ctx` cells). llama.cpp's unified KV cache would let members share
-the prefix's cells, but in 0.3.36 a sequence's logits then move (by up to 0.5) with the cells other sequences hold
-at the same positions; separate streams give every request exactly the logits it gets alone, at the price of a
-copy of the prefix per member. A request longer than a stream (an initial-rubric prompt quoting long samples) runs
-alone in a second, single-sequence context, made when first needed and only as large as the longest such request
-so far (up to `max_context` cells): the KV cache is most of the memory a run needs beyond the weights (28 KB a
-token for the 1.5B judge), so 8 streams of 2,048 cells and no 16k context made ahead of need keep the default
-run under 3 GB.
+Each sequence has a KV stream of its own (`seq_ctx` cells). llama.cpp's unified KV cache would let members share the
+prefix's cells, but in 0.3.36 a sequence's logits then move (by up to 0.5) with the cells other sequences hold at
+the same positions; with separate streams they depend only on the request (up to the rounding of batches of other
+sizes), at the price of a copy of the prefix per member. A request longer than a stream (an initial-rubric prompt
+quoting long samples) runs alone in a second, single-sequence context, made when first needed and only as large as
+the longest such request so far (up to `max_context` cells): the KV cache is most of the memory a run needs beyond
+the weights (28 KB a token for the 1.5B judge), so 8 streams of 2,048 cells and no 16k context made ahead of need
+keep the default run under 3 GB.
 
 Sampling, logprobs and the repetition penalty are computed here from the raw logits with numpy (judges/backends/
 sampler.py), so verdicts carry P(YES) without llama.cpp's logits_all buffer, and seeds mean what they mean in the
 transformers backend (one generator per request, seeded by seed and sample index).
 
-llama-cpp-python is pinned exactly (the `local` extra): this module uses its ctypes bindings of llama.h and the
-thin wrappers in llama_cpp._internals, which follow llama.cpp's C API from release to release.
+The weights run in llama.cpp's repacked CPU layout or in the file's own, whichever layout.py measured to be faster
+on this machine for a refine's mix of prompt evaluation and decoding.
+
+llama-cpp-python is pinned exactly (the `local` extra): this module uses its ctypes bindings of llama.h and the thin
+wrappers in llama_cpp._internals, which follow llama.cpp's C API from release to release.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -45,6 +48,7 @@ from ..types import Completion, Message, Request, TokenLogprobs, Usage
 from .chat import encode_request
 from .inprocess import InProcessBackend
 from .kvstore import PrefixStore
+from .layout import Layout, choose
 from .prefix import common_prefix_len, plan_prefix_groups
 from .sampler import Sampler
 
@@ -64,13 +68,6 @@ def available() -> bool:
     except Exception:  # noqa: BLE001 -- a missing or broken native build means "not available"
         return False
     return True
-
-
-def amx_build() -> bool:
-    """True when the installed llama.cpp was compiled with AMX kernels (see LlamaCppBackend._ensure_loaded)."""
-    import llama_cpp
-
-    return b"AMX_INT8 = 1" in (llama_cpp.llama_print_system_info() or b"")
 
 
 def gguf_path(spec: str, cache_dir: Path | None = None) -> Path:
@@ -166,6 +163,7 @@ class LlamaCppBackend(InProcessBackend):
         flash_attn: bool = False,
         min_prefix: int = 16,
         prefix_store_mb: int = 256,
+        weights: Literal["auto", "repacked", "plain"] = "auto",
         cache_dir: Path | None = None,
     ) -> None:
         """`spec`: a registry name (judges.models.REGISTRY) or a .gguf file.
@@ -173,7 +171,8 @@ class LlamaCppBackend(InProcessBackend):
         `n_seq` requests of up to `seq_ctx` tokens (prompt + max_tokens) are decoded together; longer ones, up to
         `max_context`, run one at a time. `flash_attn` is off by default: on CPU it computes attention in f16,
         which moved the embedded judge's P(YES) logprobs by up to 0.2 against the f32 path. `prefix_store_mb`
-        bounds the saved prefix states (0: none saved, only sequence 0's last prefix is reused).
+        bounds the saved prefix states (0: none saved, only sequence 0's last prefix is reused). `weights`: the
+        layout llama.cpp runs the weights in (layout.py); auto times both once per machine and model.
         """
         super().__init__(accounting)
         self.spec = canonical_spec(spec)
@@ -188,6 +187,9 @@ class LlamaCppBackend(InProcessBackend):
         self.min_prefix = max(1, min_prefix)
         self.cache_dir = cache_dir
         self.store = PrefixStore(max(0, prefix_store_mb) << 20)
+        self.weights = weights
+        #: the layout the loaded model runs in (None until loaded)
+        self.layout: Layout | None = None
         self._loaded: _Loaded | None = None
 
     # ------------------------------------------------------------------------------------------------ loading
@@ -231,13 +233,10 @@ class LlamaCppBackend(InProcessBackend):
         set_verbose(False)  # llama.cpp logs every tensor at load otherwise
         llama_cpp.llama_backend_init()
         path = gguf_path(self.spec, self.cache_dir)
+        self.layout = choose(self.weights, path, self.threads, self.cache_dir)
         mparams = llama_cpp.llama_model_default_params()
         mparams.n_gpu_layers = 0
-        # Extra buffer types repack weights for faster CPU kernels, but a build with AMX kernels
-        # (-march=native on a Sapphire Rapids or newer CPU) also routes matmuls to its AMX buffer, which crashed
-        # (SIGSEGV in ggml_backend_amx_mul_mat) on the 2-core machines we test on. Such a build runs without
-        # them; build with AMX off (README, .ci/run) to keep the repacked kernels.
-        mparams.use_extra_bufts = not amx_build()
+        mparams.use_extra_bufts = self.layout == "repacked"
         model = _internals.LlamaModel(path_model=str(path), params=mparams, verbose=False)
         template = model.metadata().get("tokenizer.chat_template")
         if not template:
@@ -336,8 +335,8 @@ class LlamaCppBackend(InProcessBackend):
         return out
 
     def _decode(self, lm: _Loaded, ctx: _Context, tokens: list[tuple[int, int, int, bool]]) -> None:
-        """llama_decode of (token, position, sequence, wants_logits) entries, n_batch at a time (logits are
-        readable only for the last chunk: entries that want them are decoded in a call of their own)."""
+        """llama_decode of (token, position, sequence, wants_logits) entries, n_batch at a time. Logits are
+        readable only for the last call's entries, by their index in it (_run_group keeps those entries there)."""
         for start in range(0, len(tokens), lm.n_batch):
             self._check_cancelled()
             chunk = tokens[start : start + lm.n_batch]
@@ -358,10 +357,18 @@ class LlamaCppBackend(InProcessBackend):
         return np.ctypeslib.as_array(ptr, shape=(lm.n_vocab,))
 
     def _run_group(self, lm: _Loaded, ctx: _Context, group: list[_Seq], p: int) -> None:
-        """The prefix into sequence 0 (reusing what it holds), copied to the other members' sequences, then
-        every member's suffix and decode steps in shared batches. Sequence 0 is member 0's and keeps the prefix."""
+        """The prefix into sequence 0 (reusing what it holds), copied to the other members' sequences, then every
+        member's suffix in one batch whose last tokens give the first logits, then the decode steps in shared
+        batches. Sequence 0 belongs to the member with the longest suffix and keeps the prefix.
+
+        Equal shares: with one KV stream per sequence, llama.cpp cuts a batch into micro-batches holding the same
+        number of tokens of every sequence in them, so suffixes of different lengths ran as a train of ever
+        smaller, slower micro-batches. A shorter member instead starts as many tokens earlier, inside the shared
+        prefix (its copy of the prefix is cut there), so every member evaluates as many tokens as the longest:
+        one micro-batch, for a few prefix tokens evaluated twice (docs/results/local_engines/)."""
         mem = ctx.ctx.memory
         cp = lm.llama_cpp
+        group = sorted(group, key=lambda s: (s.max_new <= 0, -len(s.ids), s.index))
         prefix = group[0].ids[:p]
         keep = self._restore(lm, ctx, prefix)
         cp.llama_memory_seq_rm(mem, 0, keep, -1)
@@ -371,27 +378,39 @@ class LlamaCppBackend(InProcessBackend):
             ctx.resident = list(prefix)
             if p - keep >= _MIN_SAVE:
                 self._save(lm, ctx)
+            live = [s for s in group if s.max_new > 0]
+            width = max((len(s.ids) - p for s in live), default=0)
+            first: list[tuple[int, int, int, bool]] = []
             for n, s in enumerate(group):
                 s.seq_id = n
-                s.cached = p if n else keep  # member 0 evaluated the prefix; the others got a copy of it
+                start = max(0, len(s.ids) - width) if s.max_new > 0 else p
+                s.cached = start if n else keep  # member 0 evaluated the prefix; the others got a copy of it
                 if n:
                     cp.llama_memory_seq_cp(mem, 0, n, -1, -1)  # a whole-stream copy: sequence 0 holds the prefix
-            live = [s for s in group if s.max_new > 0]
-            # every suffix token but the last, then the last ones in one batch whose logits start the decoding
-            self._decode(lm, ctx, [(t, p + k, s.seq_id, False) for s in live for k, t in enumerate(s.ids[p:-1])])
+                    if start < p:
+                        cp.llama_memory_seq_rm(mem, n, start, -1)
+                if s.max_new > 0:
+                    last = len(s.ids) - 1
+                    first += [(s.ids[k], k, n, k == last) for k in range(start, len(s.ids))]
+            if len(first) > lm.n_batch:  # more than one call: all but the last tokens first, then those
+                self._decode(lm, ctx, [e for e in first if not e[3]])
+                first = [e for e in first if e[3]]
+            self._decode(lm, ctx, first)
+            rows = [j for j, e in enumerate(first) if e[3]]
             active = live
-            step = [(s.ids[-1], len(s.ids) - 1, s.seq_id, True) for s in active]
             while active:
-                self._decode(lm, ctx, step)
                 still: list[_Seq] = []
-                for j, s in enumerate(active):
+                for j, s in zip(rows, active):
                     answer = s.ids[len(s.ids) - s.answered:] + s.generated if s.answered else s.generated
                     tok = s.sampler.pick(self._logits(lm, ctx, j), answer, s.logprobs, lm.text_of)
                     s.generated.append(tok)
                     if tok not in lm.stop_ids and len(s.generated) < s.max_new:
                         still.append(s)
                 active = still
-                step = [(s.generated[-1], len(s.ids) + len(s.generated) - 1, s.seq_id, True) for s in active]
+                if active:
+                    self._decode(lm, ctx, [(s.generated[-1], len(s.ids) + len(s.generated) - 1, s.seq_id, True)
+                                           for s in active])
+                    rows = list(range(len(active)))
         except BaseException:
             ctx.reset(cp)
             raise

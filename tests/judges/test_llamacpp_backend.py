@@ -99,7 +99,11 @@ def test_grading_carries_p_yes_and_a_normalised_top(backend: LlamaCppBackend) ->
 
 def test_batch_composition_and_prefix_reuse_do_not_change_answers(backend: LlamaCppBackend) -> None:
     """Each criterion alone (the KV cache holding another prompt before it) vs all together sharing one prefix:
-    the same first-token distribution, up to float rounding of batched matrix products."""
+    the same first-token distribution, up to the rounding of matrix products over batches of other sizes. That
+    rounding is not small for a 4-bit model: the embedded 1.5B judge's logprobs moved by up to 0.23 between the
+    two ways before equal shares (docs/results/local_engines/), and the member whose suffix is shortest, which
+    evaluates two prefix tokens again in the shared batch, moves 0.18 here. A wrong position or a cut copy of the
+    prefix moves them by whole units and changes the most likely token."""
     reqs = [Request(templates.grade_single(c, RESPONSE), VERDICT) for c in CRITERIA]
     together = run(backend.complete(reqs))
     alone = [run(backend.complete([sample(0, max_tokens=2), r]))[1] for r in reqs]
@@ -108,7 +112,43 @@ def test_batch_composition_and_prefix_reuse_do_not_change_answers(backend: Llama
         pb = dict(b.logprobs[0].top)
         shared = set(pa) & set(pb)
         assert len(shared) >= 15
-        assert max(abs(pa[t] - pb[t]) for t in shared) < 0.05
+        assert max(abs(pa[t] - pb[t]) for t in shared) < 0.25
+        assert a.logprobs[0].top[0][0] == b.logprobs[0].top[0][0]
+
+
+def test_suffixes_of_different_lengths_are_evaluated_in_equal_shares() -> None:
+    """Criteria of different lengths on one response: after the shared prefix, one llama_decode call holds the
+    same number of tokens of every member (llama.cpp would otherwise cut the batch into a train of small
+    micro-batches) and asks for logits only at each member's last token; the shorter members start inside the
+    prefix, and count only what they did not evaluate as cached."""
+    crits = ["The response is short.", "The response states a time complexity for the slicing approach it shows.",
+             "The response includes a code example that a beginner could run without changes."]
+    reqs = [Request(templates.grade_single(c, RESPONSE), VERDICT) for c in crits]
+    be = LlamaCppBackend(SPEC, n_seq=4, seq_ctx=1024, prefix_store_mb=0)
+    calls: list[list[tuple[int, int, int, bool]]] = []
+    decode = be._decode
+
+    def recording(lm: Any, ctx: Any, tokens: list) -> None:
+        calls.append(list(tokens))
+        decode(lm, ctx, tokens)
+
+    be._decode = recording  # type: ignore[method-assign]
+    try:
+        out = run(be.complete(reqs))
+    finally:
+        run(be.aclose())
+    prefix, shared = calls[0], calls[1]
+    assert all(not e[3] for e in prefix) and len({e[2] for e in prefix}) == 1
+    per_seq = Counter(e[2] for e in shared)
+    assert len(per_seq) == 3 and len(set(per_seq.values())) == 1  # equal shares
+    lengths = sorted(c.usage.prompt_tokens for c in out)
+    assert lengths[0] < lengths[-1]  # the criteria really differ in length
+    assert [e[2] for e in shared if e[3]] == sorted(per_seq)  # one logits row per member, at its last token
+    for seq in per_seq:
+        positions = [e[1] for e in shared if e[2] == seq]
+        assert positions == list(range(positions[0], positions[0] + len(positions)))
+    assert len(prefix) + len(shared) == sum(c.usage.prompt_tokens - c.usage.cached_tokens for c in out)
+    assert all(c.ok and len(c.logprobs) == 1 for c in out)
 
 
 def _count_decoded(backend: LlamaCppBackend) -> list[int]:
@@ -149,7 +189,9 @@ def test_saved_prefixes_are_restored_exactly_and_counted() -> None:
     with_store, without = results[64], results[0]
     first, third = with_store[0], with_store[2]
     prefix = max(c.usage.cached_tokens for c in first)  # the group prefix its later members got a copy of
-    assert min(c.usage.cached_tokens for c in third) >= prefix  # restored: no member evaluated A again
+    width = max(c.usage.prompt_tokens for c in first) - prefix  # the longest suffix: every member's share
+    # restored: no member evaluated A again, only its equal share of the batch after the prefix
+    assert max(c.usage.prompt_tokens - c.usage.cached_tokens for c in third) <= width < prefix
     assert min(c.usage.cached_tokens for c in without[2]) < prefix  # no store: A's prefix evaluated again
     for x, y in zip(first, third):
         assert x.logprobs[0].top == y.logprobs[0].top  # the same KV values, so the same numbers
