@@ -11,10 +11,12 @@ cache, keyed by CPU, thread count, llama-cpp-python version and the GGUF file, s
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import platform
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -87,8 +89,37 @@ def remember(gguf: Path, threads: int, cache_dir: Path | None, choice: Layout, t
         json.dump(record, fh, indent=1, sort_keys=True)
 
 
-def time_layout(gguf: Path, threads: int, repacked: bool) -> Timing:
-    """Load the model in one layout and time a fresh _PROMPT-token prompt and _STEPS decode steps after it."""
+@dataclass
+class Probe:
+    """A model loaded in one layout with a context to time llama_decode calls in (see `probe`)."""
+
+    llama_cpp: Any
+    ctx: Any  # _internals.LlamaContext
+    batch: Any  # llama_batch
+    n_vocab: int
+
+    def decode(self, entries: list[tuple[int, int]]) -> float:
+        """One llama_decode call of (position, sequence) entries, logits at the last; its seconds. Any tokens do:
+        the cost of a forward pass does not depend on which."""
+        b = self.batch
+        b.n_tokens = len(entries)
+        for j, (pos, seq) in enumerate(entries):
+            b.token[j] = pos * 7919 % self.n_vocab
+            b.pos[j] = pos
+            b.n_seq_id[j] = 1
+            b.seq_id[j][0] = seq
+            b.logits[j] = j == len(entries) - 1
+        t = time.perf_counter()
+        if self.llama_cpp.llama_decode(self.ctx.ctx, b) != 0:
+            raise RuntimeError("llama_decode failed while timing a weight layout")
+        return time.perf_counter() - t
+
+
+@contextlib.contextmanager
+def probe(gguf: Path, threads: int, repacked: bool, *, n_seq: int = 1, seq_ctx: int = 512,
+          n_batch: int = _PROMPT) -> Iterator[Probe]:
+    """`gguf` loaded in one layout, with a context of `n_seq` KV streams of `seq_ctx` cells, as LlamaCppBackend
+    makes them (no flash attention, one stream per sequence); freed on exit."""
     import llama_cpp
     from llama_cpp import _internals
     from llama_cpp._logger import set_verbose
@@ -100,36 +131,30 @@ def time_layout(gguf: Path, threads: int, repacked: bool) -> Timing:
     mparams.use_extra_bufts = repacked
     model = _internals.LlamaModel(path_model=str(gguf), params=mparams, verbose=False)
     p = llama_cpp.llama_context_default_params()
-    p.n_ctx = 512
-    p.n_batch = p.n_ubatch = _PROMPT
+    p.n_ctx = n_seq * seq_ctx
+    p.n_batch = p.n_ubatch = n_batch
+    p.n_seq_max = n_seq
+    p.kv_unified = False
     p.n_threads = p.n_threads_batch = threads
-    p.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED  # as LlamaCppBackend runs it
+    p.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
     p.no_perf = True
     ctx = _internals.LlamaContext(model=model, params=p, verbose=False)
-    batch = llama_cpp.llama_batch_init(_PROMPT, 0, 1)
-    n_vocab = model.n_vocab()
+    batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
     try:
-        def decode(start: int, n: int) -> float:
-            batch.n_tokens = n
-            for j in range(n):  # any tokens do: the cost of a forward pass does not depend on which
-                batch.token[j] = (start + j) * 7919 % n_vocab
-                batch.pos[j] = start + j
-                batch.n_seq_id[j] = 1
-                batch.seq_id[j][0] = 0
-                batch.logits[j] = j == n - 1
-            t = time.perf_counter()
-            if llama_cpp.llama_decode(ctx.ctx, batch) != 0:
-                raise RuntimeError("llama_decode failed while timing the weight layouts")
-            return time.perf_counter() - t
-
-        decode(0, 16)  # warm-up: first-call allocations and page faults are not the layout's speed
-        llama_cpp.llama_memory_clear(ctx.memory, True)
-        prompt_s = decode(0, _PROMPT) / _PROMPT
-        step_s = sum(decode(_PROMPT + k, 1) for k in range(_STEPS)) / _STEPS
+        yield Probe(llama_cpp, ctx, batch, model.n_vocab())
     finally:
         llama_cpp.llama_batch_free(batch)
         ctx.close()
         model.close()
+
+
+def time_layout(gguf: Path, threads: int, repacked: bool) -> Timing:
+    """Load the model in one layout and time a fresh _PROMPT-token prompt and _STEPS decode steps after it."""
+    with probe(gguf, threads, repacked) as pr:
+        pr.decode([(k, 0) for k in range(16)])  # warm-up: first-call allocations and page faults are not the layout's
+        pr.llama_cpp.llama_memory_clear(pr.ctx.memory, True)
+        prompt_s = pr.decode([(k, 0) for k in range(_PROMPT)]) / _PROMPT
+        step_s = sum(pr.decode([(_PROMPT + k, 0)]) for k in range(_STEPS)) / _STEPS
     return Timing(prompt_s, step_s)
 
 

@@ -68,7 +68,8 @@ def test_auto_times_the_real_model_and_loads_the_layout_it_chose(tmp_path: Path)
     auto, plain, repacked = (b.layout for b in backends)
     for b in backends:
         asyncio.run(b.aclose())
-    assert auto == layout.remembered(path, os.cpu_count() or 1, tmp_path)
+    # a build with AMX kernels runs plain without timing anything (layout.choose)
+    assert auto == ("plain" if amx_build() else layout.remembered(path, os.cpu_count() or 1, tmp_path))
     assert plain == "plain" and repacked == ("plain" if amx_build() else "repacked")
 
 
