@@ -52,13 +52,18 @@ class SamplingParams:
     # it with the prompt, in one batch, instead of decoding it a token at a time, and returns it as the start of
     # the completion; an API model writes it itself. Decoding is the dear part of a short answer on a CPU.
     answer_prefix: str = ""
+    # Text that ends the answer (OpenAI's `stop`): generation stops once the generated text holds one, and the
+    # completion's text ends before it. A check whose answer is a JSON object stops at its closing brace instead of
+    # decoding the end-of-turn token after it: on a CPU every decoded token costs a forward pass.
+    stop: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """The settings as the cache key holds them: an empty answer_prefix is left out, so the requests that
-        have none keep the keys they had before the field existed."""
+        """The settings as the cache key holds them: an empty answer_prefix or stop is left out, so the requests
+        that have none keep the keys they had before the fields existed."""
         d = asdict(self)
-        if not self.answer_prefix:
-            del d["answer_prefix"]
+        for name in ("answer_prefix", "stop"):
+            if not d[name]:
+                del d[name]
         return d
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable, Sequence
 
 from judges.accounting import Accounting
 from judges.backends.base import OnDone
+from judges.backends.chat import stop_cut
 from judges.types import Completion, Request, Usage
 
 Script = Callable[[Request], "str | Completion"]
@@ -29,6 +31,9 @@ class ScriptedBackend:
             self.requests.append(req)
             answer = self.script(req)
             completion = answer if isinstance(answer, Completion) else Completion(text=answer, usage=Usage(10, 1))
+            cut = stop_cut(completion.text, req.params.stop)
+            if cut is not None:  # as a real backend ends it: before the first stop string
+                completion = replace(completion, text=completion.text[:cut])
             self.accounting.record_call(
                 reserved_usd=0.0,
                 prompt_tokens=completion.usage.prompt_tokens,

@@ -273,6 +273,8 @@ class ApiBackend:
             "top_p": p.top_p,
             "max_tokens": p.max_tokens,
         }
+        if p.stop:
+            kw["stop"] = list(p.stop)
         if p.seed is not None:
             kw["seed"] = p.seed + p.sample_index
         if p.logprobs:

@@ -1,4 +1,5 @@
-"""Chat prompt -> token ids, with message contents that can never become control tokens.
+"""Chat prompt -> token ids, with message contents that can never become control tokens; and where an answer
+ends by its stop strings. What the in-process engines share about a request's text.
 
 A graded response may contain control strings such as "<|im_end|>"; encoding the rendered chat as one string
 would turn them into real special tokens, letting the response close its turn and forge an answer. So the template
@@ -44,3 +45,10 @@ def encode_request(messages: Sequence[Message], answer_prefix: str, render: Rend
     ids = encode_chat(messages, render, tokenize)
     start = tokenize(answer_prefix, False) if answer_prefix else []
     return ids + start, len(start)
+
+
+def stop_cut(text: str, stops: Sequence[str]) -> int | None:
+    """Where a generated text ends by SamplingParams.stop: the index of the earliest stop string in it, or None.
+    The in-process engines call it after every token of a request that has stop strings."""
+    found = [i for i in (text.find(s) for s in stops if s) if i >= 0]
+    return min(found) if found else None

@@ -3,12 +3,13 @@
 On a 2-core CPU, llama.cpp runs the embedded Qwen2.5-Coder-1.5B Q4_K_M several times faster than transformers runs
 its dequantized bf16 copy (bench/bench_local_engines.py), and needs no conversion. Each `complete` call is planned
 like the transformers backend's (prefix.plan_prefix_groups): a group's shared prefix is evaluated once into sequence
-0, copied to one sequence per member, and the members' suffixes (in equal shares, see _run_group) and every decode
-step run as one llama_decode batch. Sequence 0 keeps the last prefix between calls, so the next wave of criteria for
-the same response, or the next sample of the same prompt, starts where the last one ended; and every newly evaluated
-prefix is saved (llama_state_seq_get_data) in a PrefixStore of `prefix_store_mb`, from which a later prompt starting
-the same way is restored by a memory copy instead of being evaluated again (kvstore.py says why that pays). Each
-Completion counts the prompt tokens it did not evaluate in `usage.cached_tokens`.
+0, copied to one sequence per member, and the members' suffixes (in equal shares where they pay, see _run_group)
+and every decode step run as one llama_decode batch; a lone request evaluates its whole prompt in one call.
+Sequence 0 keeps the last prefix between calls, so the next wave of criteria for the same response, or the next
+sample of the same prompt, starts where the last one ended; and every newly evaluated prefix (and a member's own
+long prompt) is saved (llama_state_seq_get_data) in a PrefixStore of `prefix_store_mb`, from which a later prompt
+starting the same way is restored by a memory copy instead of being evaluated again (kvstore.py says why that
+pays). Each Completion counts the prompt tokens it did not evaluate in `usage.cached_tokens`.
 
 Each sequence has a KV stream of its own (`seq_ctx` cells). llama.cpp's unified KV cache would let members share the
 prefix's cells, but in 0.3.36 a sequence's logits then move (by up to 0.5) with the cells other sequences hold at
@@ -45,7 +46,7 @@ import numpy as np
 from ..accounting import Accounting
 from ..models import REGISTRY, bundled_gguf, canonical_spec
 from ..types import Completion, Message, Request, TokenLogprobs, Usage
-from .chat import encode_request
+from .chat import encode_request, stop_cut
 from .inprocess import InProcessBackend
 from .kvstore import PrefixStore
 from .layout import Layout, choose
@@ -59,6 +60,14 @@ ENGINE = "llama.cpp"
 #: a token, milliseconds) against 10-20 ms a token evaluated on 2 cores; at 64 the alternating overlap and conflict
 #: checks, each adding a rubric or two, re-evaluated each other's lists (docs/results/local_engines/)
 _MIN_SAVE = 16
+#: a member of a group is saved beside its group's prefix when it evaluated at least this many tokens of its own: a
+#: long suffix (the samples of a joint initial-list request) starts later prompts (the decompositions showing the
+#: same samples), a criterion's or a check's few tokens start none, and saving them would only crowd the store
+_MIN_SAVE_MEMBER = 128
+#: what one more micro-batch costs, in tokens evaluated: on the plain layout a micro-batch costs ~210 ms before its
+#: tokens and a token ~7.5 ms (about 28 tokens' worth; AMD EPYC, 2 cores, docs/results/local_engines/); counted as
+#: 24, so a group is padded only where that clearly pays
+_MICRO_BATCH_TOKENS = 24
 
 
 def available() -> bool:
@@ -359,44 +368,35 @@ class LlamaCppBackend(InProcessBackend):
     def _run_group(self, lm: _Loaded, ctx: _Context, group: list[_Seq], p: int) -> None:
         """The prefix into sequence 0 (reusing what it holds), copied to the other members' sequences, then every
         member's suffix in one batch whose last tokens give the first logits, then the decode steps in shared
-        batches. Sequence 0 belongs to the member with the longest suffix and keeps the prefix.
+        batches. Sequence 0 belongs to the member with the longest suffix and keeps the prefix. A lone request
+        evaluates its whole prompt in the first call instead, its first logits with it: on this CPU a call of one
+        token costs as much as a step (docs/results/local_engines/).
 
         Equal shares: with one KV stream per sequence, llama.cpp cuts a batch into micro-batches holding the same
-        number of tokens of every sequence in them, so suffixes of different lengths ran as a train of ever
-        smaller, slower micro-batches. A shorter member instead starts as many tokens earlier, inside the shared
-        prefix (its copy of the prefix is cut there), so every member evaluates as many tokens as the longest:
-        one micro-batch, for a few prefix tokens evaluated twice (docs/results/local_engines/)."""
+        number of tokens of every sequence in them, one per distinct suffix length. A shorter member can instead
+        start as many tokens earlier, inside the shared prefix (its copy of the prefix is cut there), so every
+        member evaluates as many tokens as the longest: one micro-batch, for prefix tokens evaluated twice. That
+        pays when the extra tokens cost less than the micro-batches saved (_equal_shares)."""
         mem = ctx.ctx.memory
         cp = lm.llama_cpp
         group = sorted(group, key=lambda s: (s.max_new <= 0, -len(s.ids), s.index))
-        prefix = group[0].ids[:p]
-        keep = self._restore(lm, ctx, prefix)
+        live = [s for s in group if s.max_new > 0]
+        solo = len(group) == 1 and bool(live)
+        head = group[0].ids if solo else group[0].ids[:p]
+        keep = self._restore(lm, ctx, group[0].ids[: len(head) - 1] if solo else head)
         cp.llama_memory_seq_rm(mem, 0, keep, -1)
         ctx.resident = ctx.resident[:keep]
         try:
-            self._decode(lm, ctx, [(t, keep + k, 0, False) for k, t in enumerate(prefix[keep:])])
-            ctx.resident = list(prefix)
-            if p - keep >= _MIN_SAVE:
-                self._save(lm, ctx)
-            live = [s for s in group if s.max_new > 0]
-            width = max((len(s.ids) - p for s in live), default=0)
-            first: list[tuple[int, int, int, bool]] = []
-            for n, s in enumerate(group):
-                s.seq_id = n
-                start = max(0, len(s.ids) - width) if s.max_new > 0 else p
-                s.cached = start if n else keep  # member 0 evaluated the prefix; the others got a copy of it
-                if n:
-                    cp.llama_memory_seq_cp(mem, 0, n, -1, -1)  # a whole-stream copy: sequence 0 holds the prefix
-                    if start < p:
-                        cp.llama_memory_seq_rm(mem, n, start, -1)
-                if s.max_new > 0:
-                    last = len(s.ids) - 1
-                    first += [(s.ids[k], k, n, k == last) for k in range(start, len(s.ids))]
-            if len(first) > lm.n_batch:  # more than one call: all but the last tokens first, then those
-                self._decode(lm, ctx, [e for e in first if not e[3]])
-                first = [e for e in first if e[3]]
-            self._decode(lm, ctx, first)
-            rows = [j for j, e in enumerate(first) if e[3]]
+            last = len(head) - 1
+            self._decode(lm, ctx, [(head[k], k, 0, solo and k == last) for k in range(keep, len(head))])
+            ctx.resident = list(head)
+            if len(head) - keep >= _MIN_SAVE:
+                self._save(lm, ctx, 0, head)
+            if solo:
+                group[0].seq_id, group[0].cached = 0, keep
+                rows = [(len(head) - keep - 1) % lm.n_batch]  # the last token's index in the last call
+            else:
+                rows = self._suffixes(lm, ctx, group, live, p, keep)
             active = live
             while active:
                 still: list[_Seq] = []
@@ -404,7 +404,7 @@ class LlamaCppBackend(InProcessBackend):
                     answer = s.ids[len(s.ids) - s.answered:] + s.generated if s.answered else s.generated
                     tok = s.sampler.pick(self._logits(lm, ctx, j), answer, s.logprobs, lm.text_of)
                     s.generated.append(tok)
-                    if tok not in lm.stop_ids and len(s.generated) < s.max_new:
+                    if tok not in lm.stop_ids and len(s.generated) < s.max_new and self._stop_at(lm, s) is None:
                         still.append(s)
                 active = still
                 if active:
@@ -414,9 +414,48 @@ class LlamaCppBackend(InProcessBackend):
         except BaseException:
             ctx.reset(cp)
             raise
-        cp.llama_memory_seq_rm(mem, 0, p, -1)
+        cp.llama_memory_seq_rm(mem, 0, len(head), -1)
         for s in group[1:]:
             cp.llama_memory_seq_rm(mem, s.seq_id, -1, -1)
+
+    def _suffixes(self, lm: _Loaded, ctx: _Context, group: list[_Seq], live: list[_Seq], p: int,
+                  keep: int) -> list[int]:
+        """Copy sequence 0's prefix to the other members, evaluate every live member's suffix (in equal shares
+        when they pay), and save the members whose own prompt is long enough to start a later one; returns the
+        first logits' rows, in the order of `live`."""
+        mem = ctx.ctx.memory
+        cp = lm.llama_cpp
+        width = max((len(s.ids) - p for s in live), default=0)
+        equal = self._equal_shares([len(s.ids) for s in live], p, width, lm.n_batch)
+        first: list[tuple[int, int, int, bool]] = []
+        for n, s in enumerate(group):
+            s.seq_id = n
+            start = max(0, len(s.ids) - width) if s.max_new > 0 and equal else p
+            s.cached = start if n else keep  # member 0 evaluated the prefix; the others got a copy of it
+            if n:
+                cp.llama_memory_seq_cp(mem, 0, n, -1, -1)  # a whole-stream copy: sequence 0 holds the prefix
+                if start < p:
+                    cp.llama_memory_seq_rm(mem, n, start, -1)
+            if s.max_new > 0:
+                last = len(s.ids) - 1
+                first += [(s.ids[k], k, n, k == last) for k in range(start, len(s.ids))]
+        if len(first) > lm.n_batch:  # more than one call: all but the last tokens first, then those
+            self._decode(lm, ctx, [e for e in first if not e[3]])
+            first = [e for e in first if e[3]]
+        self._decode(lm, ctx, first)
+        for s in live:
+            if len(s.ids) - max(p, s.cached) >= _MIN_SAVE_MEMBER:
+                self._save(lm, ctx, s.seq_id, s.ids)
+        return [j for j, e in enumerate(first) if e[3]]
+
+    @staticmethod
+    def _equal_shares(lengths: list[int], p: int, width: int, n_batch: int) -> bool:
+        """Whether the members (prompt `lengths`, all longer than the prefix `p`) evaluate equal shares of `width`
+        tokens: when that fits one call and costs fewer extra tokens than the micro-batches it saves."""
+        own = sum(n - p for n in lengths)
+        padded = sum(min(n, width) for n in lengths)
+        saved = len({n - p for n in lengths}) - 1
+        return padded <= n_batch and padded - own <= _MICRO_BATCH_TOKENS * saved
 
     def _restore(self, lm: _Loaded, ctx: _Context, prefix: list[int]) -> int:
         """Make sequence 0 start with the longest evaluated part of `prefix` it can get (what it holds, or a saved
@@ -434,23 +473,35 @@ class LlamaCppBackend(InProcessBackend):
         self.store.count_restore(n)
         return n
 
-    def _save(self, lm: _Loaded, ctx: _Context) -> None:
-        """Save sequence 0 (holding exactly ctx.resident) into the store, if it fits there."""
+    def _save(self, lm: _Loaded, ctx: _Context, seq: int, tokens: list[int]) -> None:
+        """Save sequence `seq` (holding exactly `tokens`) into the store, if it fits there."""
         cp = lm.llama_cpp
-        size = cp.llama_state_seq_get_size(ctx.ctx.ctx, 0)
+        size = cp.llama_state_seq_get_size(ctx.ctx.ctx, seq)
         if not 0 < size <= self.store.max_bytes:
             return
         buf = (ctypes.c_uint8 * size)()
-        written = cp.llama_state_seq_get_data(ctx.ctx.ctx, buf, size, 0)
+        written = cp.llama_state_seq_get_data(ctx.ctx.ctx, buf, size, seq)
         if written:
-            self.store.put(ctx.shape, ctx.resident, buf, written)
+            self.store.put(ctx.shape, tokens, buf, written)
 
     @staticmethod
-    def _completion(lm: _Loaded, s: _Seq, latency: float) -> Completion:
+    def _text(lm: _Loaded, ids: list[int]) -> str:
+        return b"".join(lm.piece(t) for t in ids).decode("utf-8", errors="replace")
+
+    @classmethod
+    def _stop_at(cls, lm: _Loaded, s: _Seq) -> int | None:
+        """Where s's generated text ends by its stop strings (None: it goes on)."""
+        stops = s.sampler.params.stop
+        return stop_cut(cls._text(lm, s.generated), stops) if stops else None
+
+    @classmethod
+    def _completion(cls, lm: _Loaded, s: _Seq, latency: float) -> Completion:
         ids = s.generated
         if ids and ids[-1] in lm.stop_ids:
             ids = ids[:-1]
-        text = b"".join(lm.piece(t) for t in ids).decode("utf-8", errors="replace")
+        text = cls._text(lm, ids)
+        cut = cls._stop_at(lm, s)
+        text = text if cut is None else text[:cut]
         return Completion(
             text=s.sampler.params.answer_prefix + text,
             logprobs=s.logprobs[: len(ids)] if s.sampler.params.logprobs else [],

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..accounting import Accounting
 from ..models import canonical_spec, resolve_local_model
 from ..types import Completion, Message, Request, SamplingParams, TokenLogprobs, Usage
-from .chat import encode_request
+from .chat import encode_request, stop_cut
 from .inprocess import GenerationCancelled, InProcessBackend
 from .prefix import plan_prefix_groups
 from .sampler import MIN_TOP_LOGPROBS, seed_for
@@ -267,11 +267,19 @@ class LocalBackend(InProcessBackend):
                 results.append((r, Completion(error=f"{type(e).__name__}: {e}", usage=Usage(len(r.ids), 0, 0.0))))
         return results
 
+    @staticmethod
+    def _stop_at(lm: _Loaded, row: _Row) -> int | None:
+        """Where row's generated text ends by its stop strings (None: it goes on)."""
+        stops = row.params.stop
+        return stop_cut(lm.tokenizer.decode(row.generated, skip_special_tokens=False), stops) if stops else None
+
     def _completion(self, lm: _Loaded, row: _Row, latency: float) -> Completion:
         ids = row.generated
         if ids and ids[-1] in lm.stop_ids:
             ids = ids[:-1]
         text = lm.tokenizer.decode(ids, skip_special_tokens=False) if ids else ""
+        cut = self._stop_at(lm, row)
+        text = text if cut is None else text[:cut]
         return Completion(
             text=row.params.answer_prefix + text,
             logprobs=row.logprobs[: len(ids)] if row.params.logprobs else [],
@@ -344,7 +352,7 @@ class LocalBackend(InProcessBackend):
                 r = rows[i]
                 tok = chosen[j]
                 r.generated.append(tok)
-                if tok not in lm.stop_ids and len(r.generated) < r.max_new:
+                if tok not in lm.stop_ids and len(r.generated) < r.max_new and self._stop_at(lm, r) is None:
                     keep.append(j)
             if not keep:
                 break

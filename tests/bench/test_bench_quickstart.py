@@ -24,3 +24,13 @@ def test_one_timed_refine_says_where_its_time_went():
     assert list(stages) == sorted(stages, key=lambda k: -stages[k]["seconds"])
     row = bench.table([{"variant": "x", **run}]).splitlines()[-1]
     assert row.startswith("| x | ") and f"initial {stages['initial']['seconds']:.0f} (" in row
+
+
+@pytest.mark.usefixtures("smollm2_gguf")
+def test_several_prompts_are_summed_and_their_rubrics_listed():
+    bench = _bench()
+    run = bench.run_once(["--judge", "local:smollm2-135m", "--n-samples", "2", "--max-rejections", "1",
+                          "--sample-max-tokens", "24", "--max-depth", "0", "--initial-mode", "joint"], prompts=2)
+    counts = run["rubrics_per_prompt"]
+    assert len(counts) == 2 and run["rubrics"] == sum(counts)
+    assert f"| {sum(counts)} ({counts[0]}+{counts[1]}) |" in bench.table([{"variant": "x", **run}])

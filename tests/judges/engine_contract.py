@@ -23,3 +23,20 @@ def assert_an_answer_prefix_continues_the_greedy_answer(backend: Backend) -> Non
     assert rest.usage.completion_tokens == whole.usage.completion_tokens - 4
     assert rest.text == whole.text
     assert [t.token for t in rest.logprobs] == [t.token for t in whole.logprobs[4:]]
+
+
+def assert_a_stop_string_ends_the_answer(backend: Backend) -> None:
+    """A stop string ends the answer where it first appears: the text is the unstopped answer's up to it (the stop
+    string left out, as OpenAI does), and no token is decoded after the one that completed it."""
+    msgs = [{"role": "user", "content": "Count from one to twenty in words, separated by commas."}]
+    params = SamplingParams(max_tokens=24, logprobs=True)
+    (whole,) = asyncio.run(backend.complete([Request(msgs, params)]))
+    assert whole.ok and len(whole.logprobs) >= 8, whole
+    tokens = [t.token for t in whole.logprobs]
+    stop = tokens[5]  # a piece the greedy answer reaches after a few tokens
+    assert stop.strip(), tokens
+    (cut,) = asyncio.run(backend.complete([Request(msgs, replace(params, stop=(stop,)))]))
+    at = whole.text.find(stop)
+    assert cut.ok and cut.text == whole.text[:at]
+    ended = next(n for n in range(1, len(tokens) + 1) if stop in "".join(tokens[:n]))
+    assert cut.usage.completion_tokens == ended < whole.usage.completion_tokens

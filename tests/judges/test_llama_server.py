@@ -89,3 +89,15 @@ async def test_batch_mode_and_pairwise_and_generation(llama_server, tmp_path, tr
     assert pv.winner in ("A", "B", "tie", None) and (pv.winner is not None or pv.reason)
     out = await judge.generate([{"role": "user", "content": "Say hello."}], SamplingParams(max_tokens=8))
     assert out.ok and out.text and out.usage.completion_tokens <= 8
+
+
+async def test_a_stop_string_ends_the_answer(llama_server, tmp_path, transport):
+    """SamplingParams.stop reaches the server, which ends the answer where the in-process engines do: before the
+    first stop string, left out of the text (tests/judges/engine_contract.py)."""
+    judge = _judge(llama_server, tmp_path, transport=transport)
+    msgs = [{"role": "user", "content": "Count from one to twenty in words, separated by commas."}]
+    whole = await judge.generate(msgs, SamplingParams(max_tokens=24))
+    stop = whole.text.split()[3]
+    cut = await judge.generate(msgs, SamplingParams(max_tokens=24, stop=(stop,)))
+    assert whole.ok and cut.ok and cut.text == whole.text[: whole.text.find(stop)]
+    assert cut.usage.completion_tokens < whole.usage.completion_tokens

@@ -20,7 +20,10 @@ from judges import Judge, JudgeConfig, parsing, templates
 from judges.accounting import Accounting
 from judges.backends.base import Backend
 from judges.types import Completion, Request, SamplingParams
-from tests.judges.engine_contract import assert_an_answer_prefix_continues_the_greedy_answer
+from tests.judges.engine_contract import (
+    assert_a_stop_string_ends_the_answer,
+    assert_an_answer_prefix_continues_the_greedy_answer,
+)
 
 pytest.importorskip("llama_cpp")
 from judges.backends.llamacpp import LlamaCppBackend  # noqa: E402
@@ -149,6 +152,70 @@ def test_suffixes_of_different_lengths_are_evaluated_in_equal_shares() -> None:
         assert positions == list(range(positions[0], positions[0] + len(positions)))
     assert len(prefix) + len(shared) == sum(c.usage.prompt_tokens - c.usage.cached_tokens for c in out)
     assert all(c.ok and len(c.logprobs) == 1 for c in out)
+
+
+def test_equal_shares_only_where_they_cost_less_than_the_micro_batches_they_save() -> None:
+    """Criteria of a response (suffixes of 12 to 30 tokens) are padded to one micro-batch; a long request beside short
+    ones is not (its batch would be mostly padding), nor a batch that would not fit one call."""
+    shares = LlamaCppBackend._equal_shares
+    p = 400
+    assert shares([p + n for n in (12, 18, 22, 25, 30, 16, 20, 28)], p, 30, 512)
+    assert not shares([p + 646, p + 374, p + 349, p + 312, p + 362], p, 646, 4096)
+    assert not shares([p + 200, p + 20], p, 200, 512)
+    assert not shares([p + n for n in (40, 60, 70, 80, 90, 100, 110, 120)], p, 120, 512)  # 960 tokens padded
+    assert shares([p + 20] * 4, p, 20, 512)  # equal already: one micro-batch, nothing padded
+
+
+def _recorded(backend: LlamaCppBackend) -> list[list[tuple[int, int, int, bool]]]:
+    """The (token, position, sequence, logits) entries of every llama_decode call the backend makes from now on."""
+    calls: list[list[tuple[int, int, int, bool]]] = []
+    decode = backend._decode
+
+    def recording(lm: Any, ctx: Any, tokens: list) -> None:
+        calls.append(list(tokens))
+        decode(lm, ctx, tokens)
+
+    backend._decode = recording  # type: ignore[method-assign]
+    return calls
+
+
+def test_a_lone_request_evaluates_its_prompt_and_first_logits_in_one_call() -> None:
+    """A request alone in its group: one call holds every prompt token it evaluates, with logits at the last, and
+    each later call is one decode step (a separate call for the last prompt token cost as much as a step)."""
+    be = LlamaCppBackend(SPEC, n_seq=2, seq_ctx=512, prefix_store_mb=0)
+    calls = _recorded(be)
+    try:
+        [out] = run(be.complete([sample(0, max_tokens=4)]))
+    finally:
+        run(be.aclose())
+    first, steps = calls[0], calls[1:]
+    assert [e[3] for e in first] == [False] * (len(first) - 1) + [True]
+    assert [e[1] for e in first] == list(range(len(first)))
+    assert len(first) == out.usage.prompt_tokens - out.usage.cached_tokens == out.usage.prompt_tokens
+    assert len(steps) == out.usage.completion_tokens - 1 and all(len(c) == 1 and c[0][3] for c in steps)
+
+
+def test_a_member_with_a_long_prompt_of_its_own_is_saved_for_later_prompts() -> None:
+    """Two requests share a short preamble, one goes on with a long document: that member's own state is saved,
+    so a later request showing the same document (as a decomposition shows the samples of the initial-list
+    request) restores it instead of evaluating the document again. The short member's few tokens are not saved."""
+    doc = " ".join(f"Line {i}: the sample response describes step {i} of the method in detail." for i in range(12))
+    preamble = "You will read a text and answer a question about it.\n\n"
+
+    def ask(body: str) -> Request:
+        return Request([{"role": "user", "content": preamble + body}], SamplingParams(max_tokens=2))
+
+    be = LlamaCppBackend(SPEC, n_seq=2, seq_ctx=1024, prefix_store_mb=64)
+    try:
+        run(be.complete([ask(doc + "\n\nHow many lines are there?"), ask("Say yes.")]))
+        saved = len(be.store)
+        [later] = run(be.complete([ask(doc + "\n\nWhich step comes last?")]))
+        assert be._loaded is not None
+        doc_tokens = len(be._loaded.model.tokenize(doc.encode(), False, False))
+    finally:
+        run(be.aclose())
+    assert saved == 1  # the long member, which extends (and so replaced) the group's preamble
+    assert doc_tokens > 128 and later.usage.cached_tokens > doc_tokens, later.usage
 
 
 def _count_decoded(backend: LlamaCppBackend) -> list[int]:
@@ -331,6 +398,10 @@ def test_repetition_penalty_breaks_a_greedy_loop(backend: LlamaCppBackend) -> No
 
 def test_an_answer_prefix_continues_the_greedy_answer_exactly(backend: LlamaCppBackend) -> None:
     assert_an_answer_prefix_continues_the_greedy_answer(backend)
+
+
+def test_a_stop_string_ends_the_answer(backend: LlamaCppBackend) -> None:
+    assert_a_stop_string_ends_the_answer(backend)
 
 
 def test_cancelling_the_caller_stops_a_long_generation(backend: LlamaCppBackend) -> None:

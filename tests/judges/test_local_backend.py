@@ -23,7 +23,10 @@ from judges.accounting import Accounting
 from judges.backends.base import Backend
 from judges.backends.local import LocalBackend, plan_prefix_groups
 from judges.types import Completion, Request, SamplingParams
-from tests.judges.engine_contract import assert_an_answer_prefix_continues_the_greedy_answer
+from tests.judges.engine_contract import (
+    assert_a_stop_string_ends_the_answer,
+    assert_an_answer_prefix_continues_the_greedy_answer,
+)
 
 pytestmark = pytest.mark.local_model
 
@@ -265,6 +268,10 @@ def test_repetition_penalty_breaks_a_greedy_loop(f32_reuse: LocalBackend) -> Non
 
 def test_an_answer_prefix_continues_the_greedy_answer_exactly(f32_reuse: LocalBackend) -> None:
     assert_an_answer_prefix_continues_the_greedy_answer(f32_reuse)
+
+
+def test_a_stop_string_ends_the_answer(f32_reuse: LocalBackend) -> None:
+    assert_a_stop_string_ends_the_answer(f32_reuse)
 
 
 def test_local_calls_raise_no_deprecation_warnings(f32_reuse: LocalBackend) -> None:

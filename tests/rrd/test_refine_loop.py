@@ -239,14 +239,18 @@ async def test_overlap_and_conflict_checks_are_not_called_while_A_is_empty():
     assert len(calls(backend, "overlap")) == 1 and len(calls(backend, "conflict")) == 1
 
 
-async def test_checks_hand_the_engine_their_json_opening_and_nothing_else_does():
+async def test_checks_hand_the_engine_their_json_opening_and_closing_and_nothing_else_does():
     """Overlap and conflict checks send the opening of the JSON they ask for as the answer's known start (a local
-    engine evaluates it instead of decoding it); the answer, which then starts with it, is read as before."""
+    engine evaluates it instead of decoding it) and its closing brace as the stop string (the answer ends there,
+    not a decoded end-of-turn token later); the answer, which then starts with the one and lacks the other (the
+    scripted backend cuts it as a real one does), is read as before."""
     rs, backend = await run(["keep [c=1]", "over [c=1] [overlap=keep]", "con [c=1] [conflict=keep]"])
     for k, key in (("overlap", "overlaps"), ("conflict", "conflicts")):
         asked = calls(backend, k)
         assert asked and {r.params.answer_prefix for r in asked} == {f'{{"{key}":'}
-    assert {r.params.answer_prefix for r in backend.requests if kind(r) not in ("overlap", "conflict")} == {""}
+        assert {r.params.stop for r in asked} == {("}",)}
+    others = [r for r in backend.requests if kind(r) not in ("overlap", "conflict")]
+    assert {r.params.answer_prefix for r in others} == {""} and {r.params.stop for r in others} == {()}
     assert [(r.status, r.reason) for r in rs.tree] == [("accepted", None), ("rejected", "overlap"),
                                                         ("rejected", "conflict")]
 
