@@ -34,11 +34,13 @@ def record(out: Path, prompts: int, flags: list[str]) -> None:
     from judges.backends.llamacpp import LlamaCppBackend
     from rrd.cli import main as cli
 
-    batches: list[list[dict[str, Any]]] = []
+    batches: list[dict[str, Any]] = []
     compute = LlamaCppBackend._compute
 
     def recording(self: LlamaCppBackend, requests: list[Any]) -> list[Any]:
-        batches.append([{"messages": r.messages, "params": dataclasses.asdict(r.params)} for r in requests])
+        batches.append({"model": self.spec, "requests": [{"messages": r.messages,
+                                                          "params": dataclasses.asdict(r.params)}
+                                                         for r in requests]})
         return compute(self, requests)
 
     LlamaCppBackend._compute = recording  # type: ignore[method-assign]
@@ -50,10 +52,8 @@ def record(out: Path, prompts: int, flags: list[str]) -> None:
         LlamaCppBackend._compute = compute  # type: ignore[method-assign]
     if rc:
         raise SystemExit(f"the refine failed (exit status {rc})")
-    model = next((f.split("=", 1)[1] for f in flags if f.startswith("--judge=")), None)
-    model = model or (flags[flags.index("--judge") + 1] if "--judge" in flags else "local:qwen2.5-coder-1.5b")
-    out.write_text(json.dumps({"prompts": prompts, "flags": flags, "model": model, "batches": batches}) + "\n")
-    print(f"{len(batches)} batches, {sum(map(len, batches))} requests -> {out}", file=sys.stderr)
+    out.write_text(json.dumps({"prompts": prompts, "flags": flags, "batches": batches}) + "\n")
+    print(f"{len(batches)} batches, {sum(len(b['requests']) for b in batches)} requests -> {out}", file=sys.stderr)
 
 
 def replay(path: Path, checkout: Path, parallel: int = 8) -> dict[str, Any]:
@@ -63,21 +63,24 @@ def replay(path: Path, checkout: Path, parallel: int = 8) -> dict[str, Any]:
     from judges.types import Request, SamplingParams
 
     known = set(inspect.signature(SamplingParams).parameters)
-    recorded = json.loads(path.read_text())
-    batches = recorded["batches"]
-    backend = LlamaCppBackend(recorded["model"], n_seq=parallel)
-    backend.load()
+    batches = json.loads(path.read_text())["batches"]
+    backends = {m: LlamaCppBackend(m, n_seq=parallel) for m in {b["model"] for b in batches}}
+    for backend in backends.values():
+        backend.load()  # loading is not the engine's speed
     evaluated = decoded = 0
     t = time.perf_counter()
     for batch in batches:
         requests = [Request(r["messages"], SamplingParams(**{k: tuple(v) if isinstance(v, list) else v
                                                              for k, v in r["params"].items() if k in known}))
-                    for r in batch]
-        for c in backend._run_locked(requests):
+                    for r in batch["requests"]]
+        for c in backends[batch["model"]]._run_locked(requests):
             evaluated += c.usage.prompt_tokens - c.usage.cached_tokens
             decoded += c.usage.completion_tokens
     seconds = time.perf_counter() - t
-    return {"checkout": str(checkout), "cpu": cpu_model(), "cpus": os.cpu_count(), "layout": backend.layout,
+    layouts = sorted({str(b.layout) for b in backends.values()})
+    for backend in backends.values():
+        backend._unload_locked()
+    return {"checkout": str(checkout), "cpu": cpu_model(), "cpus": os.cpu_count(), "layout": ", ".join(layouts),
             "parallel": parallel,
             "batches": len(batches), "seconds": round(seconds, 1), "evaluated_tokens": evaluated,
             "decoded_tokens": decoded}

@@ -16,8 +16,8 @@ def test_a_recorded_refine_replays_the_same_batches(tmp_path):
     bench.record(out, 1, ["--judge", "local:smollm2-135m", "--n-samples", "2", "--max-rejections", "1",
                           "--sample-max-tokens", "24", "--max-depth", "0", "--initial-mode", "joint"])
     recorded = json.loads(out.read_text())
-    assert recorded["model"] == "local:smollm2-135m" and recorded["batches"]
-    first = recorded["batches"][0]  # the samples and references, drawn together
+    assert recorded["batches"] and {b["model"] for b in recorded["batches"]} == {"smollm2-135m"}
+    first = recorded["batches"][0]["requests"]  # the samples and references, drawn together
     assert len(first) >= 2 and all({"messages", "params"} <= set(r) for r in first)
     result = bench.replay(out, bench.ROOT)
     assert result["batches"] == len(recorded["batches"]) and result["seconds"] > 0
