@@ -15,10 +15,10 @@ def test_a_recorded_refine_replays_the_same_batches(tmp_path):
     out = tmp_path / "batches.json"
     bench.record(out, 1, ["--judge", "local:smollm2-135m", "--n-samples", "2", "--max-rejections", "1",
                           "--sample-max-tokens", "24", "--max-depth", "0", "--initial-mode", "joint"])
-    recorded = json.loads(out.read_text())
-    assert recorded["batches"] and {b["model"] for b in recorded["batches"]} == {"smollm2-135m"}
-    first = recorded["batches"][0]["requests"]  # the samples and references, drawn together
-    assert len(first) >= 2 and all({"messages", "params"} <= set(r) for r in first)
+    batches = json.loads(out.read_text())["batches"]
+    assert batches and {b["model"] for b in batches} == {"smollm2-135m"}
+    requests = [r for b in batches for r in b["requests"]]
+    assert all(r["messages"] and "max_tokens" in r["params"] for r in requests)
     result = bench.replay(out, bench.ROOT)
-    assert result["batches"] == len(recorded["batches"]) and result["seconds"] > 0
-    assert 0 < result["evaluated_tokens"] and 0 < result["decoded_tokens"]
+    assert result["batches"] == len(batches) and result["seconds"] > 0
+    assert result["decoded_tokens"] >= len(requests) and result["evaluated_tokens"] > 0
