@@ -500,7 +500,7 @@ class LlamaCppBackend(InProcessBackend):
         if ids and ids[-1] in lm.stop_ids:
             ids = ids[:-1]
         text = cls._text(lm, ids)
-        cut = cls._stop_at(lm, s)
+        cut = stop_cut(text, s.sampler.params.stop)
         text = text if cut is None else text[:cut]
         return Completion(
             text=s.sampler.params.answer_prefix + text,

@@ -278,7 +278,7 @@ class LocalBackend(InProcessBackend):
         if ids and ids[-1] in lm.stop_ids:
             ids = ids[:-1]
         text = lm.tokenizer.decode(ids, skip_special_tokens=False) if ids else ""
-        cut = self._stop_at(lm, row)
+        cut = stop_cut(text, row.params.stop)
         text = text if cut is None else text[:cut]
         return Completion(
             text=row.params.answer_prefix + text,

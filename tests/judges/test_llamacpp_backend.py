@@ -119,6 +119,19 @@ def test_batch_composition_and_prefix_reuse_do_not_change_answers(backend: Llama
         assert a.logprobs[0].top[0][0] == b.logprobs[0].top[0][0]
 
 
+def _recorded(backend: LlamaCppBackend) -> list[list[tuple[int, int, int, bool]]]:
+    """The (token, position, sequence, logits) entries of every llama_decode call the backend makes from now on."""
+    calls: list[list[tuple[int, int, int, bool]]] = []
+    decode = backend._decode
+
+    def recording(lm: Any, ctx: Any, tokens: list) -> None:
+        calls.append(list(tokens))
+        decode(lm, ctx, tokens)
+
+    backend._decode = recording  # type: ignore[method-assign]
+    return calls
+
+
 def test_suffixes_of_different_lengths_are_evaluated_in_equal_shares() -> None:
     """Criteria of different lengths on one response: after the shared prefix, one llama_decode call holds the
     same number of tokens of every member (llama.cpp would otherwise cut the batch into a train of small
@@ -128,14 +141,7 @@ def test_suffixes_of_different_lengths_are_evaluated_in_equal_shares() -> None:
              "The response includes a code example that a beginner could run without changes."]
     reqs = [Request(templates.grade_single(c, RESPONSE), VERDICT) for c in crits]
     be = LlamaCppBackend(SPEC, n_seq=4, seq_ctx=1024, prefix_store_mb=0)
-    calls: list[list[tuple[int, int, int, bool]]] = []
-    decode = be._decode
-
-    def recording(lm: Any, ctx: Any, tokens: list) -> None:
-        calls.append(list(tokens))
-        decode(lm, ctx, tokens)
-
-    be._decode = recording  # type: ignore[method-assign]
+    calls = _recorded(be)
     try:
         out = run(be.complete(reqs))
     finally:
@@ -164,19 +170,6 @@ def test_equal_shares_only_where_they_cost_less_than_the_micro_batches_they_save
     assert not shares([p + 200, p + 20], p, 200, 512)
     assert not shares([p + n for n in (40, 60, 70, 80, 90, 100, 110, 120)], p, 120, 512)  # 960 tokens padded
     assert shares([p + 20] * 4, p, 20, 512)  # equal already: one micro-batch, nothing padded
-
-
-def _recorded(backend: LlamaCppBackend) -> list[list[tuple[int, int, int, bool]]]:
-    """The (token, position, sequence, logits) entries of every llama_decode call the backend makes from now on."""
-    calls: list[list[tuple[int, int, int, bool]]] = []
-    decode = backend._decode
-
-    def recording(lm: Any, ctx: Any, tokens: list) -> None:
-        calls.append(list(tokens))
-        decode(lm, ctx, tokens)
-
-    backend._decode = recording  # type: ignore[method-assign]
-    return calls
 
 
 def test_a_lone_request_evaluates_its_prompt_and_first_logits_in_one_call() -> None:
@@ -218,19 +211,6 @@ def test_a_member_with_a_long_prompt_of_its_own_is_saved_for_later_prompts() -> 
     assert doc_tokens > 128 and later.usage.cached_tokens > doc_tokens, later.usage
 
 
-def _count_decoded(backend: LlamaCppBackend) -> list[int]:
-    """Tokens sent to llama_decode by the backend from now on (a one-element list, updated in place)."""
-    total = [0]
-    decode = backend._decode
-
-    def counting(lm: Any, ctx: Any, tokens: list) -> None:
-        total[0] += len(tokens)
-        decode(lm, ctx, tokens)
-
-    backend._decode = counting  # type: ignore[method-assign]
-    return total
-
-
 def test_saved_prefixes_are_restored_exactly_and_counted() -> None:
     """Grading response A, then B (which evicts A from sequence 0), then A again: the third call restores A's
     saved prefix and gives bit-identical logprobs; without a store it evaluates A again. Every prompt token a
@@ -242,13 +222,13 @@ def test_saved_prefixes_are_restored_exactly_and_counted() -> None:
     for mb in (64, 0):
         acc = Accounting()
         be = LlamaCppBackend(SPEC, acc, n_seq=4, seq_ctx=1024, prefix_store_mb=mb)
-        decoded = _count_decoded(be)
+        calls = _recorded(be)
         try:
             results[mb] = [run(be.complete(reqs)) for reqs in (a, b, a)]
         finally:
             run(be.aclose())
         outs = [c for call in results[mb] for c in call]
-        assert decoded[0] == sum(c.usage.prompt_tokens - c.usage.cached_tokens for c in outs)
+        assert sum(map(len, calls)) == sum(c.usage.prompt_tokens - c.usage.cached_tokens for c in outs)
         assert acc.cached_tokens == sum(c.usage.cached_tokens for c in outs) > 0
         assert acc.prompt_tokens == sum(c.usage.prompt_tokens for c in outs)
         assert "reused from evaluated prefixes" in acc.summary()
