@@ -86,7 +86,7 @@ class JudgeConfig:
     local_parallel: int = setting(8, type=POSITIVE, help="llama.cpp: most requests decoded together in one batch "
                                                          "(each up to 2,048 tokens of prompt + answer; longer ones run alone)")
     local_max_context: int = setting(16384, type=POSITIVE, help="llama.cpp: the longest request (run alone)")
-    local_prefix_store_mb: int = setting(256, type=COUNT, help="llama.cpp: memory for evaluated prompt prefixes, "
+    local_prefix_store_mb: int = setting(512, type=COUNT, help="llama.cpp: memory for evaluated prompt prefixes, "
                                                                "restored instead of evaluated again (0: off)")
     local_weights: Literal["auto", "repacked", "plain"] = setting(
         "auto", help="llama.cpp: the layout the weights run in; auto times both once per machine and model (a few "
@@ -271,19 +271,21 @@ class Judge:
         return [r for r in results if r is not None]
 
     # -- grading -----------------------------------------------------------------------------------------
-    def _params(self, max_tokens: int) -> SamplingParams:
+    def _params(self, max_tokens: int, final_words: tuple[str, ...] = ()) -> SamplingParams:
         return SamplingParams(
             temperature=0.0,
             max_tokens=max_tokens,
             logprobs=self.config.logprobs,
             top_logprobs=self.config.top_logprobs if self.config.logprobs else 0,
+            final_words=final_words,
         )
 
     def _grade_requests(self, item: GradeItem) -> list[tuple[list[int], Request]]:
         prompt = item.prompt if self.config.include_prompt else None
         criteria = list(item.criteria)
         if self.config.grading_mode == "single":
-            params = self._params(self.config.verdict_max_tokens)
+            # a verdict that is already YES or NO ends there: verdict_max_tokens leaves room for a leading quote
+            params = self._params(self.config.verdict_max_tokens, final_words=templates.VERDICT_WORDS)
             return [
                 ([i], Request(templates.grade_single(c, item.response, prompt), params, templates.SINGLE_VERSION))
                 for i, c in enumerate(criteria)

@@ -14,6 +14,8 @@ from .types import Message
 
 TEMPLATE_VERSION = "grade-v3"  # batch grading and the pairwise judgement
 SINGLE_VERSION = "grade-single-v4"  # grade_single; v4: the question before the criterion
+#: the whole answers grade_single asks for (SamplingParams.final_words: a local engine stops there)
+VERDICT_WORDS = ("YES", "NO")
 REASK_VERSION = "grade-v3-reask"
 
 GRADER_SYSTEM = (

@@ -56,12 +56,18 @@ class SamplingParams:
     # completion's text ends before it. A check whose answer is a JSON object stops at its closing brace instead of
     # decoding the end-of-turn token after it: on a CPU every decoded token costs a forward pass.
     stop: tuple[str, ...] = ()
+    # Words that are a whole answer by themselves (a verdict's YES and NO): an in-process engine ends the answer
+    # once its text is one of them (case aside, leading and trailing spaces, quotes and asterisks aside) instead of
+    # decoding one more token to find the end of turn, which on a CPU costs a forward pass per verdict. An API model
+    # has no such setting and decodes as usual: the text reads the same unless the model would have gone on to
+    # make a longer word of it ("Yes" + "terday": read as YES here, unscored whole; never seen in our judges).
+    final_words: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """The settings as the cache key holds them: an empty answer_prefix or stop is left out, so the requests
-        that have none keep the keys they had before the fields existed."""
+        """The settings as the cache key holds them: an empty answer_prefix, stop or final_words is left out, so the
+        requests that have none keep the keys they had before the fields existed."""
         d = asdict(self)
-        for name in ("answer_prefix", "stop"):
+        for name in ("answer_prefix", "stop", "final_words"):
             if not d[name]:
                 del d[name]
         return d

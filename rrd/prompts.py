@@ -302,6 +302,13 @@ def parse_rubric_list(text: str, exactly: int | None = None) -> list[str] | None
     return [v.strip() for v in value]
 
 
+def whole_check_answers(n: int) -> tuple[str, ...]:
+    """The answers to an overlap or conflict check against n accepted rubrics (after its '{"key":') that nothing
+    appended can turn into another answer: null, and each number 1..n that no further digit keeps within 1..n
+    (SamplingParams.final_words: a local engine ends the answer there instead of decoding its closing brace)."""
+    return ("null", *(str(k) for k in range(1, n + 1) if 10 * k > n))
+
+
 def parse_index(text: str, key: str, n: int) -> tuple[bool, int | None]:
     """Read {"key": k|null}. Returns (readable, zero-based index or None). k must be 1..n to be readable."""
     value = first_json(text)

@@ -108,22 +108,24 @@ class _Refinement:
                                    self.dropped, self.meter.totals()["calls"], self.processed))
 
     # -- proposer calls ---------------------------------------------------------------------------------------
-    def _params(self, max_tokens: int, candidate: int = 0, answer_prefix: str = "",
-                stop: tuple[str, ...] = ()) -> SamplingParams:
+    def _params(self, max_tokens: int, candidate: int = 0, answer_prefix: str = "", stop: tuple[str, ...] = (),
+                final_words: tuple[str, ...] = ()) -> SamplingParams:
         """Greedy proposer settings, or those of the `candidate`-th sampled decomposition candidate (its own
         sample_index, so the cache keeps the candidates apart)."""
         c = self.config
         temperature = c.candidate_temperature if candidate else c.proposer_temperature
         return SamplingParams(temperature=temperature, max_tokens=max_tokens, seed=c.seed,
                               repetition_penalty=c.proposer_repetition_penalty, sample_index=candidate,
-                              top_p=c.sample_top_p if candidate else 1.0, answer_prefix=answer_prefix, stop=stop)
+                              top_p=c.sample_top_p if candidate else 1.0, answer_prefix=answer_prefix, stop=stop,
+                              final_words=final_words)
 
     async def ask(self, stage: str, messages: list[Message], max_tokens: int, owner: Rubric | None,
-                  candidate: int = 0, answer_prefix: str = "", stop: tuple[str, ...] = ()) -> Completion:
+                  candidate: int = 0, answer_prefix: str = "", stop: tuple[str, ...] = (),
+                  final_words: tuple[str, ...] = ()) -> Completion:
         self.report(stage)
         with self.meter.timed(stage):
-            completion = await self.proposer.generate(messages,
-                                                      self._params(max_tokens, candidate, answer_prefix, stop))
+            completion = await self.proposer.generate(
+                messages, self._params(max_tokens, candidate, answer_prefix, stop, final_words))
         calls = self.meter.completion(stage, completion)
         if owner is not None:
             owner.judge_calls += calls
@@ -464,10 +466,11 @@ class _Refinement:
                          accepted: Sequence[Rubric]) -> Rubric | None:
         """One overlap/conflict call against `accepted`, in that order."""
         messages = template(r.text, [a.text for a in accepted])
-        # the JSON answer's fixed opening, which a local engine then evaluates instead of decoding token by token,
-        # and its closing brace as the stop string: the answer ends there, not a decoded end-of-turn token later
+        # the JSON answer's fixed opening, which a local engine then evaluates instead of decoding token by token;
+        # the answer ends at its closing brace (not a decoded end-of-turn token later), or before it once its value
+        # is whole: every decoded token costs a forward pass on a CPU
         completion = await self.ask(stage, messages, self.config.check_max_tokens, r, answer_prefix=f'{{"{key}":',
-                                    stop=("}",))
+                                    stop=("}",), final_words=prompts.whole_check_answers(len(accepted)))
         if not completion.ok:
             r.note(f"{stage} check failed ({completion.error}): treated as no {stage}")
             return None

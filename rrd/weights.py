@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Literal, Sequence
 
 import numpy as np
-from sklearn.covariance import OAS, EmpiricalCovariance, LedoitWolf
 
 Shrinkage = Literal["ledoit_wolf", "oas", "none"]
 _SHRINKAGES: tuple[str, ...] = ("ledoit_wolf", "oas", "none")
@@ -190,6 +189,9 @@ def _covariance(X: np.ndarray, shrinkage: Shrinkage) -> np.ndarray:
     intensity can be near 0 with few rubrics (2 rubrics x 4 samples gave 0), which hands the constant rubric
     about 1/sqrt(ridge) times the weight of the informative one (0.98 vs 0.02).
     """
+    # imported here: sklearn (with scipy and pandas) is 1.1 s of every `rrd` command's 1.3 s of imports
+    from sklearn.covariance import OAS, EmpiricalCovariance, LedoitWolf
+
     estimator = {"ledoit_wolf": LedoitWolf, "oas": OAS, "none": EmpiricalCovariance}[shrinkage]()
     Sigma = estimator.fit(X).covariance_
     constant = np.ptp(X, axis=0) == 0

@@ -1,5 +1,5 @@
 """Chat prompt -> token ids, with message contents that can never become control tokens; and where an answer
-ends by its stop strings. What the in-process engines share about a request's text.
+ends (its stop strings, its final words). What the in-process engines share about a request's text.
 
 A graded response may contain control strings such as "<|im_end|>"; encoding the rendered chat as one string
 would turn them into real special tokens, letting the response close its turn and forge an answer. So the template
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from ..types import Message
+from ..types import Message, SamplingParams
 
 #: render(messages) -> the prompt text with the generation prompt appended
 Render = Callable[[Sequence[Message]], str]
@@ -48,7 +48,16 @@ def encode_request(messages: Sequence[Message], answer_prefix: str, render: Rend
 
 
 def stop_cut(text: str, stops: Sequence[str]) -> int | None:
-    """Where a generated text ends by SamplingParams.stop: the index of the earliest stop string in it, or None.
-    The in-process engines call it after every token of a request that has stop strings."""
+    """Where a generated text ends by SamplingParams.stop: the index of the earliest stop string in it, or None."""
     found = [i for i in (text.find(s) for s in stops if s) if i >= 0]
     return min(found) if found else None
+
+
+def answer_ends(text: str, params: SamplingParams) -> bool:
+    """Whether a generated text is a whole answer by the request's own rules: it holds one of its stop strings, or
+    it is one of its final words (SamplingParams). The in-process engines ask after every token of a request that
+    has either."""
+    if params.stop and stop_cut(text, params.stop) is not None:
+        return True
+    word = text.strip().strip("\"'`*").strip().upper()
+    return bool(word) and any(word == w.upper() for w in params.final_words)

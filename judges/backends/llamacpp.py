@@ -46,7 +46,7 @@ import numpy as np
 from ..accounting import Accounting
 from ..models import REGISTRY, bundled_gguf, canonical_spec
 from ..types import Completion, Message, Request, TokenLogprobs, Usage
-from .chat import encode_request, stop_cut
+from .chat import answer_ends, encode_request, stop_cut
 from .inprocess import InProcessBackend
 from .kvstore import PrefixStore
 from .layout import Layout, choose
@@ -171,7 +171,7 @@ class LlamaCppBackend(InProcessBackend):
         threads: int | None = None,
         flash_attn: bool = False,
         min_prefix: int = 16,
-        prefix_store_mb: int = 256,
+        prefix_store_mb: int = 512,
         weights: Literal["auto", "repacked", "plain"] = "auto",
         cache_dir: Path | None = None,
     ) -> None:
@@ -404,7 +404,7 @@ class LlamaCppBackend(InProcessBackend):
                     answer = s.ids[len(s.ids) - s.answered:] + s.generated if s.answered else s.generated
                     tok = s.sampler.pick(self._logits(lm, ctx, j), answer, s.logprobs, lm.text_of)
                     s.generated.append(tok)
-                    if tok not in lm.stop_ids and len(s.generated) < s.max_new and self._stop_at(lm, s) is None:
+                    if tok not in lm.stop_ids and len(s.generated) < s.max_new and not self._ends(lm, s):
                         still.append(s)
                 active = still
                 if active:
@@ -489,10 +489,10 @@ class LlamaCppBackend(InProcessBackend):
         return b"".join(lm.piece(t) for t in ids).decode("utf-8", errors="replace")
 
     @classmethod
-    def _stop_at(cls, lm: _Loaded, s: _Seq) -> int | None:
-        """Where s's generated text ends by its stop strings (None: it goes on)."""
-        stops = s.sampler.params.stop
-        return stop_cut(cls._text(lm, s.generated), stops) if stops else None
+    def _ends(cls, lm: _Loaded, s: _Seq) -> bool:
+        """Whether s's generated text is a whole answer by its stop strings or final words."""
+        p = s.sampler.params
+        return bool(p.stop or p.final_words) and answer_ends(cls._text(lm, s.generated), p)
 
     @classmethod
     def _completion(cls, lm: _Loaded, s: _Seq, latency: float) -> Completion:

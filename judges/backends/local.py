@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..accounting import Accounting
 from ..models import canonical_spec, resolve_local_model
 from ..types import Completion, Message, Request, SamplingParams, TokenLogprobs, Usage
-from .chat import encode_request, stop_cut
+from .chat import answer_ends, encode_request, stop_cut
 from .inprocess import GenerationCancelled, InProcessBackend
 from .prefix import plan_prefix_groups
 from .sampler import MIN_TOP_LOGPROBS, seed_for
@@ -268,10 +268,11 @@ class LocalBackend(InProcessBackend):
         return results
 
     @staticmethod
-    def _stop_at(lm: _Loaded, row: _Row) -> int | None:
-        """Where row's generated text ends by its stop strings (None: it goes on)."""
-        stops = row.params.stop
-        return stop_cut(lm.tokenizer.decode(row.generated, skip_special_tokens=False), stops) if stops else None
+    def _ends(lm: _Loaded, row: _Row) -> bool:
+        """Whether row's generated text is a whole answer by its stop strings or final words."""
+        p = row.params
+        return bool(p.stop or p.final_words) and answer_ends(
+            lm.tokenizer.decode(row.generated, skip_special_tokens=False), p)
 
     def _completion(self, lm: _Loaded, row: _Row, latency: float) -> Completion:
         ids = row.generated
@@ -352,7 +353,7 @@ class LocalBackend(InProcessBackend):
                 r = rows[i]
                 tok = chosen[j]
                 r.generated.append(tok)
-                if tok not in lm.stop_ids and len(r.generated) < r.max_new and self._stop_at(lm, r) is None:
+                if tok not in lm.stop_ids and len(r.generated) < r.max_new and not self._ends(lm, r):
                     keep.append(j)
             if not keep:
                 break

@@ -40,3 +40,17 @@ def assert_a_stop_string_ends_the_answer(backend: Backend) -> None:
     assert cut.ok and cut.text == whole.text[:at]
     ended = next(n for n in range(1, len(tokens) + 1) if stop in "".join(tokens[:n]))
     assert cut.usage.completion_tokens == ended < whole.usage.completion_tokens
+
+
+def assert_a_final_word_ends_the_answer(backend: Backend) -> None:
+    """An answer whose text is one of its final words ends there, case aside: one token where the unstopped answer
+    goes on. A final word the answer only starts, or never is, changes nothing."""
+    msgs = [{"role": "user", "content": "Count from one to twenty in words, separated by commas."}]
+    params = SamplingParams(max_tokens=8, logprobs=True)
+    (whole,) = asyncio.run(backend.complete([Request(msgs, params)]))
+    first = whole.logprobs[0].token
+    assert whole.ok and first.strip().isalpha() and whole.usage.completion_tokens > 1, whole
+    (ended,) = asyncio.run(backend.complete([Request(msgs, replace(params, final_words=(first.strip().swapcase(),)))]))
+    assert ended.ok and ended.text == first and ended.usage.completion_tokens == 1
+    (unended,) = asyncio.run(backend.complete([Request(msgs, replace(params, final_words=(first.strip() + "s", "zz")))]))
+    assert unended.text == whole.text and unended.usage.completion_tokens == whole.usage.completion_tokens

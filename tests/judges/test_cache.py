@@ -22,6 +22,7 @@ def test_key_covers_model_params_template_and_messages():
     assert cache_key("m", _req("hi", sample_index=1)) != base
     assert cache_key("m", _req("hi!")) != base
     assert cache_key("m", _req("hi", answer_prefix='{"overlaps":')) != base
+    assert cache_key("m", _req("hi", final_words=("YES", "NO"))) != base
     other_template = _req("hi")
     other_template.template_version = "t2"
     assert cache_key("m", other_template) != base
@@ -127,3 +128,18 @@ async def test_a_hit_served_by_the_judge_costs_nothing(tmp_path):
     (hit,) = await judge.grade(["c"], "response")
     assert not fresh.cached and fresh.usage.prompt_tokens == 10 and len(backend.requests) == 1
     assert hit.cached and hit.met is True and hit.usage == Usage()
+
+
+async def test_single_verdicts_end_at_a_verdict_word_and_batch_lists_do_not(tmp_path):
+    """A one-criterion verdict asks the engine to stop at YES or NO (SamplingParams.final_words); a batch answer is a
+    JSON list, which a YES inside it must not end."""
+    from judges import Judge, JudgeConfig
+    from judges.templates import VERDICT_WORDS
+    from tests.fakes import ScriptedBackend
+
+    for mode, answer, words in (("single", "YES", VERDICT_WORDS), ("batch", '["YES", "NO"]', ())):
+        backend = ScriptedBackend(lambda r, a=answer: a)
+        judge = Judge(JudgeConfig(model="m", cache=False, grading_mode=mode), backend=backend)
+        verdicts = await judge.grade(["c1", "c2"], "response")
+        assert [v.met for v in verdicts] == ([True, True] if mode == "single" else [True, False])
+        assert {r.params.final_words for r in backend.requests} == {words}

@@ -21,6 +21,7 @@ from judges.accounting import Accounting
 from judges.backends.base import Backend
 from judges.types import Completion, Request, SamplingParams
 from tests.judges.engine_contract import (
+    assert_a_final_word_ends_the_answer,
     assert_a_stop_string_ends_the_answer,
     assert_an_answer_prefix_continues_the_greedy_answer,
 )
@@ -382,6 +383,10 @@ def test_an_answer_prefix_continues_the_greedy_answer_exactly(backend: LlamaCppB
 
 def test_a_stop_string_ends_the_answer(backend: LlamaCppBackend) -> None:
     assert_a_stop_string_ends_the_answer(backend)
+
+
+def test_a_final_word_ends_the_answer(backend: LlamaCppBackend) -> None:
+    assert_a_final_word_ends_the_answer(backend)
 
 
 def test_cancelling_the_caller_stops_a_long_generation(backend: LlamaCppBackend) -> None:

@@ -24,6 +24,7 @@ from judges.backends.base import Backend
 from judges.backends.local import LocalBackend, plan_prefix_groups
 from judges.types import Completion, Request, SamplingParams
 from tests.judges.engine_contract import (
+    assert_a_final_word_ends_the_answer,
     assert_a_stop_string_ends_the_answer,
     assert_an_answer_prefix_continues_the_greedy_answer,
 )
@@ -272,6 +273,10 @@ def test_an_answer_prefix_continues_the_greedy_answer_exactly(f32_reuse: LocalBa
 
 def test_a_stop_string_ends_the_answer(f32_reuse: LocalBackend) -> None:
     assert_a_stop_string_ends_the_answer(f32_reuse)
+
+
+def test_a_final_word_ends_the_answer(f32_reuse: LocalBackend) -> None:
+    assert_a_final_word_ends_the_answer(f32_reuse)
 
 
 def test_local_calls_raise_no_deprecation_warnings(f32_reuse: LocalBackend) -> None:

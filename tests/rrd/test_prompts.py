@@ -1,6 +1,6 @@
 """Readers of proposer output: strict shapes, with the two rescues small local models need."""
 
-from rrd.prompts import parse_index, parse_rubric_list
+from rrd.prompts import parse_index, parse_rubric_list, whole_check_answers
 
 
 def test_json_list_with_fence_and_prose():
@@ -27,6 +27,17 @@ def test_parse_index():
     assert parse_index('{"overlaps": null}', "overlaps", 3) == (True, None)
     assert parse_index('{"overlaps": 7}', "overlaps", 3) == (False, None)
     assert parse_index("yes it overlaps", "overlaps", 3) == (False, None)
+
+
+def test_whole_check_answers_are_those_no_digit_extends_into_another():
+    """What a local engine may stop a check's answer at: with 12 accepted rubrics "1" may still become "10" to "12",
+    "2" may not become "20"; every whole answer reads as itself once the brace is put back."""
+    assert whole_check_answers(1) == ("null", "1")
+    assert whole_check_answers(9) == ("null", *map(str, range(1, 10)))
+    assert whole_check_answers(12) == ("null", *map(str, range(2, 13)))
+    for word in whole_check_answers(12):
+        readable, index = parse_index('{"overlaps": ' + word + "}", "overlaps", 12)
+        assert readable and index == (None if word == "null" else int(word) - 1)
 
 
 def test_rubric_list_with_unescaped_latex_is_read_literally():

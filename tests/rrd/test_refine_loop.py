@@ -241,16 +241,18 @@ async def test_overlap_and_conflict_checks_are_not_called_while_A_is_empty():
 
 async def test_checks_hand_the_engine_their_json_opening_and_closing_and_nothing_else_does():
     """Overlap and conflict checks send the opening of the JSON they ask for as the answer's known start (a local
-    engine evaluates it instead of decoding it) and its closing brace as the stop string (the answer ends there,
-    not a decoded end-of-turn token later); the answer, which then starts with the one and lacks the other (the
+    engine evaluates it instead of decoding it), its closing brace as the stop string (the answer ends there,
+    not a decoded end-of-turn token later) and its whole values as final words; the answer, which then starts with the one and lacks the other (the
     scripted backend cuts it as a real one does), is read as before."""
     rs, backend = await run(["keep [c=1]", "over [c=1] [overlap=keep]", "con [c=1] [conflict=keep]"])
     for k, key in (("overlap", "overlaps"), ("conflict", "conflicts")):
         asked = calls(backend, k)
         assert asked and {r.params.answer_prefix for r in asked} == {f'{{"{key}":'}
         assert {r.params.stop for r in asked} == {("}",)}
+        assert {r.params.final_words for r in asked} == {("null", "1")}  # one rubric accepted when they ran
     others = [r for r in backend.requests if kind(r) not in ("overlap", "conflict")]
     assert {r.params.answer_prefix for r in others} == {""} and {r.params.stop for r in others} == {()}
+    assert {(kind(r) == "grade", r.params.final_words) for r in others} == {(True, ("YES", "NO")), (False, ())}
     assert [(r.status, r.reason) for r in rs.tree] == [("accepted", None), ("rejected", "overlap"),
                                                         ("rejected", "conflict")]
 
